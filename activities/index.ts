@@ -1,0 +1,46 @@
+// Wires the per-service adapters into the two activity sets the worker registers: lead activities
+// (CRM, alerts, SMS) on the main task queue, and the robot call on its own rate-limited queue.
+import type { AppConfig } from '../config';
+import type { Metrics } from '../support/metrics';
+import { createBitrix24Activities } from './bitrix24';
+import { createSmsActivities, createSmsRuGateway, type SmsInput } from './sms';
+import { createTelegramActivities, type SellerAlert } from './telegram';
+import { createVoximplantActivities, type PlaceCallInput } from './voximplant';
+
+export function createLeadActivities(config: AppConfig, metrics?: Metrics) {
+  const telegram = createTelegramActivities(config.telegram);
+  const sms = createSmsActivities(createSmsRuGateway(config.sms));
+  return {
+    ...createBitrix24Activities(config.bitrix24, { dataDir: config.dataDir }),
+    async notifySellers(alert: SellerAlert) {
+      const sent = await telegram.notifySellers(alert);
+      if (alert.kind === 'manual_handling') {
+        metrics?.manualHandling.inc({ reason: alert.reason?.split(':')[0] ?? 'unknown' });
+      }
+      return sent;
+    },
+    async sendSms(input: SmsInput) {
+      const result = await sms.sendSms(input);
+      if (result.status === 'sent') metrics?.smsSent.inc();
+      return result;
+    },
+  };
+}
+
+export function createCallActivities(config: AppConfig, metrics?: Metrics) {
+  const voximplant = createVoximplantActivities(config.voximplant);
+  return {
+    async placeRobotCall(input: PlaceCallInput & { receivedAt?: number }) {
+      const started = Date.now();
+      const result = await voximplant.placeRobotCall(input);
+      if (!result.deduplicated) metrics?.callsPlaced.inc();
+      if (input.attempt === 1 && input.receivedAt) {
+        metrics?.intakeToCall.observe((started - input.receivedAt) / 1000);
+      }
+      return result;
+    },
+  };
+}
+
+export type LeadActivities = ReturnType<typeof createLeadActivities>;
+export type CallActivities = ReturnType<typeof createCallActivities>;

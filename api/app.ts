@@ -1,0 +1,184 @@
+// The HTTP API, built by a function so tests mount the real app. Every error is a JSON body with
+// a 4xx/5xx status; nothing a client sends can crash the process.
+import path from 'node:path';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import cookieParser from 'cookie-parser';
+import helmet from 'helmet';
+import { rateLimit } from 'express-rate-limit';
+import type { Client } from '@temporalio/client';
+import type { AppConfig } from '../config';
+import type { Logger } from '../support/logger';
+import { LeadValidationError, parseLead, startLead, type RawLead } from './intake';
+import type { Metrics } from '../support/metrics';
+import { leadRoutes } from './leads';
+import { voximplantRoutes } from './voximplantResult';
+import { corezoidRoutes } from './corezoid';
+
+export interface AppDeps {
+  client: Client;
+  config: AppConfig;
+  logger: Logger;
+  metrics: Metrics;
+  /** Readiness beyond "Temporal answers": e.g. the in-process worker is polling. */
+  isWorkerReady?: () => boolean;
+  /** Extra Prometheus text appended to /metrics (the Temporal SDK's own metrics). */
+  extraMetrics?: () => Promise<string>;
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly body: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+export function buildApp(deps: AppDeps): express.Express {
+  const { config, logger, metrics, client } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', process.env.TRUST_PROXY ?? 'loopback');
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: { 'script-src': ["'self'", "'unsafe-inline'"], 'form-action': ["'self'"] },
+      },
+    }),
+  );
+  app.use(cookieParser());
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const checks: Record<string, boolean> = { temporal: false, worker: deps.isWorkerReady?.() ?? true };
+    try {
+      await client.workflowService.getSystemInfo({});
+      checks.temporal = true;
+    } catch {
+      checks.temporal = false;
+    }
+    const ready = Object.values(checks).every(Boolean);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
+  });
+  app.get('/metrics', async (_req, res) => {
+    const own = await metrics.registry.metrics();
+    const sdk = deps.extraMetrics ? await deps.extraMetrics().catch(() => '') : '';
+    res.type(metrics.registry.contentType).send(`${own}\n${sdk}`);
+  });
+
+  const intakeLimiter = rateLimit({
+    windowMs: 60_000,
+    limit: Number(process.env.INTAKE_RATE_LIMIT_PER_MINUTE ?? 120),
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    message: { error: 'too many leads from this address, try again in a minute' },
+  });
+
+  const bodyLimit = config.maxBodySize;
+  app.post(
+    '/api/leads',
+    intakeLimiter,
+    requireContentType(['application/json', 'application/x-www-form-urlencoded']),
+    express.json({ limit: bodyLimit, strict: true }),
+    express.urlencoded({ limit: bodyLimit, extended: false, parameterLimit: 50 }),
+    async (req: Request, res: Response) => {
+      if (!req.body || typeof req.body !== 'object' || Array.isArray(req.body)) {
+        throw new HttpError(400, 'the body must be a JSON object or a form', {
+          details: [{ field: 'body', message: 'expected an object of lead fields' }],
+        });
+      }
+      const raw: RawLead = {
+        fields: req.body as Record<string, unknown>,
+        cookies: (req.cookies ?? {}) as Record<string, string>,
+        clientIp: req.ip,
+        source: req.is('application/x-www-form-urlencoded') ? 'form' : 'api',
+      };
+      const outcome = await acceptLead(raw);
+      if (req.is('application/x-www-form-urlencoded') && req.accepts(['json', 'html']) === 'html') {
+        // A plain HTML form posted straight here: show the person a page, not JSON.
+        res.redirect(303, `/?sent=${encodeURIComponent(outcome.status)}`);
+        return;
+      }
+      res.status(outcome.status === 'started' ? 202 : 200).json(outcome);
+    },
+  );
+
+  async function acceptLead(raw: RawLead) {
+    let lead;
+    try {
+      lead = await parseLead(raw, config, Date.now());
+    } catch (err) {
+      if (err instanceof LeadValidationError) {
+        metrics.leadsRejected.inc({ reason: err.details[0]?.field ?? 'body' });
+        throw new HttpError(400, 'invalid lead', { details: err.details });
+      }
+      throw err;
+    }
+    try {
+      const outcome = await startLead(client, config, lead);
+      if (outcome.status === 'duplicate') metrics.leadsDeduplicated.inc();
+      else metrics.leadsReceived.inc({ source: raw.source });
+      logger.info({ ref: outcome.ref, workflowId: outcome.workflowId, status: outcome.status }, 'lead intake');
+      return outcome;
+    } catch (err) {
+      metrics.leadsUnavailable.inc();
+      logger.error({ err: String(err), ref: lead.ref }, 'could not start the lead workflow');
+      throw new HttpError(503, 'the lead could not be stored right now; please retry in a few seconds');
+    }
+  }
+
+  app.use(leadRoutes(deps));
+  app.use(voximplantRoutes(deps));
+  app.use(corezoidRoutes(deps, acceptLead));
+
+  const pages = path.join(__dirname, 'pages');
+  app.get('/', (_req, res) => res.sendFile(path.join(pages, 'form.html')));
+  app.get('/dashboard', (_req, res) => res.sendFile(path.join(pages, 'dashboard.html')));
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not found' });
+  });
+  // Express 5 passes rejected async handlers here; body-parser errors carry their own status.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    if (err instanceof HttpError) {
+      res.status(err.status).json({ error: err.message, ...err.body });
+      return;
+    }
+    const status = httpStatusOf(err);
+    if (status && status < 500) {
+      const type = (err as { type?: string }).type;
+      const message =
+        type === 'entity.too.large'
+          ? `the body is larger than ${bodyLimit}`
+          : type === 'entity.parse.failed'
+            ? 'the body is not valid JSON'
+            : (err as Error).message;
+      res.status(status).json({ error: message });
+      return;
+    }
+    logger.error({ err: String(err), path: req.path }, 'unhandled error');
+    res.status(500).json({ error: 'internal error' });
+  });
+  return app;
+}
+
+function httpStatusOf(err: unknown): number | undefined {
+  if (typeof err === 'object' && err !== null) {
+    const s = (err as { status?: unknown; statusCode?: unknown }).status ?? (err as { statusCode?: unknown }).statusCode;
+    if (typeof s === 'number') return s;
+  }
+  return undefined;
+}
+
+export function requireContentType(types: string[]) {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    if (!req.is(types)) {
+      next(new HttpError(415, `unsupported content type; send one of: ${types.join(', ')}`));
+      return;
+    }
+    next();
+  };
+}

@@ -1,0 +1,189 @@
+// Turning what a shop posts into a LeadInput, and starting its workflow exactly once per ref.
+// Required fields that are wrong reject the lead (400); optional fields that are wrong fall back to
+// the shop's defaults and the lead records it, so a typo in a time zone never loses a customer.
+import crypto from 'node:crypto';
+import { z } from 'zod';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { AppConfig } from '../config';
+import { normalizePhone } from '../domain/phone';
+import { isValidTimeZone } from '../domain/timezone';
+import { lookupIp } from './geoip';
+import { maskPhone } from '../support/logger';
+import type { LeadInput, LeadPolicy } from '../workflows/types';
+import { LeadPartnerKey, LeadSiteKey, LeadStatusKey, OrderAmountKey } from '../workflows/searchAttributes';
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+export class LeadValidationError extends Error {
+  constructor(readonly details: FieldProblem[]) {
+    super('invalid lead');
+  }
+}
+
+const text = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`);
+const scalar = z.union([z.string(), z.number()]);
+
+// Types are strict (an object where a string belongs is a broken client); values of optional
+// fields are judged afterwards, leniently.
+const rawLeadSchema = z.object({
+  name: text(200).min(1, 'is required'),
+  phone: scalar,
+  ref: z
+    .string()
+    .trim()
+    .min(1)
+    .max(128, 'must be at most 128 characters')
+    .regex(/^[\p{L}\p{N}._:@+\-/]+$/u, 'may contain letters, digits and . _ : @ + - / only')
+    .optional(),
+  city: text(100).optional(),
+  timezone: text(64).optional(),
+  partner: text(64).optional(),
+  site: text(200).optional(),
+  orderAmount: scalar.optional(),
+  comment: text(2000).optional(),
+});
+
+export interface RawLead {
+  fields: Record<string, unknown>;
+  cookies: Record<string, string | undefined>;
+  clientIp?: string;
+  source: LeadInput['source'];
+}
+
+/** Applies the shop's field-name map and drops empty strings (a blank form field is no value). */
+function mapFields(fields: Record<string, unknown>, map: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    const target = map[key] ?? key;
+    if (value === '' || value === null || value === undefined) continue;
+    if (out[target] === undefined || map[key]) out[target] = value;
+  }
+  return out;
+}
+
+export async function parseLead(raw: RawLead, config: AppConfig, now: number): Promise<Omit<LeadInput, 'policy'>> {
+  const fields = mapFields(raw.fields, config.leadFieldMap);
+  const known = new Set(Object.keys(rawLeadSchema.shape));
+  const parsed = rawLeadSchema.safeParse(
+    Object.fromEntries(Object.entries(fields).filter(([k]) => known.has(k))),
+  );
+  const problems: FieldProblem[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push({
+        field: issue.path.join('.') || 'body',
+        message: issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message,
+      });
+    }
+    throw new LeadValidationError(problems);
+  }
+  const lead = parsed.data;
+  const phone = normalizePhone(lead.phone);
+  if (!phone.ok) throw new LeadValidationError([{ field: 'phone', message: phone.error }]);
+
+  const warnings: string[] = [];
+  let timezone = lead.timezone;
+  if (timezone && !isValidTimeZone(timezone)) {
+    warnings.push(`неизвестный часовой пояс "${timezone}": взят ${config.defaultTimezone}`);
+    timezone = undefined;
+  }
+  let city = lead.city;
+  if ((!timezone || !city) && raw.clientIp) {
+    const geo = await lookupIp(raw.clientIp);
+    if (!timezone && geo?.timezone && isValidTimeZone(geo.timezone)) timezone = geo.timezone;
+    if (!city && geo?.city) city = geo.city;
+  }
+  let orderAmount: number | undefined;
+  if (lead.orderAmount !== undefined) {
+    const n = Number(String(lead.orderAmount).replace(',', '.').replace(/\s/g, ''));
+    if (Number.isFinite(n) && n >= 0 && n < 1e12) orderAmount = Math.round(n * 100) / 100;
+    else warnings.push(`сумма заказа "${String(lead.orderAmount).slice(0, 30)}" не число: не учтена`);
+  }
+  let partnerCode = lead.partner ?? raw.cookies.utm_source?.trim();
+  if (partnerCode && !/^[\p{L}\p{N}._\-]{1,64}$/u.test(partnerCode)) {
+    warnings.push('код партнёра в неверном формате: не учтён');
+    partnerCode = undefined;
+  }
+
+  return {
+    ref: lead.ref ?? phone.digits,
+    name: lead.name,
+    phone: phone.digits,
+    phoneCallable: phone.callable,
+    phoneIssue: phone.callable ? undefined : phone.reason,
+    city,
+    timezone: timezone ?? config.defaultTimezone,
+    partnerCode,
+    site: lead.site,
+    orderAmount,
+    comment: lead.comment,
+    source: raw.source,
+    receivedAt: now,
+    warnings,
+  };
+}
+
+/**
+ * A ref that is a phone number must not appear in Temporal in plain text, so such refs are hashed
+ * into the workflow id; any other ref is used as it is, so operators recognise it.
+ */
+export function leadWorkflowId(ref: string): string {
+  if (/^\+?\d[\d\s\-()]{6,}$/.test(ref)) {
+    return `lead-h${crypto.createHash('sha256').update(ref.replace(/\D/g, '')).digest('hex').slice(0, 24)}`;
+  }
+  return `lead-${ref}`;
+}
+
+export function leadPolicy(config: AppConfig): LeadPolicy {
+  return {
+    workingSchedule: config.workingSchedule,
+    workingHoursText: config.workingHoursText,
+    retryDelayMs: config.call.retryDelayMs,
+    maxAttempts: config.call.maxAttempts,
+    resultTimeoutMs: config.call.resultTimeoutMs,
+    callTaskQueue: config.temporal.callTaskQueue,
+    resultUrl: `${config.publicUrl}/api/voximplant/result`,
+    manualHandlingTimeoutMs: config.call.manualHandlingTimeoutMs,
+    texts: config.texts,
+  };
+}
+
+export type StartOutcome = { status: 'started' | 'duplicate'; ref: string; workflowId: string };
+
+export async function startLead(
+  client: Client,
+  config: AppConfig,
+  lead: Omit<LeadInput, 'policy'>,
+): Promise<StartOutcome> {
+  const workflowId = leadWorkflowId(lead.ref);
+  try {
+    await client.workflow.start('processLead', {
+      taskQueue: config.temporal.taskQueue,
+      workflowId,
+      args: [{ ...lead, policy: leadPolicy(config) } satisfies LeadInput],
+      // A ref in progress is refused by Temporal itself; once that lead has finished, the same ref
+      // may start a new one.
+      workflowIdConflictPolicy: 'FAIL',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      requestEagerStart: true,
+      typedSearchAttributes: [
+        { key: LeadStatusKey, value: 'New' },
+        ...(lead.partnerCode ? [{ key: LeadPartnerKey, value: lead.partnerCode }] : []),
+        ...(lead.site ? [{ key: LeadSiteKey, value: lead.site }] : []),
+        ...(lead.orderAmount !== undefined ? [{ key: OrderAmountKey, value: lead.orderAmount }] : []),
+      ],
+      // What makes a lead recognisable in the Web UI's list without exposing the phone.
+      memo: { phone: maskPhone(lead.phone), city: lead.city ?? '', partner: lead.partnerCode ?? '' },
+      staticSummary: `${maskPhone(lead.phone)} · ${lead.city ?? '—'} · ${lead.partnerCode ?? 'без партнёра'}`,
+    });
+    return { status: 'started', ref: lead.ref, workflowId };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      return { status: 'duplicate', ref: lead.ref, workflowId };
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,53 @@
+// The scenario's report. The signed token names the workflow run and the attempt; the workflow's
+// update validator decides whether that attempt is still awaited, so a stale or repeated report
+// changes nothing and gets 409.
+import express, { Router } from 'express';
+import { z } from 'zod';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { AppDeps } from './app';
+import { HttpError } from './app';
+import { verifyResultToken } from '../domain/resultToken';
+import { reportCallResultUpdate } from '../workflows/callCustomer';
+import { CALL_RESULTS, type CallResult } from '../workflows/types';
+
+const reportSchema = z.object({
+  token: z.string().max(2048).optional(),
+  result: z.enum(CALL_RESULTS as [CallResult, ...CallResult[]]),
+  code: z.coerce.number().int().min(0).max(999).optional().nullable(),
+  duration: z.coerce.number().min(0).max(86_400).optional().nullable(),
+});
+
+export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): Router {
+  const router = Router();
+  router.post('/api/voximplant/result', express.json({ limit: '8kb', type: () => true }), async (req, res) => {
+    const body = req.body as Record<string, unknown> | undefined;
+    const token = body?.token ?? req.get('authorization')?.replace(/^Bearer\s+/i, '');
+    const check = verifyResultToken(token, config.voximplant.resultSecret);
+    if (!check.ok) throw new HttpError(401, `result token ${check.reason.replace('_', ' ')}`);
+    const parsed = reportSchema.safeParse(body);
+    if (!parsed.success) {
+      throw new HttpError(400, 'malformed call report', {
+        details: parsed.error.issues.map((i) => ({ field: i.path.join('.') || 'body', message: i.message })),
+      });
+    }
+    const { wf, run, a } = check.claims;
+    const report = {
+      attempt: a,
+      result: parsed.data.result,
+      code: parsed.data.code ?? undefined,
+      duration: parsed.data.duration ?? undefined,
+    };
+    try {
+      await client.workflow.getHandle(wf, run).executeUpdate(reportCallResultUpdate, { args: [report] });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError) {
+        throw new HttpError(409, `call attempt ${a} is not awaited`);
+      }
+      throw err;
+    }
+    metrics.callResults.inc({ result: report.result });
+    logger.info({ workflowId: wf, attempt: a, result: report.result, code: report.code }, 'call report');
+    res.json({ status: 'accepted' });
+  });
+  return router;
+}

@@ -1,0 +1,35 @@
+// Phone rules of the original process (leading 8 → 7; ten digits starting with 9 → prefix 7; more
+// than 11 digits → do not call), with libphonenumber-js deciding what those rules cannot: whether a
+// number that is not Russian-shaped is dialable at all.
+import { parsePhoneNumberFromString } from 'libphonenumber-js/min';
+
+export type PhoneVerdict =
+  | { ok: true; digits: string; callable: true }
+  | { ok: true; digits: string; callable: false; reason: 'phone_too_long' | 'not_a_dialable_number' }
+  | { ok: false; error: string };
+
+export const MAX_DIALABLE_DIGITS = 11;
+
+export function normalizePhone(raw: unknown): PhoneVerdict {
+  if (typeof raw !== 'string' && typeof raw !== 'number') return { ok: false, error: 'must be a string' };
+  const text = String(raw).trim();
+  if (text === '') return { ok: false, error: 'is required' };
+  if (text.length > 40) return { ok: false, error: 'is too long to be a phone number' };
+  // People type spaces, dashes, dots, brackets and a leading plus; anything else is not a phone.
+  if (!/^\+?[\d\s\-().]+$/.test(text)) return { ok: false, error: 'may contain only digits, spaces, +, -, ( and )' };
+  let digits = text.replace(/\D/g, '');
+  if (digits.length === 11 && digits.startsWith('8')) digits = `7${digits.slice(1)}`;
+  if (digits.length === 10 && digits.startsWith('9')) digits = `7${digits}`;
+  if (digits.length < 10) return { ok: false, error: 'has too few digits (at least 10)' };
+  if (digits.length > MAX_DIALABLE_DIGITS) return { ok: true, digits, callable: false, reason: 'phone_too_long' };
+  const parsed = parsePhoneNumberFromString(`+${digits}`);
+  if (!parsed || !parsed.isPossible()) {
+    return { ok: true, digits, callable: false, reason: 'not_a_dialable_number' };
+  }
+  return { ok: true, digits: parsed.number.slice(1), callable: true };
+}
+
+/** The seed's own rule, used inside workflows where the full library is not bundled. */
+export function isTooLongToDial(digits: string): boolean {
+  return digits.length > MAX_DIALABLE_DIGITS;
+}

@@ -1,0 +1,52 @@
+// The token the VoxImplant scenario sends back with its result. It names the workflow and the
+// attempt and is HMAC-signed, so a report can neither be forged nor redirected to another lead or
+// attempt, and it expires so an old leaked token is useless.
+import crypto from 'node:crypto';
+
+export interface ResultTokenClaims {
+  /** workflow id of the robot-call workflow */
+  wf: string;
+  /** its run id: a later lead with the same ref is another run and must not take this report */
+  run?: string;
+  /** call attempt number, from 1 */
+  a: number;
+  /** expiry, epoch seconds */
+  exp: number;
+}
+
+export type TokenCheck =
+  | { ok: true; claims: ResultTokenClaims }
+  | { ok: false; reason: 'missing' | 'malformed' | 'bad_signature' | 'expired' };
+
+function sign(payload: string, secret: string): string {
+  return crypto.createHmac('sha256', secret).update(payload).digest('base64url');
+}
+
+export function signResultToken(claims: ResultTokenClaims, secret: string): string {
+  const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
+  return `${payload}.${sign(payload, secret)}`;
+}
+
+export function verifyResultToken(token: unknown, secret: string, nowMs = Date.now()): TokenCheck {
+  if (typeof token !== 'string' || token.length === 0) return { ok: false, reason: 'missing' };
+  const [payload, signature, extra] = token.split('.');
+  if (!payload || !signature || extra !== undefined || token.length > 2048) {
+    return { ok: false, reason: 'malformed' };
+  }
+  const expected = Buffer.from(sign(payload, secret));
+  const given = Buffer.from(signature);
+  if (expected.length !== given.length || !crypto.timingSafeEqual(expected, given)) {
+    return { ok: false, reason: 'bad_signature' };
+  }
+  let claims: ResultTokenClaims;
+  try {
+    claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as ResultTokenClaims;
+  } catch {
+    return { ok: false, reason: 'malformed' };
+  }
+  if (typeof claims.wf !== 'string' || !Number.isInteger(claims.a) || typeof claims.exp !== 'number') {
+    return { ok: false, reason: 'malformed' };
+  }
+  if (claims.exp * 1000 < nowMs) return { ok: false, reason: 'expired' };
+  return { ok: true, claims };
+}

@@ -1,0 +1,328 @@
+// A local Bitrix24 portal and its OAuth server answering with the real paths, status codes and
+// bodies, so the adapter is exercised over HTTP against the wire format and not against itself.
+import crypto from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { EMULATOR_CREDENTIALS } from '../config';
+
+type Params = Record<string, unknown>;
+export type Bitrix24Entity = Record<string, unknown> & { ID: number };
+export interface Bitrix24TimelineComment { ID: number; ENTITY_ID: number; ENTITY_TYPE: string; COMMENT: string }
+export interface Bitrix24EmulatorState {
+  leads: Bitrix24Entity[];
+  companies: Bitrix24Entity[];
+  contacts: Bitrix24Entity[];
+  comments: Bitrix24TimelineComment[];
+  /** Every REST call that reached the portal, `auth` removed from its params. */
+  requests: Array<{ method: string; params: unknown; at: number }>;
+  /** `refreshToken` is the one refresh token the OAuth server accepts right now. */
+  oauth: { refreshes: number; refreshToken: string };
+}
+export type Bitrix24EmulatorMode = 'ok' | 'down' | 'invalid_token' | 'rate_limit' | 'slow';
+/** Bitrix24's leaky bucket: `burst` requests at once, drained at `perSecond`. */
+export type Bitrix24RateLimit = { perSecond: number; burst: number } | false;
+export interface Bitrix24EmulatorOptions {
+  webhookPath?: string;
+  clientId?: string;
+  clientSecret?: string;
+  refreshToken?: string;
+  rateLimit?: Bitrix24RateLimit;
+  accessTokenTtlSeconds?: number;
+}
+export interface Bitrix24EmulatorControl {
+  addCompany(fields: Record<string, unknown>): number;
+  addContact(fields: Record<string, unknown>): number;
+  /** 'down' answers 503 INTERNAL_SERVER_ERROR, or drops the connection with `disconnect`. */
+  setMode(mode: Bitrix24EmulatorMode, opts?: { delayMs?: number; disconnect?: boolean }): void;
+  setRateLimit(limit: Bitrix24RateLimit): void;
+  /** Every access token issued so far answers 401 expired_token from now on. */
+  expireAccessTokens(): void;
+  reset(): void;
+}
+
+export const BITRIX24_EMULATOR_DEFAULTS = {
+  clientId: 'local.emulator.speedtolead',
+  clientSecret: 'emulator-client-secret',
+  refreshToken: 'emulator-refresh-token',
+  rateLimit: { perSecond: 2, burst: 50 },
+} as const;
+const PAGE_SIZE = 50;
+const MULTI_FIELDS = new Set(['PHONE', 'EMAIL', 'WEB', 'IM']);
+
+class BitrixError extends Error {
+  constructor(readonly status: number, readonly code: string, readonly description: string) {
+    super(description);
+  }
+}
+const notFound = () => new BitrixError(400, '', 'Not found');
+
+export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
+  app: express.Express;
+  state: Bitrix24EmulatorState;
+  control: Bitrix24EmulatorControl;
+} {
+  const [, webhookUser, webhookCode] = (opts.webhookPath ?? EMULATOR_CREDENTIALS.bitrix24WebhookPath)
+    .split('/')
+    .filter(Boolean);
+  const clientId = opts.clientId ?? BITRIX24_EMULATOR_DEFAULTS.clientId;
+  const clientSecret = opts.clientSecret ?? BITRIX24_EMULATOR_DEFAULTS.clientSecret;
+  const initialRefresh = opts.refreshToken ?? BITRIX24_EMULATOR_DEFAULTS.refreshToken;
+  const ttlSeconds = opts.accessTokenTtlSeconds ?? 3600;
+
+  const state: Bitrix24EmulatorState = {
+    leads: [],
+    companies: [],
+    contacts: [],
+    comments: [],
+    requests: [],
+    oauth: { refreshes: 0, refreshToken: initialRefresh },
+  };
+  const accessTokens = new Map<string, number>(); // token → expires at (ms)
+  let nextId = { lead: 1, company: 1, contact: 1, comment: 1, multi: 1 };
+  let mode: Bitrix24EmulatorMode = 'ok';
+  let modeOpts: { delayMs?: number; disconnect?: boolean } = {};
+  let rateLimit: Bitrix24RateLimit = opts.rateLimit ?? BITRIX24_EMULATOR_DEFAULTS.rateLimit;
+  let bucket = { level: 0, at: Date.now() };
+
+  function overLimit(): boolean {
+    if (!rateLimit) return false;
+    const now = Date.now();
+    bucket.level = Math.max(0, bucket.level - ((now - bucket.at) / 1000) * rateLimit.perSecond);
+    bucket.at = now;
+    if (bucket.level + 1 > rateLimit.burst) return true;
+    bucket.level += 1;
+    return false;
+  }
+
+  function authenticate(segments: string[], params: Params): void {
+    if (segments.length === 3) {
+      if (segments[0] !== webhookUser || segments[1] !== webhookCode) {
+        throw new BitrixError(401, 'INVALID_CREDENTIALS', 'Invalid request credentials');
+      }
+      return;
+    }
+    const token = params.auth;
+    if (typeof token !== 'string' || token === '') {
+      throw new BitrixError(401, 'NO_AUTH_FOUND', 'Wrong authorization data');
+    }
+    const expiresAt = accessTokens.get(token);
+    if (expiresAt === undefined) throw new BitrixError(401, 'invalid_token', 'Unable to get application by token');
+    if (expiresAt <= Date.now()) throw new BitrixError(401, 'expired_token', 'The access token provided has expired.');
+  }
+
+  function store(kind: 'lead' | 'company' | 'contact', list: Bitrix24Entity[], fields: Params): number {
+    const now = new Date().toISOString();
+    const entity: Bitrix24Entity = { ...withMultiFields(fields), ID: nextId[kind]++, DATE_CREATE: now, DATE_MODIFY: now };
+    if (kind === 'lead') {
+      entity.STATUS_ID ??= 'NEW';
+      entity.OPENED ??= 'Y';
+    }
+    list.push(entity);
+    return entity.ID;
+  }
+
+  function withMultiFields(fields: Params): Params {
+    const out: Params = {};
+    for (const [key, value] of Object.entries(fields)) {
+      out[key] =
+        MULTI_FIELDS.has(key) && Array.isArray(value)
+          ? value.filter(isRecord).map((v) => ({ ID: nextId.multi++, VALUE_TYPE: 'WORK', ...v, TYPE_ID: key }))
+          : value;
+    }
+    return out;
+  }
+
+  const methods: Record<string, (p: Params) => { result: unknown; total?: number; next?: number }> = {
+    'crm.lead.add': (p) => ({ result: store('lead', state.leads, fieldsOf(p)) }),
+    'crm.lead.list': (p) => list(state.leads, p),
+    'crm.lead.get': (p) => ({ result: present(byId(state.leads, p.id), []) }),
+    'crm.lead.update': (p) => {
+      const lead = byId(state.leads, p.id);
+      Object.assign(lead, withMultiFields(fieldsOf(p)), { ID: lead.ID, DATE_MODIFY: new Date().toISOString() });
+      return { result: true };
+    },
+    'crm.company.add': (p) => ({ result: store('company', state.companies, fieldsOf(p)) }),
+    'crm.company.list': (p) => list(state.companies, p),
+    'crm.contact.add': (p) => ({ result: store('contact', state.contacts, fieldsOf(p)) }),
+    'crm.contact.list': (p) => list(state.contacts, p),
+    'crm.timeline.comment.add': (p) => {
+      const f = fieldsOf(p);
+      const entityType = String(f.ENTITY_TYPE ?? '').toLowerCase();
+      const owners: Record<string, Bitrix24Entity[]> = { lead: state.leads, company: state.companies, contact: state.contacts };
+      const owner = owners[entityType];
+      if (!owner || typeof f.COMMENT !== 'string' || f.COMMENT === '') {
+        throw new BitrixError(400, 'ERROR_ARGUMENT', 'ENTITY_TYPE, ENTITY_ID and COMMENT are required');
+      }
+      const entity = byId(owner, f.ENTITY_ID);
+      const comment = { ID: nextId.comment++, ENTITY_ID: entity.ID, ENTITY_TYPE: entityType, COMMENT: f.COMMENT };
+      state.comments.push(comment);
+      return { result: comment.ID };
+    },
+  };
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'extended'); // Bitrix24 reads nested keys such as filter[ID] from the query too
+  app.use(express.json({ type: ['application/json', 'text/json'] }));
+  app.use(express.urlencoded({ extended: true }));
+
+  app.use('/rest', async (req: Request, res: Response) => {
+    const started = Date.now();
+    const segments = req.path.split('/').filter(Boolean);
+    const params: Params = { ...(req.query as Params), ...(isRecord(req.body) ? req.body : {}) };
+    const method = (segments.at(-1) ?? '').replace(/\.json$/i, '').toLowerCase();
+    const loggable = { ...params };
+    delete loggable.auth;
+    state.requests.push({ method, params: loggable, at: started });
+    try {
+      if (mode === 'slow') await new Promise((r) => setTimeout(r, modeOpts.delayMs ?? 2000));
+      if (mode === 'down') {
+        if (modeOpts.disconnect) return void req.socket.destroy();
+        throw new BitrixError(503, 'INTERNAL_SERVER_ERROR', 'Internal server error');
+      }
+      if (mode === 'invalid_token') throw new BitrixError(401, 'invalid_token', 'Unable to get application by token');
+      if (segments.length !== 1 && segments.length !== 3) {
+        throw new BitrixError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
+      }
+      authenticate(segments, params);
+      if (mode === 'rate_limit' || overLimit()) throw new BitrixError(503, 'QUERY_LIMIT_EXCEEDED', 'Too many requests');
+      const handler = methods[method];
+      if (!handler) throw new BitrixError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
+      res.status(200).json({ ...handler(params), time: timing(started) });
+    } catch (err) {
+      const e = err instanceof BitrixError ? err : new BitrixError(500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
+      res.status(e.status).json({ error: e.code, error_description: e.description });
+    }
+  });
+
+  app.all('/oauth/token', (req: Request, res: Response) => {
+    const q: Params = { ...(req.query as Params), ...(isRecord(req.body) ? req.body : {}) };
+    const fail = (status: number, error: string, error_description: string) =>
+      void res.status(status).json({ error, error_description });
+    if (q.grant_type !== 'refresh_token') return fail(400, 'unsupported_grant_type', 'Unsupported grant type');
+    if (q.client_id !== clientId || q.client_secret !== clientSecret) {
+      return fail(401, 'invalid_client', 'Invalid client credentials');
+    }
+    if (q.refresh_token !== state.oauth.refreshToken) return fail(400, 'invalid_grant', 'Invalid grant');
+    const accessToken = crypto.randomBytes(32).toString('hex');
+    accessTokens.set(accessToken, Date.now() + ttlSeconds * 1000);
+    state.oauth.refreshToken = crypto.randomBytes(32).toString('hex');
+    state.oauth.refreshes += 1;
+    const endpoint = `${req.protocol}://${req.get('host') ?? 'localhost'}/rest/`;
+    res.status(200).json({
+      access_token: accessToken,
+      expires: Math.floor(Date.now() / 1000) + ttlSeconds,
+      expires_in: ttlSeconds,
+      scope: 'crm',
+      domain: req.get('host') ?? 'localhost',
+      server_endpoint: `${req.protocol}://${req.get('host') ?? 'localhost'}/oauth/rest/`,
+      status: 'L',
+      client_endpoint: endpoint,
+      member_id: 'emulator-member',
+      user_id: 1,
+      refresh_token: state.oauth.refreshToken,
+    });
+  });
+
+  // Malformed bodies: answered in Bitrix24's shape rather than express's HTML page.
+  app.use((err: Error & { status?: number }, _req: Request, res: Response, _next: NextFunction) => {
+    res.status(err.status ?? 400).json({ error: 'INVALID_REQUEST', error_description: err.message });
+  });
+
+  const control: Bitrix24EmulatorControl = {
+    addCompany: (fields) => store('company', state.companies, fields),
+    addContact: (fields) => store('contact', state.contacts, fields),
+    setMode(next, o = {}) {
+      mode = next;
+      modeOpts = o;
+    },
+    setRateLimit(limit) {
+      rateLimit = limit;
+      bucket = { level: 0, at: Date.now() };
+    },
+    expireAccessTokens() {
+      for (const token of accessTokens.keys()) accessTokens.set(token, 0);
+    },
+    reset() {
+      for (const items of [state.leads, state.companies, state.contacts, state.comments, state.requests]) {
+        items.length = 0;
+      }
+      state.oauth = { refreshes: 0, refreshToken: initialRefresh };
+      accessTokens.clear();
+      nextId = { lead: 1, company: 1, contact: 1, comment: 1, multi: 1 };
+      mode = 'ok';
+      modeOpts = {};
+      rateLimit = opts.rateLimit ?? BITRIX24_EMULATOR_DEFAULTS.rateLimit;
+      bucket = { level: 0, at: Date.now() };
+    },
+  };
+  return { app, state, control };
+}
+
+function isRecord(v: unknown): v is Params {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function fieldsOf(p: Params): Params {
+  if (!isRecord(p.fields)) throw new BitrixError(400, '', "Parameter 'fields' must be array.");
+  return p.fields;
+}
+
+function byId(items: Bitrix24Entity[], id: unknown): Bitrix24Entity {
+  const n = Number(id);
+  if (!Number.isInteger(n) || n <= 0) throw new BitrixError(400, '', 'ID is not defined or invalid.');
+  const found = items.find((item) => item.ID === n);
+  if (!found) throw notFound();
+  return found;
+}
+
+function list(items: Bitrix24Entity[], p: Params): { result: unknown[]; total: number; next?: number } {
+  const filter = isRecord(p.filter) ? p.filter : {};
+  const select = Array.isArray(p.select) ? p.select.map(String) : [];
+  const matched = items.filter((item) =>
+    Object.entries(filter).every(([key, want]) => {
+      const have = item[key.replace(/^=/, '').toUpperCase()];
+      if (have === undefined || have === null) return false;
+      const wanted = Array.isArray(want) ? want : [want];
+      return wanted.some((w) => String(w) === String(have));
+    }),
+  );
+  const [orderKey, orderDir] = Object.entries(isRecord(p.order) ? p.order : {})[0] ?? ['ID', 'ASC'];
+  const sign = String(orderDir).toUpperCase() === 'DESC' ? -1 : 1;
+  matched.sort((a, b) => sign * compare(a[orderKey.toUpperCase()], b[orderKey.toUpperCase()]));
+  const start = Math.max(0, Number(p.start) || 0);
+  const next = start + PAGE_SIZE < matched.length ? start + PAGE_SIZE : undefined;
+  const result = matched.slice(start, start + PAGE_SIZE).map((item) => present(item, select));
+  return next === undefined ? { result, total: matched.length } : { result, total: matched.length, next };
+}
+
+function compare(a: unknown, b: unknown): number {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  return String(a ?? '').localeCompare(String(b ?? ''));
+}
+
+// Bitrix24 answers scalars as strings ("ID":"12") and null for empty fields; mirroring that keeps
+// the adapter honest about parsing.
+function present(item: Bitrix24Entity, select: string[]): Params {
+  const all = select.length === 0 || select.includes('*');
+  const keys = all ? Object.keys(item) : ['ID', ...select.filter((k) => k !== 'ID')];
+  const out: Params = {};
+  for (const key of keys) {
+    const value = item[key];
+    out[key] = typeof value === 'number' || typeof value === 'boolean' ? String(value) : (value ?? null);
+  }
+  return out;
+}
+
+function timing(startedMs: number): Params {
+  const finished = Date.now();
+  return {
+    start: startedMs / 1000,
+    finish: finished / 1000,
+    duration: (finished - startedMs) / 1000,
+    processing: (finished - startedMs) / 1000,
+    date_start: new Date(startedMs).toISOString(),
+    date_finish: new Date(finished).toISOString(),
+    operating_reset_at: Math.floor(startedMs / 1000) + 600,
+    operating: 0,
+  };
+}

@@ -1,0 +1,111 @@
+// The run command: a local Temporal dev server (SQLite under DATA_DIR, Web UI, search attributes),
+// then the API and the worker in one process. Ctrl-C stops everything it started.
+import 'dotenv/config';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { ConfigError, loadConfig, type AppConfig } from '../config';
+import { startService } from '../service';
+import { devServerArgs, temporalCliPath } from '../support/temporalServer';
+import { logger } from '../support/logger';
+import { pinoTemporalLogger } from '../support/temporalLogger';
+
+async function startLocalTemporal(config: AppConfig): Promise<ChildProcess> {
+  const cli = temporalCliPath();
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  const args = devServerArgs({
+    ip: '127.0.0.1',
+    port: config.temporal.port,
+    uiPort: config.temporal.uiPort,
+    namespace: config.temporal.namespace,
+    dbFile: path.join(config.dataDir, 'temporal.sqlite'),
+  });
+  const logFile = fs.openSync(path.join(config.dataDir, 'temporal-server.log'), 'a');
+  const child = spawn(cli, args, { stdio: ['ignore', logFile, logFile] });
+  child.once('exit', (code, signal) => {
+    if (!stopping) {
+      logger.fatal({ code, signal }, 'the Temporal dev server exited; see DATA_DIR/temporal-server.log');
+      process.exit(1);
+    }
+  });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const health = spawnSync(cli, ['operator', 'cluster', 'health', '--address', `127.0.0.1:${config.temporal.port}`], {
+      encoding: 'utf8',
+    });
+    if (health.status === 0 && /SERVING/.test(health.stdout)) break;
+    if (Date.now() > deadline) throw new Error('the Temporal dev server did not become healthy in 60 s');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return child;
+}
+
+let stopping = false;
+
+async function main(): Promise<void> {
+  let config: AppConfig;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const sdkMetricsPort = Number(process.env.SDK_METRICS_PORT ?? 9464);
+  Runtime.install({
+    logger: pinoTemporalLogger(logger),
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
+      metrics: sdkMetricsPort ? { prometheus: { bindAddress: `127.0.0.1:${sdkMetricsPort}` } } : undefined,
+    },
+  });
+
+  let temporal: ChildProcess | undefined;
+  if (!config.temporal.address) {
+    logger.info('starting the local Temporal dev server');
+    temporal = await startLocalTemporal(config);
+  }
+  const service = await startService(config, {
+    extraMetrics: sdkMetricsPort
+      ? async () => (await fetch(`http://127.0.0.1:${sdkMetricsPort}/metrics`)).text()
+      : undefined,
+  });
+
+  const lines = [
+    `API and lead form:  ${service.url}/`,
+    `Dashboard:          ${service.url}/dashboard`,
+    config.temporal.address
+      ? `Temporal:           ${config.temporal.address} (namespace ${config.temporal.namespace})`
+      : `Temporal Web UI:    http://127.0.0.1:${config.temporal.uiPort}/namespaces/${config.temporal.namespace}/workflows`,
+    ...(service.emulators ? [`Emulators:          ${Object.entries(service.emulators.urls).map(([k, v]) => `${k} ${v}`).join(', ')}`] : []),
+    'Press Ctrl-C to stop.',
+  ];
+  console.log(`\nspeed-to-lead is running\n  ${lines.join('\n  ')}\n`);
+
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    const force = setTimeout(() => process.exit(1), 20_000);
+    force.unref();
+    await service.close().catch((err) => logger.error({ err: String(err) }, 'error while stopping the service'));
+    if (temporal && temporal.exitCode === null) {
+      const exited = new Promise((r) => temporal!.once('exit', r));
+      temporal.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (temporal.exitCode === null) temporal.kill('SIGKILL');
+    }
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((err) => {
+  logger.fatal({ err: String(err) }, 'start failed');
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

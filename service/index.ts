@@ -1,0 +1,108 @@
+// One process that serves the API and runs the worker, sharing one native connection: that is what
+// lets a lead's workflow start eagerly (its first task never waits for a poll). Providers without
+// credentials are pointed at the project's emulators, started here, and the log says so.
+import type http from 'node:http';
+import { Client } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
+import { withEmulatorUrls, type AppConfig } from '../config';
+import { buildApp } from '../api/app';
+import { createMetrics, type Metrics } from '../support/metrics';
+import { startEmulators, type RunningEmulators } from '../emulators';
+import { connectToTemporal } from '../worker/connection';
+import { createLeadWorkers, type LeadWorkers, type WorkflowSource } from '../worker/worker';
+import { logger as rootLogger, type Logger } from '../support/logger';
+
+export interface ServiceOptions {
+  /** 'all' (default): API and worker in one process; or one of them, to scale them apart. */
+  role?: 'all' | 'api' | 'worker';
+  connection?: NativeConnection;
+  workflows?: WorkflowSource;
+  logger?: Logger;
+  metrics?: Metrics;
+  extraMetrics?: () => Promise<string>;
+  /** Start the emulators for providers without credentials (default true). */
+  emulators?: boolean;
+}
+
+export interface RunningService {
+  config: AppConfig;
+  url?: string;
+  server?: http.Server;
+  client: Client;
+  workers?: LeadWorkers;
+  emulators?: RunningEmulators;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+export async function startService(baseConfig: AppConfig, options: ServiceOptions = {}): Promise<RunningService> {
+  const logger = options.logger ?? rootLogger;
+  const role = options.role ?? 'all';
+  const metrics = options.metrics ?? createMetrics();
+  let config = baseConfig;
+  let emulators: RunningEmulators | undefined;
+  const emulated = (['bitrix24', 'voximplant', 'sms', 'telegram'] as const).filter((p) => config[p].mode === 'emulator');
+  if (emulated.length > 0 && options.emulators !== false) {
+    emulators = await startEmulators();
+    config = withEmulatorUrls(config, emulators.urls);
+    logger.warn(
+      { emulated, urls: emulators.urls },
+      `no credentials for ${emulated.join(', ')}: using the local emulators (no real calls, SMS or messages)`,
+    );
+  }
+
+  const ownConnection = !options.connection;
+  const connection = options.connection ?? (await connectToTemporal(config));
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  let workers: LeadWorkers | undefined;
+  let workersDone: Promise<void> | undefined;
+  if (role !== 'api') {
+    workers = await createLeadWorkers(connection, config, options.workflows, metrics);
+    workersDone = workers.run().catch((err) => {
+      logger.fatal({ err: String(err) }, 'worker stopped with an error');
+      throw err;
+    });
+  }
+
+  let server: http.Server | undefined;
+  let url: string | undefined;
+  if (role !== 'worker') {
+    const app = buildApp({
+      client,
+      config,
+      logger,
+      metrics,
+      isWorkerReady: () => !workers || workers.leadWorker.getState() === 'RUNNING',
+      extraMetrics: options.extraMetrics,
+    });
+    server = await new Promise<http.Server>((resolve, reject) => {
+      const s = app.listen(config.port, config.host, () => resolve(s));
+      s.once('error', reject);
+    });
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    url = `http://${config.host}:${port}`;
+    if (!config.publicUrlFromEnv) config.publicUrl = `http://127.0.0.1:${port}`;
+  }
+
+  let closed = false;
+  return {
+    config,
+    url,
+    server,
+    client,
+    workers,
+    emulators,
+    metrics,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      server?.closeAllConnections();
+      workers?.shutdown();
+      await workersDone?.catch(() => undefined);
+      if (ownConnection) await connection.close();
+      await emulators?.close();
+    },
+  };
+}

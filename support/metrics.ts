@@ -1,0 +1,63 @@
+// Prometheus metrics of the service (prom-client); the Temporal SDK's own worker metrics are
+// exported by the Runtime and appended at /metrics.
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    leadsReceived: new Counter({
+      name: 'stl_leads_received_total',
+      help: 'Leads accepted and started, by intake source',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
+    leadsDeduplicated: new Counter({
+      name: 'stl_leads_deduplicated_total',
+      help: 'Leads refused because a lead with the same ref is in progress',
+      registers: [registry],
+    }),
+    leadsRejected: new Counter({
+      name: 'stl_leads_rejected_total',
+      help: 'Leads rejected as invalid, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    leadsUnavailable: new Counter({
+      name: 'stl_leads_unavailable_total',
+      help: 'Leads answered 503 because Temporal could not durably start them',
+      registers: [registry],
+    }),
+    callResults: new Counter({
+      name: 'stl_call_results_total',
+      help: 'Call reports accepted from the VoxImplant scenario, by result',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    callsPlaced: new Counter({
+      name: 'stl_calls_placed_total',
+      help: 'StartScenarios requests that started a call',
+      registers: [registry],
+    }),
+    smsSent: new Counter({
+      name: 'stl_sms_sent_total',
+      help: 'SMS accepted by the gateway',
+      registers: [registry],
+    }),
+    manualHandling: new Counter({
+      name: 'stl_manual_handling_total',
+      help: 'Seller alerts for leads that need a person, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    intakeToCall: new Histogram({
+      name: 'stl_intake_to_call_request_seconds',
+      help: 'Time from accepting a lead to its first StartScenarios request',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 3600, 43200],
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,64 @@
+import fc from 'fast-check';
+import { normalizePhone } from '../domain/phone';
+
+describe('phone rules of the original process', () => {
+  test.each([
+    ['89161234567', '79161234567'],
+    ['8 (916) 123-45-67', '79161234567'],
+    ['9161234567', '79161234567'],
+    ['+7 916 123 45 67', '79161234567'],
+    ['7-916-123-45-67', '79161234567'],
+    ['+1 202 555 0147', '12025550147'],
+  ])('%s → %s, callable', (raw, digits) => {
+    expect(normalizePhone(raw)).toEqual({ ok: true, digits, callable: true });
+  });
+
+  test('more than 11 digits is kept for the CRM but not called', () => {
+    expect(normalizePhone('+380 44 123 4567')).toEqual({
+      ok: true,
+      digits: '380441234567',
+      callable: false,
+      reason: 'phone_too_long',
+    });
+    expect(normalizePhone('791612345678')).toMatchObject({ callable: false, reason: 'phone_too_long' });
+  });
+
+  test('a leading 8 is replaced only on an 11-digit number', () => {
+    expect(normalizePhone('8123456789')).toMatchObject({ ok: true, digits: '8123456789' });
+  });
+
+  test.each([
+    ['', 'is required'],
+    ['12345', 'has too few digits (at least 10)'],
+    ['8916abc4567', 'may contain only digits, spaces, +, -, ( and )'],
+    ['<script>alert(1)</script>', 'may contain only digits, spaces, +, -, ( and )'],
+  ])('%j is rejected', (raw, error) => {
+    expect(normalizePhone(raw)).toEqual({ ok: false, error });
+  });
+
+  test('non-strings are rejected', () => {
+    expect(normalizePhone({})).toEqual({ ok: false, error: 'must be a string' });
+    expect(normalizePhone(null)).toEqual({ ok: false, error: 'must be a string' });
+  });
+
+  test('property: any accepted phone is all digits, 10+ long, and a callable one is at most 11', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 30 }), (raw) => {
+        const v = normalizePhone(raw);
+        if (!v.ok) return true;
+        return /^\d{10,}$/.test(v.digits) && (!v.callable || v.digits.length <= 11);
+      }),
+    );
+  });
+
+  test('property: formatting characters never change the result', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^9\d{9}$/), fc.constantFrom(' ', '-', '(', ')'), (digits, sep) => {
+        const spaced = digits.split('').join(sep);
+        const a = normalizePhone(digits);
+        const b = normalizePhone(spaced);
+        return a.ok && b.ok && a.digits === b.digits && a.digits === `7${digits}`;
+      }),
+    );
+  });
+});

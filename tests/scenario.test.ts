@@ -1,0 +1,616 @@
+// Runs voximplant/scenario.js against a stand-in for the VoxEngine globals and checks the report
+// it posts for each call outcome. The fakes follow the event names and shapes of VoxEngine's
+// own type declarations (CallEvents.*, AMD.*, Net.httpRequestAsync, ...).
+import fs from 'node:fs';
+import path from 'node:path';
+
+const SCENARIO_SOURCE = fs.readFileSync(path.join(__dirname, '..', 'voximplant', 'scenario.js'), 'utf8');
+
+const CallEvents = {
+  Connected: 'Call.Connected',
+  Disconnected: 'Call.Disconnected',
+  Failed: 'Call.Failed',
+  PlaybackFinished: 'Call.PlaybackFinished',
+} as const;
+
+const AppEvents = {
+  Started: 'Application.Started',
+  Terminating: 'Application.Terminating',
+  Terminated: 'Application.Terminated',
+} as const;
+
+const Modules = { AI: 'ai', ASR: 'asr', Recorder: 'recorder' } as const;
+
+const AMD_EVENTS = {
+  DetectionComplete: 'AMD.Events.DetectionComplete',
+  DetectionError: 'AMD.Events.DetectionError',
+} as const;
+
+type ResultClass = 'HUMAN' | 'VOICEMAIL' | 'TIMEOUT' | 'CALL_ENDED';
+
+const VOICE_ALENA = 'yandex-neural-ru_RU_alena';
+
+type Listener = (event: object) => void;
+
+class Emitter {
+  private readonly listeners = new Map<string, Listener[]>();
+
+  addEventListener(name: string, callback: Listener): void {
+    if (typeof callback !== 'function') throw new Error(`listener for ${name} is not a function`);
+    this.listeners.set(name, [...(this.listeners.get(name) ?? []), callback]);
+  }
+
+  removeEventListener(name: string, callback?: Listener): void {
+    const kept = callback ? (this.listeners.get(name) ?? []).filter((l) => l !== callback) : [];
+    this.listeners.set(name, kept);
+  }
+
+  emit(name: string, event: object): void {
+    for (const listener of this.listeners.get(name) ?? []) listener(event);
+  }
+
+  listenerCount(name: string): number {
+    return this.listeners.get(name)?.length ?? 0;
+  }
+}
+
+interface AmdParameters {
+  model: string;
+  timeout?: number;
+}
+
+class FakeDetector extends Emitter {
+  constructor(readonly parameters: AmdParameters) {
+    super();
+  }
+}
+
+interface CallPstnParameters {
+  amd?: FakeDetector;
+}
+
+interface SayParameters {
+  voice?: string;
+}
+
+class FakeCall extends Emitter {
+  state: 'progressing' | 'connected' | 'ended' = 'progressing';
+  readonly said: Array<{ text: string; parameters?: SayParameters }> = [];
+  readonly played: string[] = [];
+  hangups = 0;
+
+  constructor(
+    readonly number: string,
+    readonly callerId: string,
+    readonly parameters?: CallPstnParameters,
+  ) {
+    super();
+  }
+
+  id(): string {
+    return 'call-1';
+  }
+
+  say(text: string, parameters?: SayParameters): void {
+    this.said.push({ text, parameters });
+  }
+
+  startPlayback(url: string): void {
+    this.played.push(url);
+  }
+
+  hangup(): void {
+    this.hangups += 1;
+    if (this.state === 'ended') return;
+    this.state = 'ended';
+    // VoxEngine fires Disconnected for our own hangup too, after the call returns.
+    void Promise.resolve().then(() => this.emit(CallEvents.Disconnected, { call: this, reason: 'Normal' }));
+  }
+}
+
+interface HttpRequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  postData?: string;
+  timeout?: number;
+}
+
+interface HttpRequestResult {
+  code: number;
+  text?: string;
+  error?: string;
+}
+
+interface Report {
+  token: string;
+  result: string;
+  code: number | null;
+  duration: number;
+}
+
+interface Post {
+  url: string;
+  options: HttpRequestOptions;
+  at: number;
+  body: Report;
+}
+
+/** A VoxEngine session: the globals the scenario sees, and handles to drive and inspect it. */
+class Harness {
+  readonly engine = new Emitter();
+  readonly logs: string[] = [];
+  readonly required: string[] = [];
+  readonly detectors: FakeDetector[] = [];
+  readonly calls: FakeCall[] = [];
+  readonly posts: Post[] = [];
+  /**
+   * Answers to the next POSTs, in order, then 200: a result resolves the request, 'hang' never
+   * settles it, any other string rejects it with that message.
+   */
+  readonly answers: Array<HttpRequestResult | string> = [];
+  terminateCalls = 0;
+  terminated = false;
+  private readonly startedAt = Date.now();
+
+  constructor(private readonly customData: string) {}
+
+  get call(): FakeCall {
+    const call = this.calls[0];
+    if (!call) throw new Error('the scenario placed no call');
+    return call;
+  }
+
+  get detector(): FakeDetector {
+    const detector = this.detectors[0];
+    if (!detector) throw new Error('the scenario created no detector');
+    return detector;
+  }
+
+  get reports(): Report[] {
+    return this.posts.map((p) => p.body);
+  }
+
+  /** Loads the scenario as VoxEngine would, then fires AppEvents.Started. */
+  start(): this {
+    const globals: Record<string, unknown> = {
+      VoxEngine: {
+        addEventListener: (name: string, cb: Listener) => this.engine.addEventListener(name, cb),
+        removeEventListener: (name: string, cb?: Listener) => this.engine.removeEventListener(name, cb),
+        customData: () => this.customData,
+        callPSTN: (number: string, callerId: string, parameters?: CallPstnParameters) => {
+          const call = new FakeCall(number, callerId, parameters);
+          this.calls.push(call);
+          return call;
+        },
+        terminate: () => this.terminate(),
+      },
+      CallEvents,
+      AppEvents,
+      Modules,
+      AMD: {
+        create: (parameters: AmdParameters) => {
+          const detector = new FakeDetector(parameters);
+          this.detectors.push(detector);
+          return detector;
+        },
+        Events: AMD_EVENTS,
+        Model: { BR: 'br', KZ: 'kz', RU: 'ru', US: 'us' },
+        ResultClass: { HUMAN: 'HUMAN', VOICEMAIL: 'VOICEMAIL', TIMEOUT: 'TIMEOUT', CALL_ENDED: 'CALL_ENDED' },
+      },
+      VoiceList: {
+        Yandex: { Neural: { ru_RU_alena: VOICE_ALENA, ru_RU_filipp: 'yandex-neural-ru_RU_filipp' } },
+      },
+      Net: { httpRequestAsync: (url: string, options: HttpRequestOptions) => this.request(url, options) },
+      Logger: { write: (message: string) => this.logs.push(String(message)) },
+      require: (module: string) => {
+        this.required.push(module);
+      },
+      // Timers stop with the session, as in VoxEngine after AppEvents.Terminating.
+      setTimeout: (fn: () => void, ms: number) => setTimeout(() => !this.terminated && fn(), ms),
+      clearTimeout: (id: ReturnType<typeof setTimeout>) => clearTimeout(id),
+    };
+    const names = Object.keys(globals);
+    const run = new Function(...names, SCENARIO_SOURCE) as (...args: unknown[]) => void;
+    run(...names.map((n) => globals[n]));
+    this.engine.emit(AppEvents.Started, { accessURL: 'http://media/1', sessionId: 1 });
+    return this;
+  }
+
+  private request(url: string, options: HttpRequestOptions): Promise<HttpRequestResult> {
+    this.posts.push({
+      url,
+      options,
+      at: Date.now() - this.startedAt,
+      body: JSON.parse(options.postData ?? 'null') as Report,
+    });
+    const answer = this.answers.shift() ?? { code: 200, text: '{"ok":true}' };
+    if (answer === 'hang') return new Promise<HttpRequestResult>(() => undefined);
+    return typeof answer === 'string' ? Promise.reject(new Error(answer)) : Promise.resolve(answer);
+  }
+
+  private terminate(): void {
+    this.terminateCalls += 1;
+    if (this.terminated) return;
+    this.engine.emit(AppEvents.Terminating, {});
+    this.terminated = true;
+    this.engine.emit(AppEvents.Terminated, {});
+  }
+
+  // --- what the network and the callee do ---
+
+  connect(): void {
+    this.call.state = 'connected';
+    this.call.emit(CallEvents.Connected, { call: this.call, headers: {} });
+  }
+
+  detect(resultClass: ResultClass): void {
+    this.detector.emit(AMD_EVENTS.DetectionComplete, {
+      amd: this.detector,
+      call: this.call,
+      callId: this.call.id(),
+      resultClass,
+      confidence: 90,
+    });
+  }
+
+  playbackFinished(error?: string): void {
+    this.call.emit(CallEvents.PlaybackFinished, error ? { call: this.call, error } : { call: this.call });
+  }
+
+  fail(code: number, reason: string): void {
+    this.call.state = 'ended';
+    this.call.emit(CallEvents.Failed, { call: this.call, code, reason, headers: {} });
+  }
+
+  calleeHangsUp(): void {
+    this.call.state = 'ended';
+    this.call.emit(CallEvents.Disconnected, { call: this.call, reason: 'Normal', duration: 0, cost: 0 });
+  }
+}
+
+const RESULT_URL = 'https://shop.example/api/voximplant/result';
+const TOKEN = 'eyJ3ZiI6InJvYm90LWNhbGwtMSIsImEiOjEsImV4cCI6OTk5OTk5OTk5OX0.c2lnbmF0dXJl';
+
+function customData(extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    phone: '79161234567',
+    ref: '203.0.113.7',
+    name: 'Иван',
+    token: TOKEN,
+    resultUrl: RESULT_URL,
+    attempt: 1,
+    callerId: '74951234567',
+    ...extra,
+  });
+}
+
+/** Lets fake time pass, running the timers and promise callbacks due in it. */
+async function wait(ms: number): Promise<void> {
+  await jest.advanceTimersByTimeAsync(ms);
+}
+
+function expectSingleReport(h: Harness, report: Omit<Report, 'token'>): void {
+  expect(h.reports).toEqual([{ token: TOKEN, ...report }]);
+  const post = h.posts[0];
+  expect(post?.url).toBe(RESULT_URL);
+  expect(post?.options.method).toBe('POST');
+  expect(post?.options.headers).toEqual({ 'Content-Type': 'application/json' });
+  expect(h.terminateCalls).toBeGreaterThanOrEqual(1);
+  expect(h.terminated).toBe(true);
+}
+
+beforeEach(() => {
+  jest.useFakeTimers({ now: new Date('2025-06-02T10:00:00Z') });
+});
+
+afterEach(() => {
+  jest.useRealTimers();
+});
+
+describe('placing the call', () => {
+  test('dials the digits with the caller ID and a Russian answering-machine detector attached', () => {
+    const h = new Harness(customData()).start();
+
+    expect(h.detectors).toHaveLength(1);
+    expect(h.detector.parameters).toEqual({ model: 'ru', timeout: 6500 });
+    expect(h.detector.listenerCount(AMD_EVENTS.DetectionComplete)).toBe(1);
+    expect(h.calls).toHaveLength(1);
+    expect(h.call.number).toBe('79161234567');
+    expect(h.call.callerId).toBe('74951234567');
+    expect(h.call.parameters?.amd).toBe(h.detector);
+    // AMD is a global in current VoxEngine: no module needs loading for it.
+    expect(h.required).toEqual([]);
+    expect(h.posts).toEqual([]);
+  });
+});
+
+describe('outcomes', () => {
+  test('a person answers: the text is said in a Russian voice, then hang-up and "answered"', async () => {
+    const h = new Harness(customData({ ttsText: 'Ваш заказ принят, дарим скидку 10%.' })).start();
+    await wait(8_000); // ringing
+    h.connect();
+    await wait(2_000);
+    h.detect('HUMAN');
+
+    expect(h.call.said).toEqual([
+      { text: 'Ваш заказ принят, дарим скидку 10%.', parameters: { voice: VOICE_ALENA } },
+    ]);
+    expect(h.posts).toEqual([]);
+
+    await wait(13_000);
+    h.playbackFinished();
+    await wait(0);
+
+    expect(h.call.hangups).toBe(1);
+    expectSingleReport(h, { result: 'answered', code: 200, duration: 15 });
+  });
+
+  test('a person answers and a recording URL is given: the recording is played, not the text', async () => {
+    const h = new Harness(customData({ recordingUrl: 'https://cdn.shop.example/promo.mp3' })).start();
+    h.connect();
+    await wait(1_500);
+    h.detect('HUMAN');
+
+    expect(h.call.played).toEqual(['https://cdn.shop.example/promo.mp3']);
+    expect(h.call.said).toEqual([]);
+
+    await wait(20_000);
+    h.playbackFinished();
+    await wait(0);
+
+    expectSingleReport(h, { result: 'answered', code: 200, duration: 22 });
+  });
+
+  test('without a text, the default greeting uses the customer name', async () => {
+    const h = new Harness(customData()).start();
+    h.connect();
+    h.detect('HUMAN');
+
+    expect(h.call.said[0]?.text).toMatch(/^Здравствуйте, Иван! Ваш заказ принят\./);
+    expect(h.call.said[0]?.parameters).toEqual({ voice: VOICE_ALENA });
+  });
+
+  test('a recording that cannot be played falls back to the text', async () => {
+    const h = new Harness(
+      customData({ recordingUrl: 'https://cdn.shop.example/gone.mp3', ttsText: 'Заказ принят.' }),
+    ).start();
+    h.connect();
+    h.detect('HUMAN');
+    h.playbackFinished('404 Not Found');
+
+    expect(h.call.said.map((s) => s.text)).toEqual(['Заказ принят.']);
+    expect(h.posts).toEqual([]);
+
+    await wait(4_000);
+    h.playbackFinished();
+    await wait(0);
+    expectSingleReport(h, { result: 'answered', code: 200, duration: 4 });
+  });
+
+  test('the person hangs up during the message: still "answered", with the time connected', async () => {
+    const h = new Harness(customData()).start();
+    h.connect();
+    await wait(3_000);
+    h.detect('HUMAN');
+    await wait(4_000);
+    h.calleeHangsUp();
+    await wait(0);
+
+    expect(h.call.hangups).toBe(0);
+    expectSingleReport(h, { result: 'answered', code: 200, duration: 7 });
+  });
+
+  test('an answering machine: hang up at once and report "voicemail"', async () => {
+    const h = new Harness(customData()).start();
+    h.connect();
+    await wait(4_000);
+    h.detect('VOICEMAIL');
+    await wait(0);
+
+    expect(h.call.said).toEqual([]);
+    expect(h.call.played).toEqual([]);
+    expect(h.call.hangups).toBe(1);
+    expectSingleReport(h, { result: 'voicemail', code: 200, duration: 4 });
+  });
+
+  test('an answering machine with leaveVoicemail: the message is left, then "voicemail"', async () => {
+    const h = new Harness(customData({ leaveVoicemail: true, ttsText: 'Заказ принят.' })).start();
+    h.connect();
+    await wait(5_000);
+    h.detect('VOICEMAIL');
+    expect(h.call.said.map((s) => s.text)).toEqual(['Заказ принят.']);
+    expect(h.posts).toEqual([]);
+
+    await wait(5_000);
+    h.playbackFinished();
+    await wait(0);
+    expectSingleReport(h, { result: 'voicemail', code: 200, duration: 10 });
+  });
+
+  test('the detector times out: the message is played as to a person', async () => {
+    const h = new Harness(customData()).start();
+    h.connect();
+    await wait(6_500);
+    h.detect('TIMEOUT');
+    expect(h.call.said).toHaveLength(1);
+  });
+
+  test('the detector never answers: after its timeout and a grace period the message is played', async () => {
+    const h = new Harness(customData()).start();
+    h.connect();
+    await wait(9_000);
+    expect(h.call.said).toHaveLength(0);
+    await wait(600);
+    expect(h.call.said).toHaveLength(1);
+  });
+
+  test.each([
+    [486, 'Busy Here', 'busy'],
+    [600, 'Busy Everywhere', 'busy'],
+    [408, 'Request Timeout', 'no_answer'],
+    [487, 'Request Terminated', 'no_answer'],
+    [603, 'Decline', 'no_answer'],
+    [404, 'Not Found', 'wrong_number'],
+    [484, 'Address Incomplete', 'wrong_number'],
+    [604, 'Does Not Exist Anywhere', 'wrong_number'],
+    [480, 'Temporarily Unavailable', 'unavailable'],
+    [503, 'Service Unavailable', 'unavailable'],
+    [402, 'Payment Required', 'failed'],
+    [500, 'Server Internal Error', 'failed'],
+  ])('the call fails with %i %s: "%s"', async (code, reason, result) => {
+    const h = new Harness(customData()).start();
+    await wait(12_000);
+    h.fail(code, reason);
+    await wait(0);
+
+    expect(h.call.hangups).toBe(0);
+    expectSingleReport(h, { result, code, duration: 0 });
+  });
+
+  test('a phone that is not 10-15 digits is not dialled: "wrong_number" with no code', async () => {
+    const h = new Harness(customData({ phone: '12345' })).start();
+    await wait(0);
+    expect(h.calls).toEqual([]);
+    expectSingleReport(h, { result: 'wrong_number', code: null, duration: 0 });
+  });
+
+  test('no caller ID anywhere: "failed" with no code, nothing dialled', async () => {
+    const h = new Harness(customData({ callerId: undefined })).start();
+    await wait(0);
+    expect(h.calls).toEqual([]);
+    expectSingleReport(h, { result: 'failed', code: null, duration: 0 });
+  });
+
+  test('custom data that is not JSON with token and resultUrl: terminate without posting', async () => {
+    for (const bad of ['not json', '', JSON.stringify({ phone: '79161234567' })]) {
+      const h = new Harness(bad).start();
+      await wait(0);
+      expect(h.calls).toEqual([]);
+      expect(h.posts).toEqual([]);
+      expect(h.terminated).toBe(true);
+    }
+  });
+});
+
+describe('the report is posted exactly once', () => {
+  test('events after the outcome (our own hang-up, late detector results) post nothing more', async () => {
+    const h = new Harness(customData()).start();
+    h.connect();
+    await wait(2_000);
+    h.detect('VOICEMAIL');
+    h.detect('HUMAN');
+    h.playbackFinished();
+    h.calleeHangsUp();
+    await wait(60_000);
+
+    expect(h.reports).toHaveLength(1);
+    expect(h.reports[0]?.result).toBe('voicemail');
+  });
+
+  test('Failed followed by Disconnected posts once', async () => {
+    const h = new Harness(customData()).start();
+    h.fail(486, 'Busy Here');
+    h.call.emit(CallEvents.Disconnected, { call: h.call, reason: 'Busy Here' });
+    await wait(60_000);
+    expect(h.reports).toEqual([{ token: TOKEN, result: 'busy', code: 486, duration: 0 }]);
+  });
+});
+
+describe('report delivery', () => {
+  test('a first POST answered 503 is retried after a back-off with the same body', async () => {
+    const h = new Harness(customData()).start();
+    h.answers.push({ code: 503, text: 'unavailable' });
+    h.fail(408, 'Request Timeout');
+    await wait(0);
+
+    expect(h.posts).toHaveLength(1);
+    expect(h.terminated).toBe(false);
+
+    await wait(999);
+    expect(h.posts).toHaveLength(1);
+    await wait(1);
+    expect(h.posts).toHaveLength(2);
+    expect(h.posts[1]?.body).toEqual(h.posts[0]?.body);
+    expect(h.reports[1]).toEqual({ token: TOKEN, result: 'no_answer', code: 408, duration: 0 });
+    expect(h.terminated).toBe(true);
+    expect(h.terminateCalls).toBe(1);
+  });
+
+  test('a network error (rejected request or a negative VoxEngine code) is retried', async () => {
+    const h = new Harness(customData()).start();
+    h.answers.push('socket hang up', { code: -4, error: 'Connection error' });
+    h.fail(486, 'Busy Here');
+    await wait(0);
+    expect(h.posts).toHaveLength(1);
+    await wait(1_000);
+    expect(h.posts).toHaveLength(2);
+    await wait(2_000);
+    expect(h.posts).toHaveLength(3);
+    expect(h.terminated).toBe(true);
+    expect(new Set(h.posts.map((p) => p.options.postData)).size).toBe(1);
+  });
+
+  test('gives up after 5 attempts with growing waits, then terminates', async () => {
+    const h = new Harness(customData()).start();
+    for (let i = 0; i < 10; i++) h.answers.push({ code: 502, text: 'bad gateway' });
+    h.fail(404, 'Not Found');
+    await wait(60_000);
+
+    expect(h.posts.map((p) => p.at)).toEqual([0, 1_000, 3_000, 7_000, 15_000]);
+    expect(h.terminated).toBe(true);
+  });
+
+  test('a definite 4xx answer (401 bad token) is not retried', async () => {
+    const h = new Harness(customData()).start();
+    h.answers.push({ code: 401, text: '{"error":"bad token"}' });
+    h.fail(486, 'Busy Here');
+    await wait(60_000);
+    expect(h.posts).toHaveLength(1);
+    expect(h.terminated).toBe(true);
+  });
+
+  test('a request that never returns: the session ends at the deadline, Terminating posts once more', async () => {
+    const h = new Harness(customData()).start();
+    h.answers.push('hang');
+    h.fail(486, 'Busy Here');
+    await wait(89_999);
+    expect(h.posts).toHaveLength(1);
+    expect(h.terminated).toBe(false);
+    await wait(1);
+    expect(h.terminated).toBe(true);
+    expect(h.reports).toEqual([
+      { token: TOKEN, result: 'busy', code: 486, duration: 0 },
+      { token: TOKEN, result: 'busy', code: 486, duration: 0 },
+    ]);
+  });
+});
+
+describe('safety timeout', () => {
+  test('if no call event ever comes, "failed" is reported and the session ends', async () => {
+    const h = new Harness(customData()).start();
+    await wait(5 * 60 * 1000 - 1);
+    expect(h.posts).toEqual([]);
+    await wait(1);
+    await wait(0);
+    expectSingleReport(h, { result: 'failed', code: null, duration: 0 });
+  });
+
+  test('a call stuck connected is hung up and reported as answered with its duration', async () => {
+    const h = new Harness(customData()).start();
+    await wait(10_000);
+    h.connect();
+    h.detect('HUMAN');
+    await wait(5 * 60 * 1000);
+    expect(h.call.hangups).toBe(1);
+    expectSingleReport(h, { result: 'answered', code: 200, duration: 290 });
+  });
+
+  test('the platform ending the session before any outcome triggers one POST from Terminating', () => {
+    const h = new Harness(customData()).start();
+    h.connect();
+    h.detect('HUMAN');
+    // The platform stops the session (e.g. an operator), not the scenario.
+    h.engine.emit(AppEvents.Terminating, {});
+    expect(h.reports).toEqual([{ token: TOKEN, result: 'answered', code: 200, duration: 0 }]);
+  });
+});

@@ -1,0 +1,85 @@
+// What a test file needs to run the real service against a real Temporal server: a dev server on
+// free ports (or the Java time-skipping server), the emulators, and the API + worker in-process.
+import os from 'node:os';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { loadConfig, type AppConfig } from '../../config';
+import { startService, type RunningService } from '../../service';
+import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/searchAttributes';
+import { DEV_SERVER_TUNING } from '../../support/temporalServer';
+import type { RunningEmulators } from '../../emulators';
+
+export interface TestStack {
+  env: TestWorkflowEnvironment;
+  service: RunningService;
+  emulators: RunningEmulators;
+  config: AppConfig;
+  url: string;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+export function workflowBundle() {
+  const codePath = process.env.STL_WORKFLOW_BUNDLE;
+  if (!codePath) throw new Error('STL_WORKFLOW_BUNDLE is unset: run the tests with `npm test`');
+  return { workflowBundle: { codePath } };
+}
+
+export async function startDevServer(): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: process.env.STL_TEMPORAL_CLI! },
+      searchAttributes: ALL_SEARCH_ATTRIBUTES,
+      extraArgs: DEV_SERVER_TUNING.filter((a) => !a.startsWith('journal') && !a.startsWith('synchronous') && a !== '--sqlite-pragma'),
+      log: { level: 'warn', format: 'json' },
+    },
+  });
+}
+
+export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: process.env.STL_TEST_SERVER! } },
+  });
+}
+
+/** Env for loadConfig: short, test-friendly durations unless the test overrides them. */
+export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stl-data-'));
+  return {
+    NODE_ENV: 'test',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    WORKING_HOURS: '00:00-24:00',
+    CALL_RESULT_TIMEOUT: '5s',
+    CALL_RETRY_DELAY: '1s',
+    CALLS_PER_SECOND: '100',
+    ...overrides,
+  };
+}
+
+export async function startStack(
+  env: TestWorkflowEnvironment,
+  overrides: Record<string, string> = {},
+  opts: { role?: 'all' | 'api' | 'worker' } = {},
+): Promise<TestStack> {
+  const processEnv = testEnv(overrides);
+  let config = loadConfig(processEnv);
+  // The dev server is already running; point the service at it.
+  config = { ...config, temporal: { ...config.temporal, namespace: env.namespace ?? 'default' } };
+  const service = await startService(config, {
+    connection: env.nativeConnection,
+    workflows: workflowBundle(),
+    role: opts.role,
+  });
+  return {
+    env,
+    service,
+    emulators: service.emulators!,
+    config: service.config,
+    url: service.url!,
+    dataDir: processEnv.DATA_DIR!,
+    close: () => service.close(),
+  };
+}

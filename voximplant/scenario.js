@@ -1,0 +1,349 @@
+/*
+ * Speed-to-lead robot call: a VoxEngine scenario (VoxImplant cloud JavaScript).
+ *
+ * Started by the service through the Management API `StartScenarios` (the rule in
+ * VOXIMPLANT_RULE_ID). It calls the customer, lets answering-machine detection decide who picked
+ * up, plays the shop's message to a person, and reports the outcome to the service exactly once.
+ *
+ * Custom data (`script_custom_data`, read with VoxEngine.customData()) is a JSON string:
+ *   phone        digits in international format, e.g. "79161234567"          (required)
+ *   token        opaque signed token, echoed back in the report               (required)
+ *   resultUrl    where the report is POSTed: ${PUBLIC_URL}/api/voximplant/result (required)
+ *   ref, name    the lead's ref (logged) and the customer's name (used in the default text)
+ *   attempt      call attempt number (logged)
+ *   recordingUrl optional: mp3/ogg/flac/wav played to a person (takes precedence over the text)
+ *   ttsText      optional: text said in Russian when there is no recording
+ *   callerId     optional: caller ID for this call; else DEFAULT_CALLER_ID below
+ *   leaveVoicemail optional boolean: also play the message to an answering machine (default false)
+ *
+ * Report: POST resultUrl, Content-Type application/json, body {token, result, code, duration}
+ *   result   answered | voicemail | busy | no_answer | unavailable | wrong_number | failed
+ *   code     SIP-style code: the Failed event's code, 200 for a connected call, null when none
+ *   duration seconds the call was connected (0 when it never connected)
+ *
+ * Plain ES2017 for the VoxEngine runtime: no modules or imports; everything used here
+ * (VoxEngine, CallEvents, AppEvents, AMD, VoiceList, Net, Logger, setTimeout) is a global there.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------------
+
+// A number rented in (or verified by) your VoxImplant account. Test numbers are refused as caller
+// ID. The `callerId` custom-data field overrides it per call.
+var DEFAULT_CALLER_ID = '';
+
+// Said when neither a recording nor a text comes in the custom data. "{name}" becomes ", Имя".
+var DEFAULT_TTS_TEXT =
+  'Здравствуйте{name}! Ваш заказ принят. Наш менеджер свяжется с вами в ближайшее время. ' +
+  'Спасибо, что выбрали наш магазин!';
+
+// Detection timeout in ms; it only starts counting at CallEvents.Connected (VoxEngine allows 0..20000).
+var AMD_TIMEOUT_MS = 6500;
+// If the detector has said nothing this long after its own timeout, treat the callee as a person
+// rather than leave them listening to silence.
+var AMD_GRACE_MS = 3000;
+
+// Nothing the scenario does takes this long (a PSTN call fails after 60 s of ringing, the message
+// is at most a couple of minutes); past it, report what is known and stop the session.
+var SESSION_TIMEOUT_MS = 5 * 60 * 1000;
+
+// Report delivery: attempts and the waits between them (ms).
+var REPORT_MAX_ATTEMPTS = 5;
+var REPORT_BACKOFF_MS = [1000, 2000, 4000, 8000];
+var REPORT_HTTP_TIMEOUT_S = 10;
+// After the outcome is known the session is ended at the latest this long after, delivered or not.
+var REPORT_DEADLINE_MS = 90 * 1000;
+
+// ---------------------------------------------------------------------------------------------
+// SIP code of CallEvents.Failed -> result
+// ---------------------------------------------------------------------------------------------
+
+function resultForFailedCode(code) {
+  switch (code) {
+    case 486: // Busy Here
+    case 600: // Busy Everywhere
+      return 'busy';
+    case 408: // not answered within 60 s
+    case 487: // Request Terminated: the ringing was cut off
+    case 603: // Decline: the callee rejected the call; try again later like a missed call
+      return 'no_answer';
+    case 404: // Not Found: no such number
+    case 484: // Address Incomplete
+    case 604: // Does Not Exist Anywhere
+      return 'wrong_number';
+    case 480: // Temporarily Unavailable: phone off or out of coverage
+    case 503: // Service Unavailable: the network cannot reach the subscriber now
+      return 'unavailable';
+    default: // 402 (no funds on the account), 403, 5xx of the carrier, ...
+      return 'failed';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session state
+// ---------------------------------------------------------------------------------------------
+
+var data = null; // parsed custom data
+var call = null; // the outbound Call
+var connectedAt = null; // Date.now() at CallEvents.Connected
+var disconnected = false;
+var amdVerdict = null; // 'human' | 'voicemail' once the detector (or the fallback) decided
+var playing = null; // null | 'recording' | 'tts' while the message plays
+var amdFallbackTimer = null;
+var report = null; // {payload, state: 'sending' | 'delivered' | 'rejected' | 'failed'}, set once
+var terminated = false;
+
+function log(message) {
+  Logger.write('[speed-to-lead] ' + message);
+}
+
+function secondsConnected() {
+  return connectedAt === null ? 0 : Math.max(0, Math.round((Date.now() - connectedAt) / 1000));
+}
+
+function terminate() {
+  if (terminated) return;
+  terminated = true;
+  VoxEngine.terminate();
+}
+
+// What a connected call counts as when it ends. A call that was answered but hung up before the
+// detector decided counts as answered: someone picked up.
+function connectedOutcome() {
+  return amdVerdict === 'voicemail' ? 'voicemail' : 'answered';
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report: decided once, then delivered with retries
+// ---------------------------------------------------------------------------------------------
+
+function httpOptions(payload) {
+  return {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    postData: JSON.stringify(payload),
+    timeout: REPORT_HTTP_TIMEOUT_S,
+  };
+}
+
+// Network errors (VoxEngine reports them as codes <= 0), 5xx, 408 and 429 may pass on a retry.
+// Any other 4xx is the service's definite answer (malformed, bad token, attempt not awaited):
+// sending the same body again cannot change it.
+function isRetryable(code) {
+  return !(code >= 400 && code < 500) || code === 408 || code === 429;
+}
+
+function delay(ms) {
+  return new Promise(function (resolve) {
+    setTimeout(resolve, ms);
+  });
+}
+
+async function deliver() {
+  for (var attempt = 1; attempt <= REPORT_MAX_ATTEMPTS; attempt++) {
+    var res;
+    try {
+      res = await Net.httpRequestAsync(data.resultUrl, httpOptions(report.payload));
+    } catch (err) {
+      res = { code: -1, error: String(err) };
+    }
+    if (terminated) return;
+    if (res && res.code >= 200 && res.code < 300) {
+      report.state = 'delivered';
+      log('report delivered (attempt ' + attempt + ', HTTP ' + res.code + ')');
+      return;
+    }
+    var code = res ? res.code : -1;
+    log('report attempt ' + attempt + ' failed: ' + code + ' ' + ((res && (res.error || res.text)) || ''));
+    if (!isRetryable(code)) {
+      report.state = 'rejected';
+      return;
+    }
+    if (attempt < REPORT_MAX_ATTEMPTS) await delay(REPORT_BACKOFF_MS[attempt - 1] || 8000);
+  }
+  report.state = 'failed';
+}
+
+// The single exit of every path. The guard makes the first outcome win: e.g. our own hangup()
+// later fires CallEvents.Disconnected, which must not produce a second report.
+function finish(result, code) {
+  if (report) return;
+  if (amdFallbackTimer !== null) clearTimeout(amdFallbackTimer);
+  report = {
+    payload: { token: data.token, result: result, code: code, duration: secondsConnected() },
+    state: 'sending',
+  };
+  log('outcome ' + result + ' code=' + code + ' duration=' + report.payload.duration + ' ref=' + data.ref);
+  if (call && connectedAt !== null && !disconnected) call.hangup();
+  // Whatever happens to delivery, the session must not outlive it by much.
+  setTimeout(terminate, REPORT_DEADLINE_MS);
+  deliver().then(terminate, function (err) {
+    log('report delivery crashed: ' + err);
+    terminate();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The message
+// ---------------------------------------------------------------------------------------------
+
+function ttsText() {
+  if (data.ttsText) return String(data.ttsText);
+  return DEFAULT_TTS_TEXT.replace('{name}', data.name ? ', ' + data.name : '');
+}
+
+function say() {
+  playing = 'tts';
+  call.say(ttsText(), { voice: VoiceList.Yandex.Neural.ru_RU_alena });
+}
+
+function playMessage() {
+  if (data.recordingUrl) {
+    playing = 'recording';
+    call.startPlayback(String(data.recordingUrl));
+  } else {
+    say();
+  }
+}
+
+function onPlaybackFinished(e) {
+  if (!playing || report) return;
+  // A recording that could not be fetched still ends with PlaybackFinished, with an error: say
+  // the text instead so the person hears something.
+  if (e && e.error && playing === 'recording') {
+    log('recording failed (' + e.error + '), saying the text instead');
+    say();
+    return;
+  }
+  playing = null;
+  finish(connectedOutcome(), 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answering-machine detection
+// ---------------------------------------------------------------------------------------------
+
+function onHuman(why) {
+  if (amdVerdict || report) return;
+  amdVerdict = 'human';
+  log('treating the callee as a person: ' + why);
+  playMessage();
+}
+
+function onDetectionComplete(e) {
+  if (amdFallbackTimer !== null) clearTimeout(amdFallbackTimer);
+  var resultClass = e && e.resultClass;
+  log('AMD: ' + resultClass + (e && e.confidence !== undefined ? ' (' + e.confidence + ')' : ''));
+  if (resultClass === AMD.ResultClass.VOICEMAIL) {
+    if (amdVerdict || report) return;
+    amdVerdict = 'voicemail';
+    if (data.leaveVoicemail === true) playMessage();
+    else finish('voicemail', 200); // every second on a machine costs money
+  } else if (resultClass === AMD.ResultClass.HUMAN) {
+    onHuman('detected');
+  } else if (resultClass === AMD.ResultClass.TIMEOUT) {
+    // A person who picked up and kept silent looks like this too; let them hear the message.
+    onHuman('detection timed out');
+  }
+  // AMD.ResultClass.CALL_ENDED: the call is gone, CallEvents.Disconnected reports it.
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start
+// ---------------------------------------------------------------------------------------------
+
+function start() {
+  try {
+    data = JSON.parse(VoxEngine.customData() || '');
+  } catch (err) {
+    data = null;
+  }
+  if (!data || typeof data !== 'object' || !data.token || !data.resultUrl) {
+    // Nowhere to report to (or nothing to prove who we are): nothing useful can be done.
+    log('custom data is not JSON with token and resultUrl; stopping');
+    terminate();
+    return;
+  }
+  log('ref=' + data.ref + ' attempt=' + data.attempt);
+
+  var phone = String(data.phone || '');
+  if (!/^\d{10,15}$/.test(phone)) {
+    log('phone is not 10-15 digits: "' + phone + '"');
+    finish('wrong_number', null);
+    return;
+  }
+  var callerId = String(data.callerId || DEFAULT_CALLER_ID);
+  if (!callerId) {
+    log('no caller ID: set DEFAULT_CALLER_ID in the scenario or send callerId');
+    finish('failed', null);
+    return;
+  }
+
+  // AMD is a global namespace in current VoxEngine; older runtimes only had it after loading the
+  // AI module.
+  if (typeof AMD === 'undefined') require(Modules.AI);
+  var detector = AMD.create({ model: AMD.Model.RU, timeout: AMD_TIMEOUT_MS });
+  detector.addEventListener(AMD.Events.DetectionComplete, onDetectionComplete);
+  detector.addEventListener(AMD.Events.DetectionError, function (e) {
+    log('AMD error: ' + (e && e.message));
+    onHuman('detector error');
+  });
+
+  // The detector passed in the call parameters listens to the call from the moment it connects.
+  call = VoxEngine.callPSTN(phone, callerId, { amd: detector });
+
+  call.addEventListener(CallEvents.Connected, function () {
+    connectedAt = Date.now();
+    log('connected');
+    amdFallbackTimer = setTimeout(function () {
+      amdFallbackTimer = null;
+      onHuman('no word from the detector');
+    }, AMD_TIMEOUT_MS + AMD_GRACE_MS);
+  });
+
+  call.addEventListener(CallEvents.Failed, function (e) {
+    log('failed: ' + e.code + ' ' + e.reason);
+    finish(resultForFailedCode(e.code), typeof e.code === 'number' ? e.code : null);
+  });
+
+  call.addEventListener(CallEvents.Disconnected, function () {
+    disconnected = true;
+    log('disconnected');
+    if (connectedAt === null) finish('failed', null);
+    else finish(connectedOutcome(), 200);
+  });
+
+  call.addEventListener(CallEvents.PlaybackFinished, onPlaybackFinished);
+}
+
+VoxEngine.addEventListener(AppEvents.Started, start);
+
+// Safety net: if no call event ever comes, report what is known instead of hanging on.
+setTimeout(function () {
+  if (report) return;
+  log('session timeout');
+  if (!data || !data.token || !data.resultUrl) {
+    terminate();
+    return;
+  }
+  if (connectedAt !== null) finish(connectedOutcome(), 200);
+  else finish('failed', null);
+}, SESSION_TIMEOUT_MS);
+
+// The platform may end the session itself (limits, an operator stopping it). Timers are gone by
+// then but one HTTP request is still allowed: use it if the report has not gone through yet.
+VoxEngine.addEventListener(AppEvents.Terminating, function () {
+  if (!data || !data.token || !data.resultUrl) return;
+  if (report && report.state !== 'sending') return;
+  var payload = report
+    ? report.payload
+    : {
+        token: data.token,
+        result: connectedAt !== null ? connectedOutcome() : 'failed',
+        code: connectedAt !== null ? 200 : null,
+        duration: secondsConnected(),
+      };
+  log('session terminating with the report undelivered; last attempt');
+  Net.httpRequestAsync(data.resultUrl, httpOptions(payload));
+});

@@ -1,0 +1,300 @@
+// The robot-call process: quiet hours in the customer's zone, one VoxImplant call per attempt, the
+// scenario's report awaited with a timeout, retries for missed calls, SMS, and manual handling.
+// Deterministic: time comes from the workflow clock, every side effect from an activity.
+import {
+  condition,
+  defineSignal,
+  defineUpdate,
+  getExternalWorkflowHandle,
+  log,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+  ApplicationFailure,
+  ActivityFailure,
+} from '@temporalio/workflow';
+import type { LeadActivities, CallActivities } from '../activities';
+import { isWorkingTime, nextWorkingTime } from '../domain/workingHours';
+import type {
+  CallInput,
+  CallOutcome,
+  CallProgress,
+  CallReport,
+  CallResult,
+  LeadStatus,
+  ManualReason,
+  OperatorAction,
+} from './types';
+
+export const crmLeadCreatedSignal = defineSignal<[number]>('crmLeadCreated');
+export const crmLeadFailedSignal = defineSignal('crmLeadFailed');
+/** The scenario's report; an update so the result endpoint learns at once whether it was awaited. */
+export const reportCallResultUpdate = defineUpdate<{ accepted: true }, [CallReport]>('reportCallResult');
+export const callOperatorActionSignal = defineSignal<[OperatorAction]>('callOperatorAction');
+/** Sent to the lead workflow whenever the call process changes state. */
+export const callProgressSignal = defineSignal<[CallProgress]>('callProgress');
+
+const MISSED: readonly CallResult[] = ['busy', 'no_answer', 'unavailable', 'failed'];
+
+const lead = proxyActivities<LeadActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
+});
+// Each SMS costs money and reaches a person: the activity itself refuses to send twice, and a
+// bounded retry keeps a gateway outage from looping forever.
+const sms = proxyActivities<LeadActivities>({
+  startToCloseTimeout: '30s',
+  heartbeatTimeout: '20s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6 },
+});
+
+export async function callCustomer(input: CallInput): Promise<CallOutcome> {
+  const { policy } = input;
+  const { workflowId, runId } = workflowInfo();
+  const calls = proxyActivities<CallActivities>({
+    taskQueue: policy.callTaskQueue,
+    // Waiting for a slot under the calls-per-second limit counts against schedule-to-start, not
+    // start-to-close, so a morning queue of sleeping leads does not time out.
+    startToCloseTimeout: '30s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+  });
+
+  let status: LeadStatus = 'New';
+  let attempts = 0;
+  let nextCallAt: number | undefined;
+  let lastResult: CallResult | undefined;
+  let manualReason: ManualReason | undefined;
+  let nightSmsSent = false;
+  let crmLeadId: number | undefined;
+  let crmResolved = false;
+  let awaitedAttempt: number | undefined;
+  let report: CallReport | undefined;
+  let pendingAction: OperatorAction | undefined;
+  const crmNotes: Array<{ statusId?: string; comment: string }> = [];
+
+  setHandler(crmLeadCreatedSignal, (id) => {
+    crmLeadId = id;
+    crmResolved = true;
+  });
+  setHandler(crmLeadFailedSignal, () => {
+    crmResolved = true;
+  });
+  setHandler(callOperatorActionSignal, (action) => {
+    pendingAction = action;
+  });
+  setHandler(
+    reportCallResultUpdate,
+    (r) => {
+      report = r;
+      return { accepted: true } as const;
+    },
+    {
+      validator: (r) => {
+        if (awaitedAttempt === undefined || r.attempt !== awaitedAttempt || report !== undefined) {
+          throw new Error(`call attempt ${r.attempt} is not awaited`);
+        }
+      },
+    },
+  );
+
+  const parent = getExternalWorkflowHandle(input.leadWorkflowId);
+  async function progress(next: LeadStatus, event?: string): Promise<void> {
+    status = next;
+    try {
+      await parent.signal(callProgressSignal, {
+        status,
+        attempts,
+        nextCallAt,
+        lastResult,
+        manualReason,
+        nightSmsSent,
+        event,
+      });
+    } catch (err) {
+      // The lead workflow outlives this one; if it is gone (terminated by hand) the call goes on.
+      log.warn('could not report progress to the lead workflow', { error: String(err) });
+    }
+  }
+
+  function noteForCrm(comment: string, statusId?: string): void {
+    crmNotes.push({ comment, statusId });
+  }
+  async function flushCrmNotes(): Promise<void> {
+    if (crmLeadId === undefined) return;
+    while (crmNotes.length > 0) {
+      const note = crmNotes[0]!;
+      try {
+        await lead.recordCallAttempt({ leadId: crmLeadId, ...note });
+      } catch (err) {
+        log.warn('could not write the call attempt to the CRM', { error: String(err) });
+      }
+      crmNotes.shift();
+    }
+  }
+
+  async function sendSmsOnce(kind: 'night' | 'confirmation' | 'voicemail', text: string): Promise<void> {
+    try {
+      const res = await sms.sendSms({ idempotencyKey: `${workflowId}/${runId}/${kind}`, phone: input.phone, text });
+      if (res.status === 'skipped') await toManual('sms_uncertain', `SMS (${kind}) may not have been sent`);
+    } catch (err) {
+      log.warn('SMS failed', { kind, error: String(err) });
+      noteForCrm(`SMS (${kind}) не отправлено: ${failureMessage(err)}`);
+    }
+  }
+
+  async function alertManual(reason: ManualReason, detail: string): Promise<void> {
+    try {
+      await lead.notifySellers({
+        kind: 'manual_handling',
+        ref: input.ref,
+        workflowId: input.leadWorkflowId,
+        name: input.name,
+        phone: input.phone,
+        city: input.city,
+        partner: input.partnerCode,
+        site: input.site,
+        orderAmount: input.orderAmount,
+        crmLeadId,
+        reason: `${reason}: ${detail}`,
+        actions: true,
+      });
+    } catch (err) {
+      log.error('could not alert sellers', { error: String(err) });
+    }
+  }
+
+  // A notice that does not stop the call process (an uncertain SMS): flagged, alerted, goes on.
+  async function toManual(reason: ManualReason, detail: string): Promise<void> {
+    manualReason = reason;
+    noteForCrm(`Нужна ручная обработка: ${detail}`);
+    await alertManual(reason, detail);
+  }
+
+  /** Waits for a person's decision; undefined when nobody acted in time. */
+  async function awaitOperator(reason: ManualReason, detail: string): Promise<OperatorAction | undefined> {
+    manualReason = reason;
+    nextCallAt = undefined;
+    await progress('ManualHandling', detail);
+    noteForCrm(`Нужна ручная обработка: ${detail}`, 'IN_PROCESS');
+    await alertManual(reason, detail);
+    await flushCrmNotes();
+    pendingAction = undefined;
+    await condition(() => pendingAction !== undefined, policy.manualHandlingTimeoutMs);
+    const action = pendingAction as OperatorAction | undefined;
+    pendingAction = undefined;
+    if (action?.action === 'call_now') manualReason = undefined;
+    return action;
+  }
+
+  function closeAfterManual(action: OperatorAction | undefined): Promise<CallOutcome> {
+    if (action?.action === 'cancel') return finish('Cancelled', `Отменено${by(action)}`);
+    if (action?.action === 'handled') return finish('Handled', `Обработано вручную${by(action)}`);
+    return finish('ManualHandling', 'Никто не обработал заявку вовремя');
+  }
+
+  async function finish(final: LeadStatus, comment: string): Promise<CallOutcome> {
+    nextCallAt = undefined;
+    noteForCrm(comment, final === 'WrongNumber' ? 'JUNK' : undefined);
+    await progress(final, comment);
+    // The CRM lead may still be on its way (Bitrix24 slow or down): wait for it, bounded.
+    await condition(() => crmResolved, '2h');
+    await flushCrmNotes();
+    return { status: final, attempts, lastResult };
+  }
+
+  if (!input.phone || input.phone.length > 11) {
+    return finish('PhoneNotDialable', 'Телефон длиннее 11 цифр: звонок не выполняется');
+  }
+
+  for (;;) {
+    const action = pendingAction as OperatorAction | undefined;
+    pendingAction = undefined;
+    if (action?.action === 'cancel') return finish('Cancelled', `Отменено${by(action)}`);
+    if (action?.action === 'handled') return finish('Handled', `Обработано вручную${by(action)}`);
+
+    const now = Date.now();
+    if (!isWorkingTime(now, input.timezone, policy.workingSchedule)) {
+      if (!nightSmsSent) {
+        nightSmsSent = true;
+        await sendSmsOnce('night', fill(policy.texts.nightSms, input.name, policy.workingHoursText));
+      }
+      nextCallAt = nextWorkingTime(now, input.timezone, policy.workingSchedule);
+      await progress('WaitingForWorkingHours');
+      // One timer to the window's opening, not a polling loop; an operator may cancel meanwhile.
+      await condition(() => pendingAction !== undefined && pendingAction.action !== 'call_now', nextCallAt - now);
+      continue;
+    }
+
+    attempts += 1;
+    nextCallAt = undefined;
+    report = undefined;
+    awaitedAttempt = attempts;
+    await progress('Calling');
+    try {
+      await calls.placeRobotCall({
+        workflowId,
+        runId,
+        ref: input.ref,
+        attempt: attempts,
+        name: input.name,
+        phone: input.phone,
+        resultUrl: policy.resultUrl,
+        tokenTtlSeconds: Math.ceil((policy.resultTimeoutMs + 3_600_000) / 1000),
+      });
+    } catch (err) {
+      awaitedAttempt = undefined;
+      const decision = await awaitOperator('call_provider_rejected', `VoxImplant: ${failureMessage(err)}`);
+      if (decision?.action === 'call_now') continue;
+      return closeAfterManual(decision);
+    }
+    await progress('WaitingForResult');
+    const gotReport = await condition(() => report !== undefined, policy.resultTimeoutMs);
+    awaitedAttempt = undefined;
+    if (!gotReport || !report) {
+      noteForCrm(`Попытка ${attempts}: нет отчёта о звонке`);
+      const decision = await awaitOperator('no_call_result', `нет отчёта о звонке (попытка ${attempts})`);
+      if (decision?.action === 'call_now') continue;
+      return closeAfterManual(decision);
+    }
+    const r: CallReport = report;
+    lastResult = r.result;
+    noteForCrm(`Попытка ${attempts}: ${r.result}${r.code ? ` (код ${r.code})` : ''}, ${r.duration ?? 0} с`);
+
+    if (r.result === 'wrong_number') return finish('WrongNumber', 'Неверный номер: звонки прекращены');
+    if (r.result === 'answered') {
+      await sendSmsOnce('confirmation', fill(policy.texts.confirmationSms, input.name, policy.workingHoursText));
+      return finish('Answered', 'Клиент ответил, SMS с подтверждением отправлено');
+    }
+    if (r.result === 'voicemail') {
+      await sendSmsOnce('voicemail', fill(policy.texts.voicemailSms, input.name, policy.workingHoursText));
+      return finish('Voicemail', 'Автоответчик: SMS отправлено, повторных звонков нет');
+    }
+    if (MISSED.includes(r.result)) {
+      if (attempts >= policy.maxAttempts) {
+        const decision = await awaitOperator('attempts_exhausted', `недозвон после ${attempts} попыток`);
+        if (decision?.action === 'call_now') continue;
+        return closeAfterManual(decision);
+      }
+      const now2 = Date.now();
+      nextCallAt = nextWorkingTime(now2 + policy.retryDelayMs, input.timezone, policy.workingSchedule);
+      await progress('MissedCall', `недозвон (${r.result})`);
+      await flushCrmNotes();
+      await condition(() => pendingAction !== undefined, nextCallAt - now2);
+    }
+  }
+}
+
+function by(action: OperatorAction | undefined): string {
+  if (!action) return '';
+  return `${action.by ? ` (${action.by})` : ''}${action.note ? `: ${action.note}` : ''}`;
+}
+
+function fill(template: string, name: string, hours: string): string {
+  return template.replaceAll('{name}', name).replaceAll('{hours}', hours);
+}
+
+function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,221 @@
+// The lead process of the original: partner lookup, CRM lead, seller alerts, and the robot call
+// "copied" into its own workflow. The call starts first, as soon as the phone is known, so the CRM
+// never holds it up; this workflow stays open while the call process runs, which is what makes a
+// second lead with the same ref a duplicate, and it keeps the lead's searchable state.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  ChildWorkflowHandle,
+  ParentClosePolicy,
+  condition,
+  defineQuery,
+  defineUpdate,
+  log,
+  proxyActivities,
+  setHandler,
+  startChild,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { LeadActivities } from '../activities';
+import { isWorkingTime } from '../domain/workingHours';
+import {
+  callCustomer,
+  callOperatorActionSignal,
+  callProgressSignal,
+  crmLeadCreatedSignal,
+  crmLeadFailedSignal,
+} from './callCustomer';
+import { CallAttemptsKey, LeadStatusKey, ManualReasonKey, NextCallAtKey } from './searchAttributes';
+import { FINAL_STATUSES, type LeadInput, type LeadState, type OperatorAction } from './types';
+
+export const getLeadStateQuery = defineQuery<LeadState>('getLeadState');
+/** Operator actions are updates: the caller learns at once whether the action was allowed. */
+export const operatorActionUpdate = defineUpdate<LeadState, [OperatorAction]>('operatorAction');
+
+const crm = proxyActivities<LeadActivities>({
+  startToCloseTimeout: '30s',
+  // Bitrix24 down for an hour delays the CRM lead, never the call; past two hours it is a
+  // person's job and the sellers are told.
+  scheduleToCloseTimeout: '2h',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
+});
+const alerts = proxyActivities<LeadActivities>({
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: '1h',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
+});
+
+export async function processLead(input: LeadInput): Promise<LeadState> {
+  const { workflowId, runId } = workflowInfo();
+  const state: LeadState = {
+    ref: input.ref,
+    status: 'New',
+    attempts: 0,
+    nightSmsSent: false,
+    history: [{ at: Date.now(), what: `заявка принята (${input.source})` }],
+  };
+  for (const warning of input.warnings) state.history.push({ at: Date.now(), what: warning });
+  let child: ChildWorkflowHandle<typeof callCustomer> | undefined;
+  let progressSeen = 0;
+
+  const record = (what: string) => state.history.push({ at: Date.now(), what });
+  const publish = () =>
+    upsertSearchAttributes([
+      { key: LeadStatusKey, value: state.status },
+      { key: CallAttemptsKey, value: state.attempts },
+      { key: NextCallAtKey, value: state.nextCallAt ? new Date(state.nextCallAt) : null },
+      { key: ManualReasonKey, value: state.manualReason ?? null },
+    ]);
+
+  setHandler(getLeadStateQuery, () => state);
+  setHandler(callProgressSignal, (p) => {
+    Object.assign(state, {
+      status: p.status,
+      attempts: p.attempts,
+      nextCallAt: p.nextCallAt,
+      lastResult: p.lastResult,
+      manualReason: p.manualReason ?? (p.status === 'ManualHandling' ? state.manualReason : undefined),
+      nightSmsSent: p.nightSmsSent,
+    });
+    if (p.event) record(p.event);
+    progressSeen += 1;
+    publish();
+  });
+  setHandler(
+    operatorActionUpdate,
+    async (action) => {
+      record(`оператор: ${action.action}${action.by ? ` (${action.by})` : ''}${action.note ? `: ${action.note}` : ''}`);
+      const before = progressSeen;
+      await child!.signal(callOperatorActionSignal, action);
+      // The call process reports its new state by signal; wait for it (briefly) so the answer is current.
+      await condition(() => progressSeen > before, '5s');
+      return state;
+    },
+    {
+      validator: (action) => {
+        if (!child || FINAL_STATUSES.includes(state.status)) {
+          throw new Error(`the lead is ${state.status}: nothing to do`);
+        }
+        if (action.action === 'call_now') {
+          if (!['ManualHandling', 'MissedCall'].includes(state.status)) {
+            throw new Error(`cannot call again while the lead is ${state.status}`);
+          }
+          if (!isWorkingTime(Date.now(), input.timezone, input.policy.workingSchedule)) {
+            throw new Error('outside working hours in the customer’s time zone: no calls at night');
+          }
+        }
+      },
+    },
+  );
+
+  // 1. The call goes first: nothing below may delay it.
+  if (input.phoneCallable) {
+    child = await startChild(callCustomer, {
+      workflowId: `${workflowId}-call`,
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      args: [
+        {
+          leadWorkflowId: workflowId,
+          ref: input.ref,
+          name: input.name,
+          phone: input.phone,
+          timezone: input.timezone,
+          city: input.city,
+          partnerCode: input.partnerCode,
+          site: input.site,
+          orderAmount: input.orderAmount,
+          policy: input.policy,
+        },
+      ],
+    });
+  } else {
+    state.status = 'PhoneNotDialable';
+    record(input.phoneIssue === 'phone_too_long' ? 'телефон длиннее 11 цифр: без звонка' : 'номер не для звонка');
+  }
+
+  // 2. Partner lookup; a broken token does not stop the lead, it makes it a person's job.
+  let partnerAlert: string | undefined;
+  if (input.partnerCode) {
+    try {
+      const found = await crm.findPartner(input.partnerCode);
+      state.partner =
+        found.status === 'found'
+          ? { status: 'found', id: found.partner.id, title: found.partner.title }
+          : { status: 'not_found' };
+      record(found.status === 'found' ? `партнёр: ${found.partner.title}` : 'партнёр не найден');
+    } catch (err) {
+      state.partner = { status: 'lookup_failed' };
+      state.manualReason = 'crm_auth_failed';
+      partnerAlert = `поиск партнёра в Bitrix24 не удался: ${failureMessage(err)}`;
+      record(partnerAlert);
+      publish();
+    }
+  }
+
+  // 3. The CRM lead, idempotent on ref + run so a retry or a replay never makes a second one.
+  try {
+    const created = await crm.createCrmLead({
+      ref: `${input.ref}#${runId}`,
+      name: input.name,
+      phone: input.phone,
+      city: input.city,
+      timezone: input.timezone,
+      partnerCode: input.partnerCode,
+      partner:
+        state.partner?.status === 'found'
+          ? { id: state.partner.id, title: state.partner.title, code: input.partnerCode ?? '' }
+          : undefined,
+      site: input.site,
+      orderAmount: input.orderAmount,
+      comment: [input.comment, ...input.warnings].filter(Boolean).join('\n') || undefined,
+    });
+    state.crmLeadId = created.leadId;
+    record(`лид в CRM: ${created.leadId}`);
+    await child?.signal(crmLeadCreatedSignal, created.leadId);
+  } catch (err) {
+    state.manualReason = state.manualReason ?? 'crm_unavailable';
+    partnerAlert = `${partnerAlert ? `${partnerAlert}; ` : ''}лид в CRM не создан: ${failureMessage(err)}`;
+    record(`лид в CRM не создан: ${failureMessage(err)}`);
+    publish();
+    await child?.signal(crmLeadFailedSignal);
+  }
+
+  // 4. Sellers hear of every lead, and of one that needs a person.
+  try {
+    await alerts.notifySellers({
+      kind: partnerAlert ? 'manual_handling' : 'new_lead',
+      ref: input.ref,
+      workflowId,
+      name: input.name,
+      phone: input.phone,
+      city: input.city,
+      partner: state.partner?.status === 'found' ? state.partner.title : input.partnerCode,
+      site: input.site,
+      orderAmount: input.orderAmount,
+      crmLeadId: state.crmLeadId,
+      reason: partnerAlert,
+      actions: false,
+    });
+  } catch (err) {
+    log.error('seller alert failed', { error: String(err) });
+    record('уведомление продавцам не отправлено');
+  }
+
+  // 5. Stay open while the call process runs, so the ref counts as in progress.
+  if (child) {
+    const outcome = await child.result();
+    state.status = outcome.status;
+    state.attempts = outcome.attempts;
+    state.lastResult = outcome.lastResult;
+    state.nextCallAt = undefined;
+  }
+  publish();
+  return state;
+}
+
+function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

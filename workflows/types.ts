@@ -1,0 +1,145 @@
+// Inputs, outputs and states of the lead workflows. Plain data only: this file is bundled into the
+// workflow sandbox and imported by the API and the worker.
+import type { WorkingSchedule } from '../domain/workingHours';
+
+/** Where a lead is in its life; the values are what operators filter on in the Web UI. */
+export const LEAD_STATUSES = [
+  'New',
+  'Calling',
+  'WaitingForResult',
+  'WaitingForWorkingHours',
+  'MissedCall',
+  'ManualHandling',
+  'Answered',
+  'Voicemail',
+  'WrongNumber',
+  'PhoneNotDialable',
+  'Handled',
+  'Cancelled',
+] as const;
+export type LeadStatus = (typeof LEAD_STATUSES)[number];
+
+export const FINAL_STATUSES: readonly LeadStatus[] = [
+  'Answered',
+  'Voicemail',
+  'WrongNumber',
+  'PhoneNotDialable',
+  'Handled',
+  'Cancelled',
+];
+
+export type ManualReason =
+  | 'crm_auth_failed'
+  | 'crm_unavailable'
+  | 'no_call_result'
+  | 'attempts_exhausted'
+  | 'call_provider_rejected'
+  | 'sms_uncertain';
+
+export type CallResult = 'answered' | 'voicemail' | 'busy' | 'no_answer' | 'unavailable' | 'wrong_number' | 'failed';
+export const CALL_RESULTS: readonly CallResult[] = [
+  'answered',
+  'voicemail',
+  'busy',
+  'no_answer',
+  'unavailable',
+  'wrong_number',
+  'failed',
+];
+
+/** The scenario's report, as the result endpoint passes it on. */
+export interface CallReport {
+  attempt: number;
+  result: CallResult;
+  code?: number;
+  duration?: number;
+}
+
+/** What a lead's workflows are told at start; the policy is fixed per lead so replays agree. */
+export interface LeadPolicy {
+  workingSchedule: WorkingSchedule;
+  workingHoursText: string;
+  retryDelayMs: number;
+  maxAttempts: number;
+  resultTimeoutMs: number;
+  callTaskQueue: string;
+  resultUrl: string;
+  /** How long a lead waits in manual handling for a person before it closes as unhandled. */
+  manualHandlingTimeoutMs: number;
+  texts: { nightSms: string; confirmationSms: string; voicemailSms: string };
+}
+
+export interface LeadInput {
+  ref: string;
+  name: string;
+  /** Normalised digits, e.g. 79161234567. */
+  phone: string;
+  phoneCallable: boolean;
+  phoneIssue?: 'phone_too_long' | 'not_a_dialable_number';
+  city?: string;
+  timezone: string;
+  partnerCode?: string;
+  site?: string;
+  orderAmount?: number;
+  comment?: string;
+  source: 'api' | 'form' | 'corezoid';
+  /** Epoch ms when the API accepted the lead. */
+  receivedAt: number;
+  /** Optional fields that were wrong and replaced by defaults (the lead is kept, the fact recorded). */
+  warnings: string[];
+  policy: LeadPolicy;
+}
+
+export interface LeadEvent {
+  at: number;
+  what: string;
+}
+
+export interface LeadState {
+  ref: string;
+  status: LeadStatus;
+  manualReason?: ManualReason;
+  partner?: { status: 'found'; id: number; title: string } | { status: 'not_found' } | { status: 'lookup_failed' };
+  crmLeadId?: number;
+  attempts: number;
+  nextCallAt?: number;
+  lastResult?: CallResult;
+  nightSmsSent: boolean;
+  handledBy?: string;
+  history: LeadEvent[];
+}
+
+export interface OperatorAction {
+  action: 'call_now' | 'handled' | 'cancel';
+  by?: string;
+  note?: string;
+}
+
+export interface CallProgress {
+  status: LeadStatus;
+  attempts: number;
+  nextCallAt?: number;
+  lastResult?: CallResult;
+  manualReason?: ManualReason;
+  nightSmsSent: boolean;
+  event?: string;
+}
+
+export interface CallOutcome {
+  status: LeadStatus;
+  attempts: number;
+  lastResult?: CallResult;
+}
+
+export interface CallInput {
+  leadWorkflowId: string;
+  ref: string;
+  name: string;
+  phone: string;
+  timezone: string;
+  city?: string;
+  partnerCode?: string;
+  site?: string;
+  orderAmount?: number;
+  policy: LeadPolicy;
+}
