@@ -65,13 +65,14 @@ export function createBitrix24Activities(
 
   async function send<T>(method: string, body: Params): Promise<Answer<T>> {
     await limiter();
-    heartbeat(method);
+    const context = activityContext();
+    context?.heartbeat({ bitrix24: method });
     const started = Date.now();
     let res: AxiosResponse<unknown>;
     try {
       res = await http.post(`${base}${method}.json`, body, {
         validateStatus: () => true,
-        signal: cancellationSignal(),
+        signal: context?.cancellationSignal,
       });
     } catch (err) {
       if (axios.isCancel(err)) throw new CancelledFailure(`Bitrix24 ${method} cancelled`);
@@ -102,7 +103,7 @@ export function createBitrix24Activities(
 
   return {
     async findPartner(code) {
-      const value = code.trim();
+      const value = (code ?? '').trim();
       if (value === '') return { status: 'not_found' };
       const contact = cfg.partnerEntity === 'contact';
       const { result } = await call<Row[]>(contact ? 'crm.contact.list' : 'crm.company.list', {
@@ -199,24 +200,17 @@ function isErrorBody(v: unknown): v is ErrorBody {
   return isRecord(v) && typeof v.error === 'string';
 }
 
-// Only the code and the OS message: an axios error's own message or config may carry the URL,
-// and a webhook URL is a credential.
+// Only the error code: an axios error's message or config may carry the URL, and a webhook URL
+// is a credential.
 function networkReason(err: unknown): string {
   if (axios.isAxiosError(err)) return err.code ?? 'unknown';
   return err instanceof Error ? err.name : 'unknown';
 }
 
-function heartbeat(method: string): void {
+// The adapter is also called outside an activity (tests, scripts), where there is no context.
+function activityContext(): Context | undefined {
   try {
-    Context.current().heartbeat({ bitrix24: method });
-  } catch {
-    // Called outside an activity (tests, scripts): nothing to report to.
-  }
-}
-
-function cancellationSignal(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
+    return Context.current();
   } catch {
     return undefined;
   }

@@ -1,5 +1,6 @@
-// Wires the per-service adapters into the two activity sets the worker registers: lead activities
-// (CRM, alerts, SMS) on the main task queue, and the robot call on its own rate-limited queue.
+// Wires the per-service adapters into the activity sets the worker registers: alerts and SMS on
+// the main task queue, Bitrix24 on a CRM queue and the robot call on a call queue, each of those
+// two rate-limited to what the provider allows.
 import type { AppConfig } from '../config';
 import type { Metrics } from '../support/metrics';
 import { createBitrix24Activities } from './bitrix24';
@@ -11,7 +12,6 @@ export function createLeadActivities(config: AppConfig, metrics?: Metrics) {
   const telegram = createTelegramActivities(config.telegram);
   const sms = createSmsActivities(createSmsRuGateway(config.sms));
   return {
-    ...createBitrix24Activities(config.bitrix24, { dataDir: config.dataDir }),
     async notifySellers(alert: SellerAlert) {
       const sent = await telegram.notifySellers(alert);
       if (alert.kind === 'manual_handling') {
@@ -25,6 +25,10 @@ export function createLeadActivities(config: AppConfig, metrics?: Metrics) {
       return result;
     },
   };
+}
+
+export function createCrmActivities(config: AppConfig) {
+  return createBitrix24Activities(config.bitrix24, { dataDir: config.dataDir });
 }
 
 export function createCallActivities(config: AppConfig, metrics?: Metrics) {
@@ -43,4 +47,5 @@ export function createCallActivities(config: AppConfig, metrics?: Metrics) {
 }
 
 export type LeadActivities = ReturnType<typeof createLeadActivities>;
+export type CrmActivities = ReturnType<typeof createCrmActivities>;
 export type CallActivities = ReturnType<typeof createCallActivities>;

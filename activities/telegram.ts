@@ -101,10 +101,11 @@ export function formatSellerAlert(alert: SellerAlert): string {
   }
   lines.push('', `🔖 Заявка: <code>${escapeHtml(alert.ref, LIMIT.ref)}</code>`);
   const wf = escapeHtml(alert.workflowId, LIMIT.wf);
-  const url = alert.webUiUrl && /^https?:\/\//i.test(alert.webUiUrl) ? alert.webUiUrl : undefined;
+  // A link only to a web page, and only whole: a cut URL would lead nowhere.
+  const href = alert.webUiUrl && /^https?:\/\//i.test(alert.webUiUrl) ? escapeHtml(alert.webUiUrl) : '';
   lines.push(
-    url && url.length <= LIMIT.url
-      ? `⚙️ Процесс: <a href="${escapeHtml(url)}">${wf}</a>`
+    href && href.length <= LIMIT.url
+      ? `⚙️ Процесс: <a href="${href}">${wf}</a>`
       : `⚙️ Процесс: <code>${wf}</code>`,
   );
   return lines.join('\n');

@@ -13,6 +13,11 @@ import { logger, maskPhone } from '../support/logger';
 
 export interface PlaceCallInput {
   workflowId: string;
+  /**
+   * The workflow run. Part of the callKey when given (or known from the activity context), so a
+   * later lead that reuses the workflow id is never mistaken for a retry of an earlier one.
+   */
+  runId?: string;
   ref: string;
   attempt: number;
   name: string;
@@ -47,6 +52,7 @@ export interface CallActivityInfo {
   attempt: number;
   /** when the activity's first try was scheduled, epoch ms */
   scheduledTimestampMs: number;
+  runId?: string;
 }
 
 export interface VoximplantActivityOptions {
@@ -70,15 +76,11 @@ interface VoxApiError {
 
 interface StartScenariosAnswer {
   result: number;
-  media_session_access_url?: string;
-  media_session_access_secure_url?: string;
   call_session_history_id: number;
 }
 
 interface CallHistoryAnswer {
-  result: Array<{ call_session_history_id: number; custom_data?: string; start_date?: string }>;
-  total_count?: number;
-  count: number;
+  result: Array<{ call_session_history_id: number; custom_data?: string }>;
 }
 
 // VoxImplant error codes (https://voximplant.com/docs/references/httpapi/errors).
@@ -103,8 +105,8 @@ const JWT_REUSE_S = 30;
 const HISTORY_WINDOW_MS = 24 * 60 * 60 * 1000;
 const CLOCK_SKEW_MS = 10 * 60 * 1000;
 
-export function callKeyOf(workflowId: string, attempt: number): string {
-  return `${workflowId}#${attempt}`;
+export function callKeyOf(workflowId: string, attempt: number, runId?: string): string {
+  return runId ? `${workflowId}#${attempt}#${runId}` : `${workflowId}#${attempt}`;
 }
 
 export function createVoximplantActivities(
@@ -134,17 +136,9 @@ export function createVoximplantActivities(
     }
     if (isApiError(data)) throw mapApiError(method, data.error);
     if (res.status >= 500) throw unavailable(`VoxImplant ${method}: HTTP ${res.status}`);
-    if (res.status === 401 || res.status === 403) {
-      throw ApplicationFailure.nonRetryable(
-        `VoxImplant ${method}: HTTP ${res.status}`,
-        'VoximplantAuthError',
-      );
-    }
     if (res.status >= 400) {
-      throw ApplicationFailure.nonRetryable(
-        `VoxImplant ${method}: HTTP ${res.status}`,
-        'VoximplantRequestError',
-      );
+      const auth = res.status === 401 || res.status === 403;
+      throw nonRetryable(`VoxImplant ${method}: HTTP ${res.status}`, auth ? 'auth' : 'request');
     }
     // An answer we cannot read may still mean the call started; the retry's history check covers it.
     if (typeof data !== 'object' || data === null) {
@@ -189,12 +183,10 @@ export function createVoximplantActivities(
   return {
     async placeRobotCall(input: PlaceCallInput): Promise<PlaceCallResult> {
       if (!/^\d{10,15}$/.test(input.phone)) {
-        throw ApplicationFailure.nonRetryable(
-          `phone must be 10-15 digits, got ${input.phone.length} characters`,
-          'VoximplantRequestError',
-        );
+        throw nonRetryable(`phone must be 10-15 digits, got ${input.phone.length} characters`, 'request');
       }
-      const callKey = callKeyOf(input.workflowId, input.attempt);
+      const info = activityInfo();
+      const callKey = callKeyOf(input.workflowId, input.attempt, input.runId ?? info.runId);
       const log = logger.child({
         activity: 'placeRobotCall',
         ref: input.ref,
@@ -205,14 +197,10 @@ export function createVoximplantActivities(
 
       // Only a retry can have a predecessor that reached VoxImplant; if the history cannot be read
       // we fail (and retry later) rather than risk ringing the customer twice.
-      const info = activityInfo();
       if (info.attempt > 1) {
         const existing = await findSession(callKey, info.scheduledTimestampMs);
         if (existing !== undefined) {
-          log.warn(
-            { callSessionHistoryId: existing },
-            'call already started by an earlier try; not calling again',
-          );
+          log.warn({ callSessionHistoryId: existing }, 'an earlier try started this call; not calling again');
           return { callSessionHistoryId: existing, deduplicated: true };
         }
       }
@@ -263,12 +251,8 @@ function createAuthorizer(cfg: AppConfig['voximplant'], now: () => number): () =
     };
   }
   return () => {
-    if (!cfg.accountId || !cfg.apiKey) {
-      throw ApplicationFailure.nonRetryable(
-        'VoxImplant credentials are not configured',
-        'VoximplantAuthError',
-      );
-    }
+    if (!cfg.accountId || !cfg.apiKey)
+      throw nonRetryable('VoxImplant credentials are not configured', 'auth');
     return { params: { account_id: cfg.accountId, api_key: cfg.apiKey }, headers: {} };
   };
 }
@@ -278,10 +262,7 @@ function readCredentials(file: string): ServiceAccountCredentials {
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    throw ApplicationFailure.nonRetryable(
-      `VoxImplant credentials file unreadable: ${(err as Error).message}`,
-      'VoximplantAuthError',
-    );
+    throw nonRetryable(`VoxImplant credentials file unreadable: ${(err as Error).message}`, 'auth');
   }
   const c = parsed as Partial<ServiceAccountCredentials> | null;
   if (
@@ -290,10 +271,7 @@ function readCredentials(file: string): ServiceAccountCredentials {
     typeof c.key_id !== 'string' ||
     typeof c.private_key !== 'string'
   ) {
-    throw ApplicationFailure.nonRetryable(
-      'VoxImplant credentials file lacks account_id, key_id or private_key',
-      'VoximplantAuthError',
-    );
+    throw nonRetryable('VoxImplant credentials file lacks account_id, key_id or private_key', 'auth');
   }
   return { account_id: c.account_id, key_id: c.key_id, private_key: c.private_key };
 }
@@ -309,10 +287,7 @@ export function signServiceJwt(credentials: ServiceAccountCredentials, iatSecond
       .sign('RSA-SHA256', Buffer.from(`${header}.${payload}`), credentials.private_key)
       .toString('base64url');
   } catch (err) {
-    throw ApplicationFailure.nonRetryable(
-      `VoxImplant private key unusable: ${(err as Error).message}`,
-      'VoximplantAuthError',
-    );
+    throw nonRetryable(`VoxImplant private key unusable: ${(err as Error).message}`, 'auth');
   }
   return `${header}.${payload}.${signature}`;
 }
@@ -325,10 +300,16 @@ function isApiError(data: unknown): data is VoxApiError {
 
 function mapApiError(method: string, error: VoxApiError['error']): ApplicationFailure {
   const message = `VoxImplant ${method}: ${error.msg} (code ${error.code})`;
-  if (ACCOUNT_ERROR_CODES.has(error.code))
-    return ApplicationFailure.nonRetryable(message, 'VoximplantAuthError');
+  if (ACCOUNT_ERROR_CODES.has(error.code)) return nonRetryable(message, 'auth');
   if (RATE_LIMIT_CODES.has(error.code) || error.code < FIRST_CLIENT_ERROR_CODE) return unavailable(message);
-  return ApplicationFailure.nonRetryable(message, 'VoximplantRequestError');
+  return nonRetryable(message, 'request');
+}
+
+function nonRetryable(message: string, kind: 'auth' | 'request'): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(
+    message,
+    kind === 'auth' ? 'VoximplantAuthError' : 'VoximplantRequestError',
+  );
 }
 
 function unavailable(message: string, nextRetryDelayMs?: number): ApplicationFailure {
@@ -358,8 +339,8 @@ function apiDate(ms: number): string {
 
 function currentActivityInfo(now: () => number): CallActivityInfo {
   try {
-    const { attempt, scheduledTimestampMs } = Context.current().info;
-    return { attempt, scheduledTimestampMs };
+    const { attempt, scheduledTimestampMs, workflowExecution } = Context.current().info;
+    return { attempt, scheduledTimestampMs, runId: workflowExecution?.runId };
   } catch {
     return { attempt: 1, scheduledTimestampMs: now() }; // not in an activity: no earlier try
   }

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import cookieParser from 'cookie-parser';
+import cors from 'cors';
 import helmet from 'helmet';
 import { rateLimit } from 'express-rate-limit';
 import type { Client } from '@temporalio/client';
@@ -13,6 +14,7 @@ import type { Metrics } from '../support/metrics';
 import { leadRoutes } from './leads';
 import { voximplantRoutes } from './voximplantResult';
 import { corezoidRoutes } from './corezoid';
+import { dashboardRoutes } from './dashboard';
 
 export interface AppDeps {
   client: Client;
@@ -39,7 +41,7 @@ export function buildApp(deps: AppDeps): express.Express {
   const { config, logger, metrics, client } = deps;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', process.env.TRUST_PROXY ?? 'loopback');
+  app.set('trust proxy', config.trustProxy);
   app.use(
     helmet({
       contentSecurityPolicy: {
@@ -71,15 +73,23 @@ export function buildApp(deps: AppDeps): express.Express {
 
   const intakeLimiter = rateLimit({
     windowMs: 60_000,
-    limit: Number(process.env.INTAKE_RATE_LIMIT_PER_MINUTE ?? 120),
+    limit: config.intakeRateLimitPerMinute,
     standardHeaders: 'draft-8',
     legacyHeaders: false,
     message: { error: 'too many leads from this address, try again in a minute' },
   });
 
   const bodyLimit = config.maxBodySize;
+  // Browsers may post leads only from the shop's own origins; server-to-server posts carry none.
+  const allowCors = cors({
+    origin: (origin, done) => done(null, !origin || config.allowedOrigins.includes(origin)),
+    methods: ['POST'],
+    credentials: true,
+  });
+  app.options('/api/leads', allowCors);
   app.post(
     '/api/leads',
+    allowCors,
     intakeLimiter,
     requireContentType(['application/json', 'application/x-www-form-urlencoded']),
     express.json({ limit: bodyLimit, strict: true }),
@@ -133,6 +143,7 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use(leadRoutes(deps));
   app.use(voximplantRoutes(deps));
   app.use(corezoidRoutes(deps, acceptLead));
+  app.use(dashboardRoutes(deps));
 
   const pages = path.join(__dirname, 'pages');
   app.get('/', (_req, res) => res.sendFile(path.join(pages, 'form.html')));

@@ -46,6 +46,12 @@ const rawLeadSchema = z.object({
   comment: text(2000).optional(),
 });
 
+function describeType(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
 export interface RawLead {
   fields: Record<string, unknown>;
   cookies: Record<string, string | undefined>;
@@ -67,15 +73,17 @@ function mapFields(fields: Record<string, unknown>, map: Record<string, string>)
 export async function parseLead(raw: RawLead, config: AppConfig, now: number): Promise<Omit<LeadInput, 'policy'>> {
   const fields = mapFields(raw.fields, config.leadFieldMap);
   const known = new Set(Object.keys(rawLeadSchema.shape));
-  const parsed = rawLeadSchema.safeParse(
-    Object.fromEntries(Object.entries(fields).filter(([k]) => known.has(k))),
-  );
+  const input = Object.fromEntries(Object.entries(fields).filter(([k]) => known.has(k)));
+  const parsed = rawLeadSchema.safeParse(input);
   const problems: FieldProblem[] = [];
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
+      const field = issue.path.join('.') || 'body';
+      const missing = issue.path.length === 1 && input[String(issue.path[0])] === undefined;
+      const wrongType = issue.code === 'invalid_type' || issue.code === 'invalid_union';
       problems.push({
-        field: issue.path.join('.') || 'body',
-        message: issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message,
+        field,
+        message: missing ? 'is required' : wrongType ? `has the wrong type (${describeType(input[field])})` : issue.message,
       });
     }
     throw new LeadValidationError(problems);
@@ -145,6 +153,7 @@ export function leadPolicy(config: AppConfig): LeadPolicy {
     maxAttempts: config.call.maxAttempts,
     resultTimeoutMs: config.call.resultTimeoutMs,
     callTaskQueue: config.temporal.callTaskQueue,
+    crmTaskQueue: config.temporal.crmTaskQueue,
     resultUrl: `${config.publicUrl}/api/voximplant/result`,
     manualHandlingTimeoutMs: config.call.manualHandlingTimeoutMs,
     texts: config.texts,

@@ -75,7 +75,7 @@ export function leadRoutes({ client }: AppDeps): Router {
         const handle = client.workflow.getHandle(workflowId);
         try {
           const state = await handle.executeUpdate(operatorActionUpdate, { args: [{ action, ...body.data }] });
-          res.json({ ref: req.params.ref, workflowId, ...state });
+          res.json({ ...state, ref: req.params.ref, workflowId });
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) {
             // Unknown ref → 404; a closed lead is found by describe and is a 409.

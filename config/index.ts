@@ -70,6 +70,7 @@ const envSchema = z.object({
   TEMPORAL_API_KEY: optionalString,
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('leads'),
   TEMPORAL_CALL_TASK_QUEUE: z.string().min(1).default('lead-calls'),
+  TEMPORAL_CRM_TASK_QUEUE: z.string().min(1).default('lead-crm'),
 
   BITRIX24_WEBHOOK_URL: httpUrl.optional().or(z.literal('').transform(() => undefined)),
   BITRIX24_PORTAL_URL: httpUrl.optional().or(z.literal('').transform(() => undefined)),
@@ -118,7 +119,13 @@ const envSchema = z.object({
 
   /** Maps the shop's own form field names onto ours, e.g. `fio:name,tel:phone`. */
   LEAD_FIELD_MAP: z.string().default(''),
-  MAX_BODY_SIZE: z.string().default('64kb'),
+  MAX_BODY_SIZE: z.string().regex(/^\d+(b|kb|mb)$/i, 'a size such as 64kb').default('64kb'),
+  INTAKE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
+  /** Express "trust proxy": which hops' X-Forwarded-For to believe for the client IP. */
+  TRUST_PROXY: z.string().default('loopback'),
+  /** Shop origins allowed to post leads from the browser (comma-separated); empty = same origin only. */
+  ALLOWED_ORIGINS: z.string().default(''),
+  SDK_METRICS_PORT: port(9464),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -145,6 +152,7 @@ export interface AppConfig {
     apiKey?: string;
     taskQueue: string;
     callTaskQueue: string;
+    crmTaskQueue: string;
   };
   bitrix24: {
     mode: ProviderMode;
@@ -188,6 +196,10 @@ export interface AppConfig {
   texts: { nightSms: string; confirmationSms: string; voicemailSms: string };
   leadFieldMap: Record<string, string>;
   maxBodySize: string;
+  intakeRateLimitPerMinute: number;
+  trustProxy: string;
+  allowedOrigins: string[];
+  sdkMetricsPort: number;
 }
 
 /** Values the emulators use; a provider with no credentials is pointed at its emulator with these. */
@@ -312,6 +324,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       apiKey: e.TEMPORAL_API_KEY,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       callTaskQueue: e.TEMPORAL_CALL_TASK_QUEUE,
+      crmTaskQueue: e.TEMPORAL_CRM_TASK_QUEUE,
     },
     bitrix24: {
       mode: bitrix24Mode,
@@ -360,6 +373,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     leadFieldMap,
     maxBodySize: e.MAX_BODY_SIZE,
+    intakeRateLimitPerMinute: e.INTAKE_RATE_LIMIT_PER_MINUTE,
+    trustProxy: e.TRUST_PROXY,
+    allowedOrigins: e.ALLOWED_ORIGINS.split(',').map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean),
+    sdkMetricsPort: e.SDK_METRICS_PORT,
   };
 }
 

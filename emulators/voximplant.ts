@@ -87,6 +87,7 @@ export interface VoximplantEmulator {
   control: VoximplantEmulatorControl;
 }
 
+// The codes scenario.js reports for each outcome by default.
 const DEFAULT_CODES: Record<CallResult, number> = {
   answered: 200,
   voicemail: 200,
@@ -99,6 +100,7 @@ const DEFAULT_CODES: Record<CallResult, number> = {
 const DEFAULT_DURATIONS: Partial<Record<CallResult, number>> = { answered: 12, voicemail: 20 };
 const INITIAL_OUTCOME: ScriptedOutcome = { result: 'answered', delayMs: 50 };
 const FIRST_SESSION_ID = 1_000_000_001;
+const DOWN_PAGE = '<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>';
 
 type Params = Record<string, string>;
 type ApiAnswer = { status: number; body: unknown };
@@ -166,26 +168,25 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
         result: 1,
         media_session_access_url: `http://${host}/media/${call.callSessionHistoryId}/${secret}`,
         media_session_access_secure_url: `https://${host}/media/${call.callSessionHistoryId}/${secret}`,
-        media_session_check_url: `http://${host}/media/${call.callSessionHistoryId}/${secret}/check`,
         call_session_history_id: call.callSessionHistoryId,
       },
     };
   }
 
   function playScenario(call: EmulatedCall): void {
-    let finish: () => void = () => undefined;
-    const done = new Promise<void>((resolve) => (finish = resolve));
+    const done = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        void report(call).finally(() => {
+          call.finishedAt = new Date();
+          resolve();
+        });
+      }, call.outcome.delayMs ?? INITIAL_OUTCOME.delayMs);
+      timer.unref();
+      timers.add(timer);
+    });
     running.add(done);
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      void report(call).finally(() => {
-        call.finishedAt = new Date();
-        running.delete(done);
-        finish();
-      });
-    }, call.outcome.delayMs ?? INITIAL_OUTCOME.delayMs);
-    timer.unref();
-    timers.add(timer);
+    void done.then(() => running.delete(done));
   }
 
   async function report(call: EmulatedCall): Promise<void> {
@@ -198,21 +199,14 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
       code: outcome.code === undefined ? DEFAULT_CODES[outcome.result] : outcome.code,
       duration: outcome.duration ?? DEFAULT_DURATIONS[outcome.result] ?? 0,
     };
-    const url = typeof call.customData?.resultUrl === 'string' ? call.customData.resultUrl : '';
+    const url = call.customData?.resultUrl;
+    // Like scenario.js: without a token and a resultUrl there is nowhere to report, so nothing is sent.
+    if (typeof url !== 'string' || !url || !body.token) return;
+    const id = call.callSessionHistoryId;
     for (let i = 0; i < times; i++) {
       if (startedIn !== generation) return; // reset() since: this call belongs to an earlier test
-      const entry: ResultReport = {
-        callSessionHistoryId: call.callSessionHistoryId,
-        url,
-        body,
-        ok: false,
-        at: new Date(),
-      };
+      const entry: ResultReport = { callSessionHistoryId: id, url, body, ok: false, at: new Date() };
       state.reports.push(entry);
-      if (!url) {
-        entry.error = 'no resultUrl in script_custom_data';
-        continue;
-      }
       try {
         const res = await http.post(url, body, { validateStatus: () => true });
         entry.status = res.status;
@@ -243,7 +237,7 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
     if (p.desc_order === 'true') rows.reverse();
     const offset = Number(p.offset ?? 0) || 0;
     const count = Math.min(Number(p.count ?? 20) || 20, 1000);
-    const page = rows.slice(offset, offset + count).map((c) => historyItem(c, p.with_calls === 'true'));
+    const page = rows.slice(offset, offset + count).map(historyItem);
     return {
       status: 200,
       body: {
@@ -255,9 +249,10 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
     };
   }
 
-  function historyItem(c: EmulatedCall, withCalls: boolean): Record<string, unknown> {
+  function historyItem(c: EmulatedCall): Record<string, unknown> {
     const finished = c.finishedAt !== undefined;
     const duration = c.outcome.duration ?? DEFAULT_DURATIONS[c.outcome.result] ?? 0;
+    // A session in progress has no duration or finish reason yet.
     return {
       call_session_history_id: c.callSessionHistoryId,
       account_id: Number(accountId),
@@ -272,22 +267,6 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
       log_file_url: '',
       audio_quality: 'Standard',
       custom_data: c.sessionCustomData,
-      ...(withCalls && finished
-        ? {
-            calls: [
-              {
-                call_id: c.callSessionHistoryId * 10,
-                start_time: formatApiDate(c.startedAt.getTime()),
-                duration,
-                local_number: '74950000000',
-                remote_number: typeof c.customData?.phone === 'string' ? c.customData.phone : '',
-                remote_number_type: 'pstn',
-                incoming: false,
-                successful: c.outcome.result === 'answered' || c.outcome.result === 'voicemail',
-              },
-            ],
-          }
-        : {}),
     };
   }
 
@@ -303,10 +282,7 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
   function answerFor(req: Request, cmd: string, p: Params): ApiAnswer {
     switch (takeMode()) {
       case 'down':
-        return {
-          status: 503,
-          body: '<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>',
-        };
+        return { status: 503, body: DOWN_PAGE };
       case 'rate_limit':
         return apiError(429, 'Too Many Requests', 429);
       case 'auth_error':
@@ -385,12 +361,8 @@ function verifyJwt(token: string, accounts: VoximplantServiceAccount[]): boolean
   if (typeof payload.exp !== 'number' || payload.exp < now) return false;
   if (typeof payload.iat !== 'number' || payload.iat > now + 60) return false;
   try {
-    return crypto.verify(
-      'RSA-SHA256',
-      Buffer.from(`${h}.${p}`),
-      account.publicKey,
-      Buffer.from(s, 'base64url'),
-    );
+    const signature = Buffer.from(s, 'base64url');
+    return crypto.verify('RSA-SHA256', Buffer.from(`${h}.${p}`), account.publicKey, signature);
   } catch {
     return false;
   }
@@ -407,9 +379,9 @@ function parseObject(text: string): Record<string, unknown> | null {
 
 /** `YYYY-MM-DD HH:mm:ss`, UTC (the emulator's only timezone). */
 function parseApiDate(text: string): number | undefined {
-  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(text);
-  if (!m) return undefined;
-  const ms = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
+  const ms = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/.test(text)
+    ? Date.parse(`${text.replace(' ', 'T')}Z`)
+    : NaN;
   return Number.isNaN(ms) ? undefined : ms;
 }
 

@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const sdkMetricsPort = Number(process.env.SDK_METRICS_PORT ?? 9464);
+  const sdkMetricsPort = config.sdkMetricsPort;
   Runtime.install({
     logger: pinoTemporalLogger(logger),
     telemetryOptions: {

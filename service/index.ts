@@ -7,7 +7,7 @@ import type { NativeConnection } from '@temporalio/worker';
 import { withEmulatorUrls, type AppConfig } from '../config';
 import { buildApp } from '../api/app';
 import { createMetrics, type Metrics } from '../support/metrics';
-import { startEmulators, type RunningEmulators } from '../emulators';
+import { startEmulators, type EmulatorOptions, type RunningEmulators } from '../emulators';
 import { connectToTemporal } from '../worker/connection';
 import { createLeadWorkers, type LeadWorkers, type WorkflowSource } from '../worker/worker';
 import { logger as rootLogger, type Logger } from '../support/logger';
@@ -22,6 +22,7 @@ export interface ServiceOptions {
   extraMetrics?: () => Promise<string>;
   /** Start the emulators for providers without credentials (default true). */
   emulators?: boolean;
+  emulatorOptions?: EmulatorOptions;
 }
 
 export interface RunningService {
@@ -43,7 +44,7 @@ export async function startService(baseConfig: AppConfig, options: ServiceOption
   let emulators: RunningEmulators | undefined;
   const emulated = (['bitrix24', 'voximplant', 'sms', 'telegram'] as const).filter((p) => config[p].mode === 'emulator');
   if (emulated.length > 0 && options.emulators !== false) {
-    emulators = await startEmulators();
+    emulators = await startEmulators(options.emulatorOptions);
     config = withEmulatorUrls(config, emulators.urls);
     logger.warn(
       { emulated, urls: emulators.urls },

@@ -6,7 +6,8 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import axios from 'axios';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { EMULATOR_CREDENTIALS, type AppConfig } from '../config';
 import { createBitrix24Activities, OAUTH_STATE_FILE, type CrmLeadInput } from '../activities/bitrix24';
 import { BITRIX24_EMULATOR_DEFAULTS, createBitrix24Emulator } from '../emulators/bitrix24';
@@ -225,6 +226,24 @@ describe('failures', () => {
     const crm = createBitrix24Activities(webhookConfig(), { dataDir, http: axios.create({ timeout: 100 }) });
     const failure = await failureOf(crm.findPartner('watchfan'));
     expect(failure).toMatchObject({ type: 'Bitrix24Unavailable', nonRetryable: false });
+  });
+});
+
+describe('inside an activity', () => {
+  test('heartbeats each call and aborts the HTTP request when the activity is cancelled', async () => {
+    const env = new MockActivityEnvironment();
+    const beats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    const crm = createBitrix24Activities(webhookConfig(), { dataDir });
+    await expect(env.run(crm.findPartner, 'watchfan')).resolves.toEqual({ status: 'not_found' });
+    expect(beats).toEqual([{ bitrix24: 'crm.company.list' }]);
+
+    control.setMode('slow', { delayMs: 1500 });
+    const started = Date.now();
+    const pending = env.run(crm.findPartner, 'watchfan');
+    setTimeout(() => env.cancel(), 100);
+    await expect(pending).rejects.toBeInstanceOf(CancelledFailure);
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 });
 

@@ -266,6 +266,10 @@ function start() {
     return;
   }
   log('ref=' + data.ref + ' attempt=' + data.attempt);
+  // The service finds this session again by its custom data (GetCallHistory filters on it exactly)
+  // when a retried StartScenarios must not ring the customer twice: keep only the call key there,
+  // which also keeps the customer's name, phone and the token out of the call history.
+  if (data.callKey) VoxEngine.customData(String(data.callKey));
 
   var phone = String(data.phone || '');
   if (!/^\d{10,15}$/.test(phone)) {

@@ -1,14 +1,17 @@
-// The worker: the lead workflows and their activities on the main task queue, and the robot call on
-// a queue of its own whose rate limit is the VoxImplant account's calls per second.
+// The worker: the lead workflows with alerts and SMS on the main task queue, Bitrix24 on a CRM queue
+// and the robot call on a call queue. Those two queues carry server-side rate limits, so activities
+// wait in Temporal's queue (not inside a running activity) and every worker process together stays
+// under the provider's limit.
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config';
-import { createCallActivities, createLeadActivities } from '../activities';
+import { createCallActivities, createCrmActivities, createLeadActivities } from '../activities';
 import type { Metrics } from '../support/metrics';
 
 export interface LeadWorkers {
   leadWorker: Worker;
+  crmWorker: Worker;
   callWorker: Worker;
-  /** Resolves when both workers have stopped (after shutdown()). */
+  /** Resolves when every worker has stopped (after shutdown()). */
   run(): Promise<void>;
   shutdown(): void;
 }
@@ -19,46 +22,51 @@ export function defaultWorkflowSource(): WorkflowSource {
   return { workflowsPath: require.resolve('../workflows') };
 }
 
+/** createCrmLead makes two Bitrix24 requests (look up, add): half the portal's rate in activities. */
+const BITRIX24_REQUESTS_PER_ACTIVITY = 2;
+
 export async function createLeadWorkers(
   connection: NativeConnection,
   config: AppConfig,
   workflows: WorkflowSource = defaultWorkflowSource(),
   metrics?: Metrics,
 ): Promise<LeadWorkers> {
+  const common = { connection, namespace: config.temporal.namespace, shutdownGraceTime: '10s' } as const;
   const leadWorker = await Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
+    ...common,
     taskQueue: config.temporal.taskQueue,
     ...workflows,
     activities: createLeadActivities(config, metrics),
-    // Sleeping leads are many and idle; keep the cache large enough that a morning wake-up does
-    // not replay every history, small enough for the memory target.
+    // Sleeping leads are many and idle; a bounded cache keeps memory flat, at the cost of a replay
+    // when an evicted lead wakes up.
     maxCachedWorkflows: 2000,
-    shutdownGraceTime: '10s',
+  });
+  const crmWorker = await Worker.create({
+    ...common,
+    taskQueue: config.temporal.crmTaskQueue,
+    activities: createCrmActivities(config),
+    maxTaskQueueActivitiesPerSecond: config.bitrix24.requestsPerSecond / BITRIX24_REQUESTS_PER_ACTIVITY,
+    maxConcurrentActivityTaskExecutions: 10,
   });
   const callWorker = await Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
+    ...common,
     taskQueue: config.temporal.callTaskQueue,
     activities: createCallActivities(config, metrics),
-    // Server-side, per task queue: holds across every worker process, so N workers together still
-    // place at most CALLS_PER_SECOND calls.
     maxTaskQueueActivitiesPerSecond: config.call.callsPerSecond,
     maxConcurrentActivityTaskExecutions: config.call.maxConcurrentCalls,
-    shutdownGraceTime: '10s',
   });
+  const all = [leadWorker, crmWorker, callWorker];
   let running: Promise<void> | undefined;
   return {
     leadWorker,
+    crmWorker,
     callWorker,
     run() {
-      running ??= Promise.all([leadWorker.run(), callWorker.run()]).then(() => undefined);
+      running ??= Promise.all(all.map((w) => w.run())).then(() => undefined);
       return running;
     },
     shutdown() {
-      for (const w of [leadWorker, callWorker]) {
-        if (w.getState() === 'RUNNING') w.shutdown();
-      }
+      for (const w of all) if (w.getState() === 'RUNNING') w.shutdown();
     },
   };
 }

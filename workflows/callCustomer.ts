@@ -13,7 +13,7 @@ import {
   ApplicationFailure,
   ActivityFailure,
 } from '@temporalio/workflow';
-import type { LeadActivities, CallActivities } from '../activities';
+import type { CallActivities, CrmActivities, LeadActivities } from '../activities';
 import { isWorkingTime, nextWorkingTime } from '../domain/workingHours';
 import type {
   CallInput,
@@ -36,7 +36,7 @@ export const callProgressSignal = defineSignal<[CallProgress]>('callProgress');
 
 const MISSED: readonly CallResult[] = ['busy', 'no_answer', 'unavailable', 'failed'];
 
-const lead = proxyActivities<LeadActivities>({
+const alerts = proxyActivities<LeadActivities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
 });
@@ -58,6 +58,12 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
     startToCloseTimeout: '30s',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
   });
+  const crm = proxyActivities<CrmActivities>({
+    taskQueue: policy.crmTaskQueue,
+    startToCloseTimeout: '30s',
+    scheduleToCloseTimeout: '6h',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
+  });
 
   let status: LeadStatus = 'New';
   let attempts = 0;
@@ -75,6 +81,7 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
   setHandler(crmLeadCreatedSignal, (id) => {
     crmLeadId = id;
     crmResolved = true;
+    flushCrmNotes();
   });
   setHandler(crmLeadFailedSignal, () => {
     crmResolved = true;
@@ -118,18 +125,27 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
 
   function noteForCrm(comment: string, statusId?: string): void {
     crmNotes.push({ comment, statusId });
+    flushCrmNotes();
   }
-  async function flushCrmNotes(): Promise<void> {
-    if (crmLeadId === undefined) return;
-    while (crmNotes.length > 0) {
-      const note = crmNotes[0]!;
-      try {
-        await lead.recordCallAttempt({ leadId: crmLeadId, ...note });
-      } catch (err) {
-        log.warn('could not write the call attempt to the CRM', { error: String(err) });
+  // CRM notes are written in the background, in order: a slow or rate-limited Bitrix24 must
+  // never delay the next call.
+  let crmWriter: Promise<void> | undefined;
+  function flushCrmNotes(): void {
+    if (crmLeadId === undefined || crmWriter) return;
+    const leadId = crmLeadId;
+    crmWriter = (async () => {
+      while (crmNotes.length > 0) {
+        const note = crmNotes[0]!;
+        try {
+          await crm.recordCallAttempt({ leadId, ...note });
+        } catch (err) {
+          log.warn('could not write the call attempt to the CRM', { error: String(err) });
+        }
+        crmNotes.shift();
       }
-      crmNotes.shift();
-    }
+    })().finally(() => {
+      crmWriter = undefined;
+    });
   }
 
   async function sendSmsOnce(kind: 'night' | 'confirmation' | 'voicemail', text: string): Promise<void> {
@@ -144,7 +160,7 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
 
   async function alertManual(reason: ManualReason, detail: string): Promise<void> {
     try {
-      await lead.notifySellers({
+      await alerts.notifySellers({
         kind: 'manual_handling',
         ref: input.ref,
         workflowId: input.leadWorkflowId,
@@ -177,7 +193,6 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
     await progress('ManualHandling', detail);
     noteForCrm(`Нужна ручная обработка: ${detail}`, 'IN_PROCESS');
     await alertManual(reason, detail);
-    await flushCrmNotes();
     pendingAction = undefined;
     await condition(() => pendingAction !== undefined, policy.manualHandlingTimeoutMs);
     const action = pendingAction as OperatorAction | undefined;
@@ -197,8 +212,9 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
     noteForCrm(comment, final === 'WrongNumber' ? 'JUNK' : undefined);
     await progress(final, comment);
     // The CRM lead may still be on its way (Bitrix24 slow or down): wait for it, bounded.
-    await condition(() => crmResolved, '2h');
-    await flushCrmNotes();
+    await condition(() => crmResolved, '6h');
+    flushCrmNotes();
+    await condition(() => crmWriter === undefined && (crmNotes.length === 0 || crmLeadId === undefined));
     return { status: final, attempts, lastResult };
   }
 
@@ -240,6 +256,7 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
         phone: input.phone,
         resultUrl: policy.resultUrl,
         tokenTtlSeconds: Math.ceil((policy.resultTimeoutMs + 3_600_000) / 1000),
+        receivedAt: input.receivedAt,
       });
     } catch (err) {
       awaitedAttempt = undefined;
@@ -278,7 +295,6 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
       const now2 = Date.now();
       nextCallAt = nextWorkingTime(now2 + policy.retryDelayMs, input.timezone, policy.workingSchedule);
       await progress('MissedCall', `недозвон (${r.result})`);
-      await flushCrmNotes();
       await condition(() => pendingAction !== undefined, nextCallAt - now2);
     }
   }

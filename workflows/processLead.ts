@@ -17,7 +17,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { LeadActivities } from '../activities';
+import type { CrmActivities, LeadActivities } from '../activities';
 import { isWorkingTime } from '../domain/workingHours';
 import {
   callCustomer,
@@ -33,13 +33,6 @@ export const getLeadStateQuery = defineQuery<LeadState>('getLeadState');
 /** Operator actions are updates: the caller learns at once whether the action was allowed. */
 export const operatorActionUpdate = defineUpdate<LeadState, [OperatorAction]>('operatorAction');
 
-const crm = proxyActivities<LeadActivities>({
-  startToCloseTimeout: '30s',
-  // Bitrix24 down for an hour delays the CRM lead, never the call; past two hours it is a
-  // person's job and the sellers are told.
-  scheduleToCloseTimeout: '2h',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
-});
 const alerts = proxyActivities<LeadActivities>({
   startToCloseTimeout: '30s',
   scheduleToCloseTimeout: '1h',
@@ -48,6 +41,14 @@ const alerts = proxyActivities<LeadActivities>({
 
 export async function processLead(input: LeadInput): Promise<LeadState> {
   const { workflowId, runId } = workflowInfo();
+  const crm = proxyActivities<CrmActivities>({
+    taskQueue: input.policy.crmTaskQueue,
+    startToCloseTimeout: '30s',
+    // Bitrix24 down for an hour delays the CRM lead, never the call; past six hours (the queue may
+    // also be long at the portal's 2 requests/s) it is a person's job and the sellers are told.
+    scheduleToCloseTimeout: '6h',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
+  });
   const state: LeadState = {
     ref: input.ref,
     status: 'New',
@@ -125,6 +126,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
           partnerCode: input.partnerCode,
           site: input.site,
           orderAmount: input.orderAmount,
+          receivedAt: input.receivedAt,
           policy: input.policy,
         },
       ],

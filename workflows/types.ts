@@ -63,6 +63,8 @@ export interface LeadPolicy {
   maxAttempts: number;
   resultTimeoutMs: number;
   callTaskQueue: string;
+  /** Bitrix24 activities: a queue of their own, rate-limited to what the portal allows. */
+  crmTaskQueue: string;
   resultUrl: string;
   /** How long a lead waits in manual handling for a person before it closes as unhandled. */
   manualHandlingTimeoutMs: number;
@@ -141,5 +143,7 @@ export interface CallInput {
   partnerCode?: string;
   site?: string;
   orderAmount?: number;
+  /** When the API accepted the lead (epoch ms): the first call's latency is measured from it. */
+  receivedAt: number;
   policy: LeadPolicy;
 }

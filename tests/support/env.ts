@@ -4,6 +4,7 @@ import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig, type AppConfig } from '../../config';
 import { startService, type RunningService } from '../../service';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/searchAttributes';
@@ -26,7 +27,17 @@ export function workflowBundle() {
   return { workflowBundle: { codePath } };
 }
 
+/** The SDK's own logs at WARN, once per test process (the Runtime can be installed only once). */
+function quietSdkLogs(): void {
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // already installed in this process
+  }
+}
+
 export async function startDevServer(): Promise<TestWorkflowEnvironment> {
+  quietSdkLogs();
   return TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: process.env.STL_TEMPORAL_CLI! },
@@ -38,6 +49,7 @@ export async function startDevServer(): Promise<TestWorkflowEnvironment> {
 }
 
 export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
+  quietSdkLogs();
   return TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: process.env.STL_TEST_SERVER! } },
   });
@@ -55,6 +67,8 @@ export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessE
     CALL_RESULT_TIMEOUT: '5s',
     CALL_RETRY_DELAY: '1s',
     CALLS_PER_SECOND: '100',
+    BITRIX24_REQUESTS_PER_SECOND: '50',
+    INTAKE_RATE_LIMIT_PER_MINUTE: '100000',
     ...overrides,
   };
 }
@@ -72,6 +86,8 @@ export async function startStack(
     connection: env.nativeConnection,
     workflows: workflowBundle(),
     role: opts.role,
+    // Tests assert on outcomes, not on the portal's 2 requests/s; the rate limit has its own tests.
+    emulatorOptions: { bitrix24: { rateLimit: false } },
   });
   return {
     env,

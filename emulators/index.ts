@@ -1,0 +1,65 @@
+// Starts the four provider emulators on loopback ports: the default when a provider has no
+// credentials, and what the tests and the benchmark run against.
+import type http from 'node:http';
+import type express from 'express';
+import { createBitrix24Emulator, type Bitrix24EmulatorOptions } from './bitrix24';
+import { createVoximplantEmulator, type VoximplantEmulatorOptions } from './voximplant';
+import { createSmsRuEmulator, type SmsRuEmulatorOptions } from './smsru';
+import { createTelegramEmulator, type TelegramEmulatorOptions } from './telegram';
+
+export interface EmulatorOptions {
+  host?: string;
+  bitrix24?: Bitrix24EmulatorOptions;
+  voximplant?: VoximplantEmulatorOptions;
+  smsru?: SmsRuEmulatorOptions;
+  telegram?: TelegramEmulatorOptions;
+}
+
+export interface RunningEmulators {
+  urls: { bitrix24: string; voximplant: string; smsru: string; telegram: string };
+  bitrix24: ReturnType<typeof createBitrix24Emulator>;
+  voximplant: ReturnType<typeof createVoximplantEmulator>;
+  smsru: ReturnType<typeof createSmsRuEmulator>;
+  telegram: ReturnType<typeof createTelegramEmulator>;
+  close(): Promise<void>;
+}
+
+function listen(app: express.Express, host: string): Promise<{ server: http.Server; url: string }> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      resolve({ server, url: `http://${host}:${port}` });
+    });
+    server.once('error', reject);
+  });
+}
+
+export async function startEmulators(options: EmulatorOptions = {}): Promise<RunningEmulators> {
+  const host = options.host ?? '127.0.0.1';
+  const bitrix24 = createBitrix24Emulator(options.bitrix24);
+  // Our scenario keeps only the call key as the session's custom data; emulate exactly that.
+  const voximplant = createVoximplantEmulator({ scenarioSetsCallKey: true, ...options.voximplant });
+  const smsru = createSmsRuEmulator(options.smsru);
+  const telegram = createTelegramEmulator(options.telegram);
+  const servers = await Promise.all([bitrix24, voximplant, smsru, telegram].map((e) => listen(e.app, host)));
+  const [b, v, s, t] = servers as [(typeof servers)[0], (typeof servers)[0], (typeof servers)[0], (typeof servers)[0]];
+  return {
+    urls: { bitrix24: b.url, voximplant: `${v.url}/platform_api`, smsru: s.url, telegram: t.url },
+    bitrix24,
+    voximplant,
+    smsru,
+    telegram,
+    async close() {
+      await Promise.all(
+        servers.map(
+          ({ server }) =>
+            new Promise<void>((resolve) => {
+              server.close(() => resolve());
+              server.closeAllConnections();
+            }),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,198 @@
+// The whole loop on a real Temporal dev server: intake over HTTP → processLead → CRM lead in the
+// Bitrix24 emulator → callCustomer → StartScenarios at the VoxImplant emulator → the scenario's
+// report posted back to our result endpoint → SMS at the SMS.ru emulator.
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startDevServer, startStack, type TestStack } from './support/env';
+import { eventually, getJson, postJson, uniquePhone } from './support/http';
+
+let env: TestWorkflowEnvironment;
+let stack: TestStack;
+
+beforeAll(async () => {
+  env = await startDevServer();
+  stack = await startStack(env);
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await env?.teardown();
+});
+
+const callsTo = (phone: string) => stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone);
+const smsTo = (phone: string) => stack.emulators.smsru.state.sms.filter((s) => s.to === phone);
+const leadsFor = (phone: string) =>
+  stack.emulators.bitrix24.state.leads.filter((l) => JSON.stringify(l.PHONE ?? '').includes(phone));
+
+async function finalStatus(ref: string, expected: string): Promise<Record<string, unknown>> {
+  return eventually(async () => {
+    const { body } = await getJson(`${stack.url}/api/leads/${encodeURIComponent(ref)}`);
+    expect(body.status).toBe(expected);
+    expect(body.execution).toBe('COMPLETED');
+    return body;
+  });
+}
+
+test('a lead is called, answered, confirmed by SMS and recorded in the CRM exactly once', async () => {
+  const phone = uniquePhone();
+  stack.emulators.bitrix24.control.addCompany({ TITLE: 'Часовой партнёр', UF_CRM_PARTNER_CODE: 'watchpartner' });
+  const res = await postJson(
+    `${stack.url}/api/leads`,
+    { name: 'Анна', phone: `8 ${phone.slice(1, 4)} ${phone.slice(4)}`, city: 'Казань', site: 'shop.example', orderAmount: '12 990' },
+    { cookie: 'utm_source=watchpartner' },
+  );
+  expect(res.status).toBe(202);
+  expect(res.body).toMatchObject({ ref: phone, status: 'started' });
+  expect(String(res.body.workflowId)).toMatch(/^lead-h[0-9a-f]{24}$/); // the phone is not the id
+
+  const state = await finalStatus(phone, 'Answered');
+  expect(state).toMatchObject({ attempts: 1, lastResult: 'answered', partner: { status: 'found', title: 'Часовой партнёр' } });
+
+  expect(callsTo(phone)).toHaveLength(1);
+  expect(callsTo(phone)[0]!.customData).toMatchObject({ phone, name: 'Анна', attempt: 1 });
+  expect(smsTo(phone).map((s) => s.text)).toEqual([expect.stringContaining('Ваш заказ принят')]);
+
+  const leads = leadsFor(phone);
+  expect(leads).toHaveLength(1);
+  expect(leads[0]).toMatchObject({
+    NAME: 'Анна',
+    ADDRESS_CITY: 'Казань',
+    UTM_SOURCE: 'watchpartner',
+    OPPORTUNITY: expect.anything(),
+    ORIGINATOR_ID: 'speed-to-lead',
+  });
+  expect(Number(leads[0]!.OPPORTUNITY)).toBe(12990);
+  await eventually(() => {
+    const comments = stack.emulators.bitrix24.state.comments.filter((c) => c.ENTITY_ID === Number(leads[0]!.ID));
+    expect(comments.map((c) => c.COMMENT).join('\n')).toMatch(/Попытка 1: answered/);
+  });
+  const alerts = stack.emulators.telegram.state.messages.filter((m) => m.text.includes(phone.slice(-4)));
+  expect(alerts.length).toBeGreaterThanOrEqual(1);
+});
+
+test('20 concurrent posts of one ref start exactly one workflow and place one call', async () => {
+  const phone = uniquePhone();
+  const ref = `order-${phone}`;
+  const answers = await Promise.all(
+    Array.from({ length: 20 }, () => postJson(`${stack.url}/api/leads`, { name: 'Борис', phone, ref })),
+  );
+  const statuses = answers.map((a) => a.status).sort();
+  expect(statuses.filter((s) => s === 202)).toHaveLength(1);
+  expect(statuses.filter((s) => s === 200)).toHaveLength(19);
+  expect(answers.filter((a) => a.body.status === 'duplicate')).toHaveLength(19);
+  await finalStatus(ref, 'Answered');
+  expect(callsTo(phone)).toHaveLength(1);
+  expect(leadsFor(phone)).toHaveLength(1);
+
+  // Once that lead has finished, the same ref is a new lead.
+  const again = await postJson(`${stack.url}/api/leads`, { name: 'Борис', phone, ref });
+  expect(again.status).toBe(202);
+  await eventually(() => expect(callsTo(phone)).toHaveLength(2));
+});
+
+test('voicemail → one SMS and no second call', async () => {
+  const phone = uniquePhone();
+  stack.emulators.voximplant.control.scriptFor(phone, [{ result: 'voicemail', delayMs: 20 }]);
+  await postJson(`${stack.url}/api/leads`, { name: 'Вера', phone });
+  await finalStatus(phone, 'Voicemail');
+  expect(callsTo(phone)).toHaveLength(1);
+  expect(smsTo(phone)).toHaveLength(1);
+});
+
+test('busy three times then answered → four calls, one confirmation SMS', async () => {
+  const phone = uniquePhone();
+  stack.emulators.voximplant.control.scriptFor(phone, [
+    { result: 'busy', delayMs: 10 },
+    { result: 'no_answer', delayMs: 10 },
+    { result: 'unavailable', delayMs: 10 },
+    { result: 'answered', delayMs: 10 },
+  ]);
+  await postJson(`${stack.url}/api/leads`, { name: 'Глеб', phone });
+  const state = await finalStatus(phone, 'Answered');
+  expect(state.attempts).toBe(4);
+  const calls = callsTo(phone);
+  expect(calls.map((c) => c.customData?.attempt)).toEqual([1, 2, 3, 4]);
+  // CALL_RETRY_DELAY is 1s in the tests: consecutive calls are at least that far apart.
+  for (let i = 1; i < calls.length; i++) {
+    expect(calls[i]!.startedAt.getTime() - calls[i - 1]!.startedAt.getTime()).toBeGreaterThanOrEqual(900);
+  }
+  expect(smsTo(phone)).toHaveLength(1);
+});
+
+test('wrong number → one call, nothing more', async () => {
+  const phone = uniquePhone();
+  stack.emulators.voximplant.control.scriptFor(phone, [{ result: 'wrong_number', code: 404, delayMs: 10 }]);
+  await postJson(`${stack.url}/api/leads`, { name: 'Дина', phone });
+  await finalStatus(phone, 'WrongNumber');
+  expect(callsTo(phone)).toHaveLength(1);
+  expect(smsTo(phone)).toHaveLength(0);
+});
+
+test('a report posted twice has one effect', async () => {
+  const phone = uniquePhone();
+  stack.emulators.voximplant.control.scriptFor(phone, [{ result: 'answered', delayMs: 10, report: 'twice' }]);
+  await postJson(`${stack.url}/api/leads`, { name: 'Ева', phone });
+  await finalStatus(phone, 'Answered');
+  await stack.emulators.voximplant.control.settled();
+  const reports = stack.emulators.voximplant.state.reports.filter((r) => callsTo(phone).some((c) => c.callSessionHistoryId === r.callSessionHistoryId));
+  expect(reports.map((r) => r.status).sort()).toEqual([200, 409]);
+  expect(smsTo(phone)).toHaveLength(1);
+});
+
+test('a 12-digit phone gets a CRM lead but no call', async () => {
+  const phone = `380${uniquePhone().slice(2)}`;
+  const res = await postJson(`${stack.url}/api/leads`, { name: 'Жанна', phone });
+  expect(res.status).toBe(202);
+  const state = await finalStatus(phone, 'PhoneNotDialable');
+  expect(state.crmLeadId).toEqual(expect.any(Number));
+  expect(callsTo(phone)).toHaveLength(0);
+});
+
+test('forged and missing tokens are refused with 401 and change nothing', async () => {
+  const phone = uniquePhone();
+  stack.emulators.voximplant.control.scriptFor(phone, [{ result: 'answered', report: 'none' }]);
+  await postJson(`${stack.url}/api/leads`, { name: 'Зоя', phone });
+  await eventually(() => expect(callsTo(phone)).toHaveLength(1));
+  const token = String(callsTo(phone)[0]!.customData!.token);
+  const [payload, signature] = token.split('.');
+  const forged = `${payload}.${signature!.slice(0, -2)}${signature!.endsWith('AA') ? 'BB' : 'AA'}`;
+  const altered = `${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), a: 2 })).toString('base64url')}.${signature}`;
+  for (const bad of [forged, altered, '', 'not-a-token']) {
+    const res = await postJson(`${stack.url}/api/voximplant/result`, { token: bad, result: 'answered', code: 200, duration: 5 });
+    expect(res.status).toBe(401);
+  }
+  const state = await getJson(`${stack.url}/api/leads/${phone}`);
+  expect(state.body.status).toBe('WaitingForResult');
+  // The genuine token still works, and only once.
+  const ok = await postJson(`${stack.url}/api/voximplant/result`, { token, result: 'answered', code: 200, duration: 5 });
+  expect(ok.status).toBe(200);
+  const again = await postJson(`${stack.url}/api/voximplant/result`, { token, result: 'busy', code: 486, duration: 0 });
+  expect(again.status).toBe(409);
+  await finalStatus(phone, 'Answered');
+});
+
+test('the shop’s PHP snippet request gives a lead and a Corezoid-shaped answer', async () => {
+  // Without COREZOID_PUBLIC_KEY the path is disabled.
+  const disabled = await fetch(`${stack.url}/api/1/json/public/31754/anykey`, { method: 'POST', body: '{}' });
+  expect(disabled.status).toBe(404);
+});
+
+test('invalid input is a 4xx with a JSON error and starts nothing', async () => {
+  const before = stack.emulators.voximplant.state.calls.length;
+  const missing = await postJson(`${stack.url}/api/leads`, { name: 'Без телефона' });
+  expect(missing.status).toBe(400);
+  expect(missing.body).toMatchObject({ error: 'invalid lead', details: [{ field: 'phone', message: 'is required' }] });
+  const letters = await postJson(`${stack.url}/api/leads`, { name: 'X', phone: '8916abc4567' });
+  expect(letters.status).toBe(400);
+  const broken = await postJson(`${stack.url}/api/leads`, '{"name": "x", "phone":');
+  expect(broken).toMatchObject({ status: 400, body: { error: 'the body is not valid JSON' } });
+  const text = await fetch(`${stack.url}/api/leads`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' });
+  expect(text.status).toBe(415);
+  const huge = await postJson(`${stack.url}/api/leads`, { name: 'x'.repeat(100_000), phone: '89161234567' });
+  expect(huge.status).toBe(413);
+  expect(stack.emulators.voximplant.state.calls.length).toBe(before);
+});
+
+test('GET /api/leads/:ref of an unknown ref is 404', async () => {
+  const res = await getJson(`${stack.url}/api/leads/no-such-ref`);
+  expect(res.status).toBe(404);
+});
