@@ -59,6 +59,8 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   for (const warning of input.warnings) state.history.push({ at: Date.now(), what: warning });
   let child: ChildWorkflowHandle<typeof callCustomer> | undefined;
   let progressSeen = 0;
+  // Manual handling this workflow itself asked for (CRM trouble) stays flagged whatever the call does.
+  let ownManualReason: LeadState['manualReason'];
 
   const record = (what: string) => state.history.push({ at: Date.now(), what });
   const publish = () =>
@@ -76,7 +78,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
       attempts: p.attempts,
       nextCallAt: p.nextCallAt,
       lastResult: p.lastResult,
-      manualReason: p.manualReason ?? (p.status === 'ManualHandling' ? state.manualReason : undefined),
+      manualReason: p.manualReason ?? ownManualReason,
       nightSmsSent: p.nightSmsSent,
     });
     if (p.event) record(p.event);
@@ -148,7 +150,8 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
       record(found.status === 'found' ? `партнёр: ${found.partner.title}` : 'партнёр не найден');
     } catch (err) {
       state.partner = { status: 'lookup_failed' };
-      state.manualReason = 'crm_auth_failed';
+      ownManualReason = 'crm_auth_failed';
+      state.manualReason ??= ownManualReason;
       partnerAlert = `поиск партнёра в Bitrix24 не удался: ${failureMessage(err)}`;
       record(partnerAlert);
       publish();
@@ -176,7 +179,8 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     record(`лид в CRM: ${created.leadId}`);
     await child?.signal(crmLeadCreatedSignal, created.leadId);
   } catch (err) {
-    state.manualReason = state.manualReason ?? 'crm_unavailable';
+    ownManualReason ??= 'crm_unavailable';
+    state.manualReason ??= ownManualReason;
     partnerAlert = `${partnerAlert ? `${partnerAlert}; ` : ''}лид в CRM не создан: ${failureMessage(err)}`;
     record(`лид в CRM не создан: ${failureMessage(err)}`);
     publish();

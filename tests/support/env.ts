@@ -27,10 +27,10 @@ export function workflowBundle() {
   return { workflowBundle: { codePath } };
 }
 
-/** The SDK's own logs at WARN, once per test process (the Runtime can be installed only once). */
+/** The SDK's own logs at ERROR (activity retries the tests provoke are expected), once per test process (the Runtime can be installed only once). */
 function quietSdkLogs(): void {
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
   } catch {
     // already installed in this process
   }

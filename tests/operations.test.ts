@@ -1,0 +1,232 @@
+// Operating the service on a real dev server: the Corezoid-compatible intake, stuck leads in
+// visibility and the operator's actions on them, provider failures, the dashboard and metrics.
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startDevServer, startStack, type TestStack } from './support/env';
+import { eventually, getJson, postJson, uniquePhone } from './support/http';
+
+let env: TestWorkflowEnvironment;
+let stack: TestStack;
+const COREZOID_KEY = 'e4203ff8f55f17595a46549d35dbd00d51d0879d';
+
+beforeAll(async () => {
+  env = await startDevServer();
+  stack = await startStack(env, {
+    COREZOID_PUBLIC_KEY: COREZOID_KEY,
+    CALL_RESULT_TIMEOUT: '1s',
+    CALL_MAX_ATTEMPTS: '2',
+    CALL_RETRY_DELAY: '200ms',
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await env?.teardown();
+});
+
+const callsTo = (phone: string) => stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone);
+const alertsAbout = (phone: string) =>
+  stack.emulators.telegram.state.messages.filter((m) => m.text.includes(phone));
+
+async function status(ref: string): Promise<Record<string, unknown>> {
+  return (await getJson(`${stack.url}/api/leads/${encodeURIComponent(ref)}`)).body;
+}
+
+async function visibleWith(query: string): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const wf of stack.service.client.workflow.list({ query })) ids.push(wf.workflowId);
+  return ids;
+}
+
+test('the PHP snippet’s request (JSON under a form content type) starts a lead; a repeat is refused', async () => {
+  const phone = uniquePhone();
+  const ip = `95.173.${Math.floor(Math.random() * 200)}.${Math.floor(Math.random() * 200)}`;
+  const envelope = {
+    ops: [
+      {
+        ref: ip,
+        type: 'create',
+        obj: 'task',
+        conv_id: '31754',
+        data: {
+          server: { REMOTE_ADDR: ip, HTTP_USER_AGENT: 'Mozilla/5.0' },
+          cookies: { utm_source: 'partner42' },
+          post: { name: 'Олег', phone: `8${phone.slice(1)}` },
+        },
+      },
+    ],
+  };
+  const send = () =>
+    fetch(`${stack.url}/api/1/json/public/31754/${COREZOID_KEY}`, {
+      method: 'POST',
+      // exactly what `curl --data '...'` sends
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json, text/javascript, */*; q=0.01' },
+      body: JSON.stringify(envelope),
+    });
+  const first = await send();
+  expect(first.status).toBe(200);
+  const firstBody = (await first.json()) as { request_proc: string; ops: Array<Record<string, unknown>> };
+  expect(firstBody).toMatchObject({ request_proc: 'ok', ops: [{ obj: 'task', ref: ip, proc: 'ok' }] });
+  expect(firstBody.ops[0]!.obj_id).toBe(`lead-${ip}`);
+
+  const second = (await (await send()).json()) as { ops: Array<Record<string, unknown>> };
+  expect(second.ops[0]).toMatchObject({ ref: ip, proc: 'not_unical_ref' });
+
+  await eventually(() => expect(callsTo(phone)).toHaveLength(1));
+  const lead = await eventually(async () => {
+    const s = await status(ip);
+    expect(s.crmLeadId).toEqual(expect.any(Number));
+    return s;
+  });
+  const crmLead = stack.emulators.bitrix24.state.leads.find((l) => Number(l.ID) === lead.crmLeadId);
+  expect(crmLead).toMatchObject({ NAME: 'Олег', UTM_SOURCE: 'partner42' });
+
+  const wrongKey = await fetch(`${stack.url}/api/1/json/public/31754/wrong`, { method: 'POST', body: JSON.stringify(envelope) });
+  expect(wrongKey.status).toBe(404);
+  const broken = await fetch(`${stack.url}/api/1/json/public/31754/${COREZOID_KEY}`, { method: 'POST', body: '{"ops":' });
+  expect(broken.status).toBe(400);
+  const badOp = (await (
+    await fetch(`${stack.url}/api/1/json/public/31754/${COREZOID_KEY}`, {
+      method: 'POST',
+      body: JSON.stringify({ ops: [{ ref: 'x1', type: 'delete', obj: 'task' }, { ref: 'x2', type: 'create', obj: 'task', data: { post: { name: 'Нет телефона' } } }] }),
+    })
+  ).json()) as { ops: Array<Record<string, unknown>> };
+  expect(badOp.ops.map((o) => o.proc)).toEqual(['error', 'error']);
+  expect(String(badOp.ops[1]!.description)).toMatch(/phone is required/);
+});
+
+test('no call report → manual handling, visible in visibility; call-now calls again; handled closes it', async () => {
+  const phone = uniquePhone();
+  stack.emulators.voximplant.control.scriptFor(phone, [
+    { result: 'answered', report: 'none' },
+    { result: 'answered', report: 'none' },
+  ]);
+  const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Пётр', phone, ref: `stuck-${phone}` });
+  const ref = String(body.ref);
+  const workflowId = String(body.workflowId);
+
+  await eventually(async () => expect(await status(ref)).toMatchObject({ status: 'ManualHandling', manualReason: 'no_call_result' }));
+  await eventually(async () =>
+    expect(await visibleWith(`LeadStatus = 'ManualHandling' AND ManualReason = 'no_call_result'`)).toContain(workflowId),
+  );
+  await eventually(() => expect(alertsAbout(phone).some((m) => m.text.includes('ручная обработка'))).toBe(true));
+  const manualAlert = alertsAbout(phone).find((m) => m.text.includes('ручная обработка'))!;
+  expect(JSON.stringify(manualAlert)).toContain(`call_now:${ref}`);
+
+  // Not allowed in this state: nothing to cancel twice, handled needs the lead open.
+  const callNow = await postJson(`${stack.url}/api/leads/${ref}/call-now`, { by: 'Мария' });
+  expect(callNow.status).toBe(200);
+  await eventually(() => expect(callsTo(phone)).toHaveLength(2));
+  await eventually(async () => expect((await status(ref)).status).toBe('ManualHandling'));
+
+  const handled = await postJson(`${stack.url}/api/leads/${ref}/handled`, { by: 'Мария', note: 'дозвонилась сама' });
+  expect(handled.status).toBe(200);
+  await eventually(async () => expect(await status(ref)).toMatchObject({ status: 'Handled', execution: 'COMPLETED' }));
+  const history = ((await status(ref)).history as Array<{ what: string }>).map((h) => h.what).join('\n');
+  expect(history).toMatch(/оператор: handled \(Мария\): дозвонилась сама/);
+
+  const late = await postJson(`${stack.url}/api/leads/${ref}/call-now`, {});
+  expect(late.status).toBe(409);
+  expect(String(late.body.error)).toMatch(/Handled/);
+  expect(callsTo(phone)).toHaveLength(2);
+});
+
+test('operator actions are validated: unknown ref 404, call-now while calling 409, bad body 400', async () => {
+  expect((await postJson(`${stack.url}/api/leads/nobody-here/cancel`, {})).status).toBe(404);
+  const phone = uniquePhone();
+  stack.emulators.voximplant.control.scriptFor(phone, [{ result: 'answered', delayMs: 5_000 }]);
+  const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Рита', phone });
+  await eventually(async () => expect((await status(String(body.ref))).status).toBe('WaitingForResult'));
+  const refused = await postJson(`${stack.url}/api/leads/${body.ref}/call-now`, {});
+  expect(refused.status).toBe(409);
+  expect(String(refused.body.error)).toMatch(/cannot call again while the lead is WaitingForResult/);
+  const bad = await postJson(`${stack.url}/api/leads/${body.ref}/handled`, { by: { name: 'x' } });
+  expect(bad.status).toBe(400);
+  const cancelled = await postJson(`${stack.url}/api/leads/${body.ref}/cancel`, { by: 'Олег' });
+  expect(cancelled.status).toBe(200);
+});
+
+test('missed calls past the attempt limit go to manual handling with an alert', async () => {
+  const phone = uniquePhone();
+  stack.emulators.voximplant.control.scriptFor(phone, [
+    { result: 'busy', delayMs: 5 },
+    { result: 'no_answer', delayMs: 5 },
+  ]);
+  const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Семён', phone });
+  await eventually(async () =>
+    expect(await status(String(body.ref))).toMatchObject({ status: 'ManualHandling', manualReason: 'attempts_exhausted', attempts: 2 }),
+  );
+  expect(callsTo(phone)).toHaveLength(2);
+  await eventually(() => expect(alertsAbout(phone).some((m) => /2 попыток/.test(m.text))).toBe(true));
+  await postJson(`${stack.url}/api/leads/${body.ref}/cancel`, {});
+  await eventually(async () => expect((await status(String(body.ref))).status).toBe('Cancelled'));
+});
+
+test('an invalid Bitrix24 token: manual-handling alert, and the customer is still called', async () => {
+  stack.emulators.bitrix24.control.setMode('invalid_token');
+  try {
+    const phone = uniquePhone();
+    const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Тимур', phone, partner: 'p1' });
+    await eventually(() => expect(callsTo(phone)).toHaveLength(1));
+    await eventually(async () =>
+      expect(await status(String(body.ref))).toMatchObject({ partner: { status: 'lookup_failed' }, manualReason: 'crm_auth_failed' }),
+    );
+    await eventually(() => expect(alertsAbout(phone).some((m) => /Bitrix24/.test(m.text))).toBe(true));
+  } finally {
+    stack.emulators.bitrix24.control.setMode('ok');
+  }
+});
+
+test('a Bitrix24 outage delays the CRM lead but not the call', async () => {
+  stack.emulators.bitrix24.control.setMode('down');
+  const phone = uniquePhone();
+  try {
+    const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Ульяна', phone });
+    await eventually(() => expect(callsTo(phone)).toHaveLength(1));
+    const s = await status(String(body.ref));
+    expect(s.crmLeadId).toBeUndefined();
+    stack.emulators.bitrix24.control.setMode('ok');
+    await eventually(async () => expect((await status(String(body.ref))).crmLeadId).toEqual(expect.any(Number)), 30_000);
+    await eventually(async () => expect((await status(String(body.ref))).status).toBe('Answered'));
+    // The call's result reached the CRM once the lead existed.
+    const id = Number((await status(String(body.ref))).crmLeadId);
+    await eventually(() =>
+      expect(stack.emulators.bitrix24.state.comments.some((c) => c.ENTITY_ID === id && /answered/.test(c.COMMENT))).toBe(true),
+    );
+  } finally {
+    stack.emulators.bitrix24.control.setMode('ok');
+  }
+}, 60_000);
+
+test('dashboard JSON and /metrics reflect the leads made', async () => {
+  const site = `site-${Date.now()}.example`;
+  const partner = `dash${Date.now()}`;
+  for (const amount of [1000, 2500.5]) {
+    await postJson(`${stack.url}/api/leads`, { name: 'Дэш', phone: uniquePhone(), site, partner, orderAmount: amount });
+  }
+  await postJson(`${stack.url}/api/leads`, { name: 'Дэш', phone: uniquePhone(), site });
+  const dashboard = await eventually(async () => {
+    const { status: code, body } = await getJson(`${stack.url}/api/dashboard`);
+    expect(code).toBe(200);
+    const sites = body.sites as Array<{ key: string; leads: number; orderTotal: number }>;
+    expect(sites.find((s) => s.key === site)).toMatchObject({ leads: 3, orderTotal: 3500.5 });
+    return body;
+  });
+  const partners = dashboard.partners as Array<{ key: string; leads: number; orderTotal: number }>;
+  expect(partners.find((p) => p.key === partner)).toMatchObject({ leads: 2, orderTotal: 3500.5 });
+  expect((await getJson(`${stack.url}/api/dashboard?from=yesterday`)).status).toBe(400);
+
+  const metrics = await (await fetch(`${stack.url}/metrics`)).text();
+  const value = (name: string) =>
+    metrics
+      .split('\n')
+      .filter((l) => l.startsWith(name))
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+  expect(value('stl_leads_received_total')).toBeGreaterThanOrEqual(3);
+  expect(value('stl_calls_placed_total')).toBeGreaterThanOrEqual(3);
+  expect(value('stl_intake_to_call_request_seconds_count')).toBeGreaterThanOrEqual(3);
+});
+
+test('health and readiness', async () => {
+  expect((await getJson(`${stack.url}/healthz`)).body).toEqual({ status: 'ok' });
+  expect((await getJson(`${stack.url}/readyz`)).body).toMatchObject({ status: 'ready', checks: { temporal: true, worker: true } });
+});
