@@ -6,7 +6,15 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', require: 'readonly', module: 'writable', __dirname: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        require: 'readonly',
+        module: 'writable',
+        __dirname: 'readonly',
+      },
+    },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
@@ -15,7 +23,10 @@ export default tseslint.config(
     files: ['workflows/**/*.ts'],
     rules: {
       // Workflow code must be deterministic: no wall clock, timers or randomness outside Temporal's.
-      'no-restricted-imports': ['error', { patterns: ['node:*', 'axios', 'fs', 'crypto', '../activities/*/impl'] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['node:*', 'axios', 'fs', 'crypto', '../activities/*/impl'] },
+      ],
     },
   },
 );

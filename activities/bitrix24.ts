@@ -11,7 +11,11 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { AppConfig } from '../config';
 import { logger, maskPhone } from '../support/logger';
 
-export interface Partner { id: number; title: string; code: string }
+export interface Partner {
+  id: number;
+  title: string;
+  code: string;
+}
 export type PartnerLookup = { status: 'found'; partner: Partner } | { status: 'not_found' };
 export interface CrmLeadInput {
   ref: string;
@@ -26,8 +30,15 @@ export interface CrmLeadInput {
   comment?: string;
 }
 /** created=false when an existing lead with the same ORIGIN_ID was found. */
-export interface CrmLeadResult { leadId: number; created: boolean }
-export interface CallAttemptNote { leadId: number; statusId?: string; comment: string }
+export interface CrmLeadResult {
+  leadId: number;
+  created: boolean;
+}
+export interface CallAttemptNote {
+  leadId: number;
+  statusId?: string;
+  comment: string;
+}
 export interface Bitrix24Activities {
   findPartner(code: string): Promise<PartnerLookup>;
   createCrmLead(input: CrmLeadInput): Promise<CrmLeadResult>;
@@ -38,7 +49,11 @@ type Bitrix24Config = AppConfig['bitrix24'];
 type OAuthConfig = Extract<Bitrix24Config['auth'], { kind: 'oauth' }>;
 type Params = Record<string, unknown>;
 type Row = Record<string, unknown>;
-interface Answer<T> { result: T; total?: number; next?: number }
+interface Answer<T> {
+  result: T;
+  total?: number;
+  next?: number;
+}
 
 const log = logger.child({ component: 'bitrix24' });
 export const ORIGINATOR_ID = 'speed-to-lead';
@@ -46,8 +61,17 @@ export const OAUTH_STATE_FILE = 'bitrix24-oauth.json';
 const REQUEST_TIMEOUT_MS = 15_000;
 // Refreshing a minute early means a call rarely pays for an expired_token round trip.
 const EXPIRY_MARGIN_MS = 60_000;
-const AUTH_ERRORS = new Set(['invalid_token', 'NO_AUTH_FOUND', 'INVALID_CREDENTIALS', 'insufficient_scope',
-  'ACCESS_DENIED', 'authorization_error', 'WRONG_AUTH_TYPE', 'invalid_client', 'invalid_grant']);
+const AUTH_ERRORS = new Set([
+  'invalid_token',
+  'NO_AUTH_FOUND',
+  'INVALID_CREDENTIALS',
+  'insufficient_scope',
+  'ACCESS_DENIED',
+  'authorization_error',
+  'WRONG_AUTH_TYPE',
+  'invalid_client',
+  'invalid_grant',
+]);
 const UNAVAILABLE_ERRORS = new Set(['QUERY_LIMIT_EXCEEDED', 'OVERLOAD_LIMIT', 'INTERNAL_SERVER_ERROR']);
 
 /** Raised by one request so the caller can refresh and retry; never leaves this module. */
@@ -113,7 +137,8 @@ export function createBitrix24Activities(
       });
       const row = result[0];
       if (!row) return { status: 'not_found' };
-      if (result.length > 1) log.warn({ count: result.length }, 'several partners share one code; using the oldest');
+      if (result.length > 1)
+        log.warn({ count: result.length }, 'several partners share one code; using the oldest');
       const title = contact
         ? [row.NAME, row.LAST_NAME].filter((p) => typeof p === 'string' && p !== '').join(' ')
         : String(row.TITLE ?? '');
@@ -192,7 +217,10 @@ function unavailable(msg: string): ApplicationFailure {
   return ApplicationFailure.retryable(msg, 'Bitrix24Unavailable');
 }
 
-interface ErrorBody { error: string; error_description?: string }
+interface ErrorBody {
+  error: string;
+  error_description?: string;
+}
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -251,7 +279,11 @@ interface StoredOAuth {
   source: string;
   updatedAt: string;
 }
-interface TokenAnswer { access_token: string; refresh_token: string; expires_in: number }
+interface TokenAnswer {
+  access_token: string;
+  refresh_token: string;
+  expires_in: number;
+}
 
 // Bitrix24 invalidates a refresh token once it is used, so two sessions on one token file would
 // log each other out: there is exactly one session per file in the process.
@@ -309,7 +341,10 @@ function createOAuthSession(auth: OAuthConfig, file: string, http: AxiosInstance
     const code = isErrorBody(body) ? body.error : 'unexpected answer';
     const msg = `Bitrix24 OAuth refresh: ${code} [HTTP ${res.status}]`;
     if (res.status >= 500 || res.status === 429) throw unavailable(msg);
-    log.error({ status: res.status, error: code }, 'bitrix24 OAuth refresh refused; a new refresh token is needed');
+    log.error(
+      { status: res.status, error: code },
+      'bitrix24 OAuth refresh refused; a new refresh token is needed',
+    );
     throw ApplicationFailure.nonRetryable(msg, 'Bitrix24AuthError');
   }
 
@@ -326,8 +361,12 @@ function createOAuthSession(auth: OAuthConfig, file: string, http: AxiosInstance
 }
 
 function isTokenAnswer(v: unknown): v is TokenAnswer {
-  return isRecord(v) && typeof v.access_token === 'string' && typeof v.refresh_token === 'string' &&
-    typeof v.expires_in === 'number';
+  return (
+    isRecord(v) &&
+    typeof v.access_token === 'string' &&
+    typeof v.refresh_token === 'string' &&
+    typeof v.expires_in === 'number'
+  );
 }
 
 function readStoredToken(file: string, source: string): string | undefined {

@@ -131,7 +131,10 @@ export function buildApp(deps: AppDeps): express.Express {
       const outcome = await startLead(client, config, lead);
       if (outcome.status === 'duplicate') metrics.leadsDeduplicated.inc();
       else metrics.leadsReceived.inc({ source: raw.source });
-      logger.info({ ref: outcome.ref, workflowId: outcome.workflowId, status: outcome.status }, 'lead intake');
+      logger.info(
+        { ref: outcome.ref, workflowId: outcome.workflowId, status: outcome.status },
+        'lead intake',
+      );
       return outcome;
     } catch (err) {
       metrics.leadsUnavailable.inc();
@@ -178,7 +181,9 @@ export function buildApp(deps: AppDeps): express.Express {
 
 function httpStatusOf(err: unknown): number | undefined {
   if (typeof err === 'object' && err !== null) {
-    const s = (err as { status?: unknown; statusCode?: unknown }).status ?? (err as { statusCode?: unknown }).statusCode;
+    const s =
+      (err as { status?: unknown; statusCode?: unknown }).status ??
+      (err as { statusCode?: unknown }).statusCode;
     if (typeof s === 'number') return s;
   }
   return undefined;

@@ -11,7 +11,11 @@ interface CorezoidOp {
   type?: unknown;
   obj?: unknown;
   conv_id?: unknown;
-  data?: { server?: Record<string, unknown>; cookies?: Record<string, unknown>; post?: Record<string, unknown> };
+  data?: {
+    server?: Record<string, unknown>;
+    cookies?: Record<string, unknown>;
+    post?: Record<string, unknown>;
+  };
 }
 
 type OpAnswer = { obj: 'task'; ref: string; proc: string; obj_id?: string; description?: string };
@@ -19,7 +23,8 @@ type OpAnswer = { obj: 'task'; ref: string; proc: string; obj_id?: string; descr
 const MAX_OPS = 20;
 
 function clientIpFrom(server: Record<string, unknown> | undefined): string | undefined {
-  const forwarded = typeof server?.HTTP_X_FORWARDED_FOR === 'string' ? server.HTTP_X_FORWARDED_FOR : undefined;
+  const forwarded =
+    typeof server?.HTTP_X_FORWARDED_FOR === 'string' ? server.HTTP_X_FORWARDED_FOR : undefined;
   const ip = forwarded?.split(',')[0]?.trim() || server?.REMOTE_ADDR;
   return typeof ip === 'string' ? ip : undefined;
 }
@@ -27,7 +32,9 @@ function clientIpFrom(server: Record<string, unknown> | undefined): string | und
 function stringRecord(value: unknown): Record<string, string | undefined> {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return {};
   return Object.fromEntries(
-    Object.entries(value as Record<string, unknown>).filter(([, v]) => typeof v === 'string') as Array<[string, string]>,
+    Object.entries(value as Record<string, unknown>).filter(([, v]) => typeof v === 'string') as Array<
+      [string, string]
+    >,
   );
 }
 
@@ -53,14 +60,26 @@ export function corezoidRoutes(
       } catch {
         throw new HttpError(400, 'the body is not a JSON Corezoid envelope', { request_proc: 'error' });
       }
-      if (!envelope || !Array.isArray(envelope.ops) || envelope.ops.length === 0 || envelope.ops.length > MAX_OPS) {
-        throw new HttpError(400, `"ops" must be an array of 1 to ${MAX_OPS} operations`, { request_proc: 'error' });
+      if (
+        !envelope ||
+        !Array.isArray(envelope.ops) ||
+        envelope.ops.length === 0 ||
+        envelope.ops.length > MAX_OPS
+      ) {
+        throw new HttpError(400, `"ops" must be an array of 1 to ${MAX_OPS} operations`, {
+          request_proc: 'error',
+        });
       }
       const answers: OpAnswer[] = [];
       for (const op of envelope.ops as CorezoidOp[]) {
         const ref = typeof op?.ref === 'string' || typeof op?.ref === 'number' ? String(op.ref) : '';
         if (op?.type !== 'create' || op?.obj !== 'task' || !op.data || typeof op.data !== 'object') {
-          answers.push({ obj: 'task', ref, proc: 'error', description: 'only {type:"create", obj:"task", data} is accepted' });
+          answers.push({
+            obj: 'task',
+            ref,
+            proc: 'error',
+            description: 'only {type:"create", obj:"task", data} is accepted',
+          });
           continue;
         }
         const post = op.data.post && typeof op.data.post === 'object' ? op.data.post : {};
@@ -74,7 +93,13 @@ export function corezoidRoutes(
           answers.push(
             outcome.status === 'started'
               ? { obj: 'task', ref: outcome.ref, proc: 'ok', obj_id: outcome.workflowId }
-              : { obj: 'task', ref: outcome.ref, proc: 'not_unical_ref', description: 'not unical ref', obj_id: outcome.workflowId },
+              : {
+                  obj: 'task',
+                  ref: outcome.ref,
+                  proc: 'not_unical_ref',
+                  description: 'not unical ref',
+                  obj_id: outcome.workflowId,
+                },
           );
         } catch (err) {
           if (err instanceof HttpError && err.status === 400) {

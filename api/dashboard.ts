@@ -58,8 +58,16 @@ export async function buildDashboard(client: Client, from: Date, to: Date): Prom
     bump(partners, attrs.get(LeadPartnerKey) ?? '(без партнёра)', status, amount);
     bump(sites, attrs.get(LeadSiteKey) ?? '(не указан)', status, amount);
   }
-  const sorted = (m: Map<string, DashboardGroup>) => [...m.values()].sort((a, b) => b.leads - a.leads || a.key.localeCompare(b.key));
-  return { from: from.toISOString(), to: to.toISOString(), total, partners: sorted(partners), sites: sorted(sites), truncated };
+  const sorted = (m: Map<string, DashboardGroup>) =>
+    [...m.values()].sort((a, b) => b.leads - a.leads || a.key.localeCompare(b.key));
+  return {
+    from: from.toISOString(),
+    to: to.toISOString(),
+    total,
+    partners: sorted(partners),
+    sites: sorted(sites),
+    truncated,
+  };
 }
 
 export function dashboardRoutes({ client }: AppDeps): Router {
@@ -68,7 +76,10 @@ export function dashboardRoutes({ client }: AppDeps): Router {
     const parsed = query.safeParse(req.query);
     if (!parsed.success) {
       throw new HttpError(400, 'invalid period', {
-        details: parsed.error.issues.map((i) => ({ field: i.path.join('.'), message: 'must be an ISO date or date-time' })),
+        details: parsed.error.issues.map((i) => ({
+          field: i.path.join('.'),
+          message: 'must be an ISO date or date-time',
+        })),
       });
     }
     const to = parsed.data.to ? new Date(parsed.data.to) : new Date(Date.now() + 60_000);

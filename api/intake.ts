@@ -70,7 +70,11 @@ function mapFields(fields: Record<string, unknown>, map: Record<string, string>)
   return out;
 }
 
-export async function parseLead(raw: RawLead, config: AppConfig, now: number): Promise<Omit<LeadInput, 'policy'>> {
+export async function parseLead(
+  raw: RawLead,
+  config: AppConfig,
+  now: number,
+): Promise<Omit<LeadInput, 'policy'>> {
   const fields = mapFields(raw.fields, config.leadFieldMap);
   const known = new Set(Object.keys(rawLeadSchema.shape));
   const input = Object.fromEntries(Object.entries(fields).filter(([k]) => known.has(k)));
@@ -83,7 +87,11 @@ export async function parseLead(raw: RawLead, config: AppConfig, now: number): P
       const wrongType = issue.code === 'invalid_type' || issue.code === 'invalid_union';
       problems.push({
         field,
-        message: missing ? 'is required' : wrongType ? `has the wrong type (${describeType(input[field])})` : issue.message,
+        message: missing
+          ? 'is required'
+          : wrongType
+            ? `has the wrong type (${describeType(input[field])})`
+            : issue.message,
       });
     }
     throw new LeadValidationError(problems);
@@ -111,7 +119,7 @@ export async function parseLead(raw: RawLead, config: AppConfig, now: number): P
     else warnings.push(`сумма заказа "${String(lead.orderAmount).slice(0, 30)}" не число: не учтена`);
   }
   let partnerCode = lead.partner ?? raw.cookies.utm_source?.trim();
-  if (partnerCode && !/^[\p{L}\p{N}._\-]{1,64}$/u.test(partnerCode)) {
+  if (partnerCode && !/^[\p{L}\p{N}._-]{1,64}$/u.test(partnerCode)) {
     warnings.push('код партнёра в неверном формате: не учтён');
     partnerCode = undefined;
   }

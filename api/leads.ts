@@ -36,7 +36,8 @@ export async function readLead(
   }
   const execution = description.status.name;
   if (execution === 'RUNNING') return { workflowId, execution, state: await handle.query(getLeadStateQuery) };
-  if (execution === 'COMPLETED') return { workflowId, execution, state: (await handle.result()) as LeadState };
+  if (execution === 'COMPLETED')
+    return { workflowId, execution, state: (await handle.result()) as LeadState };
   return { workflowId, execution };
 }
 
@@ -62,19 +63,27 @@ export function leadRoutes({ client }: AppDeps): Router {
   for (const [pathPart, action] of Object.entries(actions)) {
     router.post(
       `/api/leads/:ref/${pathPart}`,
-      (req, _res, next) => (req.headers['content-length'] === '0' || !req.headers['content-type'] ? next() : requireContentType(['application/json'])(req, _res, next)),
+      (req, _res, next) =>
+        req.headers['content-length'] === '0' || !req.headers['content-type']
+          ? next()
+          : requireContentType(['application/json'])(req, _res, next),
       express.json({ limit: '16kb' }),
       async (req: Request<{ ref: string }>, res) => {
         const body = actionBody.safeParse(req.body ?? {});
         if (!body.success) {
           throw new HttpError(400, 'invalid action', {
-            details: body.error.issues.map((i) => ({ field: i.path.join('.') || 'body', message: i.message })),
+            details: body.error.issues.map((i) => ({
+              field: i.path.join('.') || 'body',
+              message: i.message,
+            })),
           });
         }
         const workflowId = leadWorkflowId(req.params.ref);
         const handle = client.workflow.getHandle(workflowId);
         try {
-          const state = await handle.executeUpdate(operatorActionUpdate, { args: [{ action, ...body.data }] });
+          const state = await handle.executeUpdate(operatorActionUpdate, {
+            args: [{ action, ...body.data }],
+          });
           res.json({ ...state, ref: req.params.ref, workflowId });
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) {

@@ -19,35 +19,42 @@ const reportSchema = z.object({
 
 export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): Router {
   const router = Router();
-  router.post('/api/voximplant/result', express.json({ limit: '8kb', type: () => true }), async (req, res) => {
-    const body = req.body as Record<string, unknown> | undefined;
-    const token = body?.token ?? req.get('authorization')?.replace(/^Bearer\s+/i, '');
-    const check = verifyResultToken(token, config.voximplant.resultSecret);
-    if (!check.ok) throw new HttpError(401, `result token ${check.reason.replace('_', ' ')}`);
-    const parsed = reportSchema.safeParse(body);
-    if (!parsed.success) {
-      throw new HttpError(400, 'malformed call report', {
-        details: parsed.error.issues.map((i) => ({ field: i.path.join('.') || 'body', message: i.message })),
-      });
-    }
-    const { wf, run, a } = check.claims;
-    const report = {
-      attempt: a,
-      result: parsed.data.result,
-      code: parsed.data.code ?? undefined,
-      duration: parsed.data.duration ?? undefined,
-    };
-    try {
-      await client.workflow.getHandle(wf, run).executeUpdate(reportCallResultUpdate, { args: [report] });
-    } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError) {
-        throw new HttpError(409, `call attempt ${a} is not awaited`);
+  router.post(
+    '/api/voximplant/result',
+    express.json({ limit: '8kb', type: () => true }),
+    async (req, res) => {
+      const body = req.body as Record<string, unknown> | undefined;
+      const token = body?.token ?? req.get('authorization')?.replace(/^Bearer\s+/i, '');
+      const check = verifyResultToken(token, config.voximplant.resultSecret);
+      if (!check.ok) throw new HttpError(401, `result token ${check.reason.replace('_', ' ')}`);
+      const parsed = reportSchema.safeParse(body);
+      if (!parsed.success) {
+        throw new HttpError(400, 'malformed call report', {
+          details: parsed.error.issues.map((i) => ({
+            field: i.path.join('.') || 'body',
+            message: i.message,
+          })),
+        });
       }
-      throw err;
-    }
-    metrics.callResults.inc({ result: report.result });
-    logger.info({ workflowId: wf, attempt: a, result: report.result, code: report.code }, 'call report');
-    res.json({ status: 'accepted' });
-  });
+      const { wf, run, a } = check.claims;
+      const report = {
+        attempt: a,
+        result: parsed.data.result,
+        code: parsed.data.code ?? undefined,
+        duration: parsed.data.duration ?? undefined,
+      };
+      try {
+        await client.workflow.getHandle(wf, run).executeUpdate(reportCallResultUpdate, { args: [report] });
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError) {
+          throw new HttpError(409, `call attempt ${a} is not awaited`);
+        }
+        throw err;
+      }
+      metrics.callResults.inc({ result: report.result });
+      logger.info({ workflowId: wf, attempt: a, result: report.result, code: report.code }, 'call report');
+      res.json({ status: 'accepted' });
+    },
+  );
   return router;
 }

@@ -23,8 +23,7 @@ export const DEFAULT_URLS = {
 } as const;
 
 export const DEFAULT_TEXTS = {
-  nightSms:
-    'Здравствуйте, {name}! Ваш заказ принят. Мы перезвоним вам в рабочее время ({hours}).',
+  nightSms: 'Здравствуйте, {name}! Ваш заказ принят. Мы перезвоним вам в рабочее время ({hours}).',
   confirmationSms: 'Здравствуйте, {name}! Ваш заказ принят и передан менеджеру. Спасибо!',
   voicemailSms:
     'Здравствуйте, {name}! Мы звонили подтвердить ваш заказ. Он принят, менеджер свяжется с вами.',
@@ -119,7 +118,10 @@ const envSchema = z.object({
 
   /** Maps the shop's own form field names onto ours, e.g. `fio:name,tel:phone`. */
   LEAD_FIELD_MAP: z.string().default(''),
-  MAX_BODY_SIZE: z.string().regex(/^\d+(b|kb|mb)$/i, 'a size such as 64kb').default('64kb'),
+  MAX_BODY_SIZE: z
+    .string()
+    .regex(/^\d+(b|kb|mb)$/i, 'a size such as 64kb')
+    .default('64kb'),
   INTAKE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
   /** Express "trust proxy": which hops' X-Forwarded-For to believe for the client IP. */
   TRUST_PROXY: z.string().default('loopback'),
@@ -273,7 +275,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     };
   }
 
-  const voxCredentialsSet = !!(e.VOXIMPLANT_ACCOUNT_ID && e.VOXIMPLANT_API_KEY) || !!e.VOXIMPLANT_CREDENTIALS_FILE;
+  const voxCredentialsSet =
+    !!(e.VOXIMPLANT_ACCOUNT_ID && e.VOXIMPLANT_API_KEY) || !!e.VOXIMPLANT_CREDENTIALS_FILE;
   if (e.VOXIMPLANT_CREDENTIALS_FILE && !fs.existsSync(e.VOXIMPLANT_CREDENTIALS_FILE)) {
     problems.push(`VOXIMPLANT_CREDENTIALS_FILE: no such file: ${e.VOXIMPLANT_CREDENTIALS_FILE}`);
   }
@@ -297,7 +300,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   }
 
   const leadFieldMap: Record<string, string> = {};
-  for (const pair of e.LEAD_FIELD_MAP.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of e.LEAD_FIELD_MAP.split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [from, to] = pair.split(':').map((p) => p.trim());
     if (!from || !to) problems.push(`LEAD_FIELD_MAP: "${pair}" is not shopField:ourField`);
     else leadFieldMap[from] = to;
@@ -375,7 +380,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     maxBodySize: e.MAX_BODY_SIZE,
     intakeRateLimitPerMinute: e.INTAKE_RATE_LIMIT_PER_MINUTE,
     trustProxy: e.TRUST_PROXY,
-    allowedOrigins: e.ALLOWED_ORIGINS.split(',').map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean),
+    allowedOrigins: e.ALLOWED_ORIGINS.split(',')
+      .map((o) => o.trim().replace(/\/+$/, ''))
+      .filter(Boolean),
     sdkMetricsPort: e.SDK_METRICS_PORT,
   };
 }

@@ -16,12 +16,14 @@ export function normalizePhone(raw: unknown): PhoneVerdict {
   if (text === '') return { ok: false, error: 'is required' };
   if (text.length > 40) return { ok: false, error: 'is too long to be a phone number' };
   // People type spaces, dashes, dots, brackets and a leading plus; anything else is not a phone.
-  if (!/^\+?[\d\s\-().]+$/.test(text)) return { ok: false, error: 'may contain only digits, spaces, +, -, ( and )' };
+  if (!/^\+?[\d\s\-().]+$/.test(text))
+    return { ok: false, error: 'may contain only digits, spaces, +, -, ( and )' };
   let digits = text.replace(/\D/g, '');
   if (digits.length === 11 && digits.startsWith('8')) digits = `7${digits.slice(1)}`;
   if (digits.length === 10 && digits.startsWith('9')) digits = `7${digits}`;
   if (digits.length < 10) return { ok: false, error: 'has too few digits (at least 10)' };
-  if (digits.length > MAX_DIALABLE_DIGITS) return { ok: true, digits, callable: false, reason: 'phone_too_long' };
+  if (digits.length > MAX_DIALABLE_DIGITS)
+    return { ok: true, digits, callable: false, reason: 'phone_too_long' };
   const parsed = parsePhoneNumberFromString(`+${digits}`);
   if (!parsed || !parsed.isPossible()) {
     return { ok: true, digits, callable: false, reason: 'not_a_dialable_number' };

@@ -24,7 +24,8 @@ function parseWindow(text: string, name: string): DayWindow | null {
   }
   const start = h1 * 60 + m1;
   const end = h2 * 60 + m2;
-  if (end <= start) throw new Error(`${name} must end after it starts (no windows across midnight): "${text}"`);
+  if (end <= start)
+    throw new Error(`${name} must end after it starts (no windows across midnight): "${text}"`);
   return { start, end };
 }
 

@@ -6,7 +6,12 @@ import { EMULATOR_CREDENTIALS } from '../config';
 
 type Params = Record<string, unknown>;
 export type Bitrix24Entity = Record<string, unknown> & { ID: number };
-export interface Bitrix24TimelineComment { ID: number; ENTITY_ID: number; ENTITY_TYPE: string; COMMENT: string }
+export interface Bitrix24TimelineComment {
+  ID: number;
+  ENTITY_ID: number;
+  ENTITY_TYPE: string;
+  COMMENT: string;
+}
 export interface Bitrix24EmulatorState {
   leads: Bitrix24Entity[];
   companies: Bitrix24Entity[];
@@ -49,7 +54,11 @@ const PAGE_SIZE = 50;
 const MULTI_FIELDS = new Set(['PHONE', 'EMAIL', 'WEB', 'IM']);
 
 class BitrixError extends Error {
-  constructor(readonly status: number, readonly code: string, readonly description: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly description: string,
+  ) {
     super(description);
   }
 }
@@ -105,13 +114,20 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
       throw new BitrixError(401, 'NO_AUTH_FOUND', 'Wrong authorization data');
     }
     const expiresAt = accessTokens.get(token);
-    if (expiresAt === undefined) throw new BitrixError(401, 'invalid_token', 'Unable to get application by token');
-    if (expiresAt <= Date.now()) throw new BitrixError(401, 'expired_token', 'The access token provided has expired.');
+    if (expiresAt === undefined)
+      throw new BitrixError(401, 'invalid_token', 'Unable to get application by token');
+    if (expiresAt <= Date.now())
+      throw new BitrixError(401, 'expired_token', 'The access token provided has expired.');
   }
 
   function store(kind: 'lead' | 'company' | 'contact', list: Bitrix24Entity[], fields: Params): number {
     const now = new Date().toISOString();
-    const entity: Bitrix24Entity = { ...withMultiFields(fields), ID: nextId[kind]++, DATE_CREATE: now, DATE_MODIFY: now };
+    const entity: Bitrix24Entity = {
+      ...withMultiFields(fields),
+      ID: nextId[kind]++,
+      DATE_CREATE: now,
+      DATE_MODIFY: now,
+    };
     if (kind === 'lead') {
       entity.STATUS_ID ??= 'NEW';
       entity.OPENED ??= 'Y';
@@ -125,7 +141,9 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     for (const [key, value] of Object.entries(fields)) {
       out[key] =
         MULTI_FIELDS.has(key) && Array.isArray(value)
-          ? value.filter(isRecord).map((v) => ({ ID: nextId.multi++, VALUE_TYPE: 'WORK', ...v, TYPE_ID: key }))
+          ? value
+              .filter(isRecord)
+              .map((v) => ({ ID: nextId.multi++, VALUE_TYPE: 'WORK', ...v, TYPE_ID: key }))
           : value;
     }
     return out;
@@ -137,7 +155,10 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     'crm.lead.get': (p) => ({ result: present(byId(state.leads, p.id), []) }),
     'crm.lead.update': (p) => {
       const lead = byId(state.leads, p.id);
-      Object.assign(lead, withMultiFields(fieldsOf(p)), { ID: lead.ID, DATE_MODIFY: new Date().toISOString() });
+      Object.assign(lead, withMultiFields(fieldsOf(p)), {
+        ID: lead.ID,
+        DATE_MODIFY: new Date().toISOString(),
+      });
       return { result: true };
     },
     'crm.company.add': (p) => ({ result: store('company', state.companies, fieldsOf(p)) }),
@@ -147,13 +168,22 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     'crm.timeline.comment.add': (p) => {
       const f = fieldsOf(p);
       const entityType = String(f.ENTITY_TYPE ?? '').toLowerCase();
-      const owners: Record<string, Bitrix24Entity[]> = { lead: state.leads, company: state.companies, contact: state.contacts };
+      const owners: Record<string, Bitrix24Entity[]> = {
+        lead: state.leads,
+        company: state.companies,
+        contact: state.contacts,
+      };
       const owner = owners[entityType];
       if (!owner || typeof f.COMMENT !== 'string' || f.COMMENT === '') {
         throw new BitrixError(400, 'ERROR_ARGUMENT', 'ENTITY_TYPE, ENTITY_ID and COMMENT are required');
       }
       const entity = byId(owner, f.ENTITY_ID);
-      const comment = { ID: nextId.comment++, ENTITY_ID: entity.ID, ENTITY_TYPE: entityType, COMMENT: f.COMMENT };
+      const comment = {
+        ID: nextId.comment++,
+        ENTITY_ID: entity.ID,
+        ENTITY_TYPE: entityType,
+        COMMENT: f.COMMENT,
+      };
       state.comments.push(comment);
       return { result: comment.ID };
     },
@@ -179,17 +209,22 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
         if (modeOpts.disconnect) return void req.socket.destroy();
         throw new BitrixError(503, 'INTERNAL_SERVER_ERROR', 'Internal server error');
       }
-      if (mode === 'invalid_token') throw new BitrixError(401, 'invalid_token', 'Unable to get application by token');
+      if (mode === 'invalid_token')
+        throw new BitrixError(401, 'invalid_token', 'Unable to get application by token');
       if (segments.length !== 1 && segments.length !== 3) {
         throw new BitrixError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
       }
       authenticate(segments, params);
-      if (mode === 'rate_limit' || overLimit()) throw new BitrixError(503, 'QUERY_LIMIT_EXCEEDED', 'Too many requests');
+      if (mode === 'rate_limit' || overLimit())
+        throw new BitrixError(503, 'QUERY_LIMIT_EXCEEDED', 'Too many requests');
       const handler = methods[method];
       if (!handler) throw new BitrixError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
       res.status(200).json({ ...handler(params), time: timing(started) });
     } catch (err) {
-      const e = err instanceof BitrixError ? err : new BitrixError(500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
+      const e =
+        err instanceof BitrixError
+          ? err
+          : new BitrixError(500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
       res.status(e.status).json({ error: e.code, error_description: e.description });
     }
   });
@@ -198,7 +233,8 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     const q: Params = { ...(req.query as Params), ...(isRecord(req.body) ? req.body : {}) };
     const fail = (status: number, error: string, error_description: string) =>
       void res.status(status).json({ error, error_description });
-    if (q.grant_type !== 'refresh_token') return fail(400, 'unsupported_grant_type', 'Unsupported grant type');
+    if (q.grant_type !== 'refresh_token')
+      return fail(400, 'unsupported_grant_type', 'Unsupported grant type');
     if (q.client_id !== clientId || q.client_secret !== clientSecret) {
       return fail(401, 'invalid_client', 'Invalid client credentials');
     }

@@ -43,7 +43,12 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Run
   const smsru = createSmsRuEmulator(options.smsru);
   const telegram = createTelegramEmulator(options.telegram);
   const servers = await Promise.all([bitrix24, voximplant, smsru, telegram].map((e) => listen(e.app, host)));
-  const [b, v, s, t] = servers as [(typeof servers)[0], (typeof servers)[0], (typeof servers)[0], (typeof servers)[0]];
+  const [b, v, s, t] = servers as [
+    (typeof servers)[0],
+    (typeof servers)[0],
+    (typeof servers)[0],
+    (typeof servers)[0],
+  ];
   return {
     urls: { bitrix24: b.url, voximplant: `${v.url}/platform_api`, smsru: s.url, telegram: t.url },
     bitrix24,

@@ -31,9 +31,13 @@ async function startLocalTemporal(config: AppConfig): Promise<ChildProcess> {
   });
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const health = spawnSync(cli, ['operator', 'cluster', 'health', '--address', `127.0.0.1:${config.temporal.port}`], {
-      encoding: 'utf8',
-    });
+    const health = spawnSync(
+      cli,
+      ['operator', 'cluster', 'health', '--address', `127.0.0.1:${config.temporal.port}`],
+      {
+        encoding: 'utf8',
+      },
+    );
     if (health.status === 0 && /SERVING/.test(health.stdout)) break;
     if (Date.now() > deadline) throw new Error('the Temporal dev server did not become healthy in 60 s');
     await new Promise((r) => setTimeout(r, 250));
@@ -80,7 +84,13 @@ async function main(): Promise<void> {
     config.temporal.address
       ? `Temporal:           ${config.temporal.address} (namespace ${config.temporal.namespace})`
       : `Temporal Web UI:    http://127.0.0.1:${config.temporal.uiPort}/namespaces/${config.temporal.namespace}/workflows`,
-    ...(service.emulators ? [`Emulators:          ${Object.entries(service.emulators.urls).map(([k, v]) => `${k} ${v}`).join(', ')}`] : []),
+    ...(service.emulators
+      ? [
+          `Emulators:          ${Object.entries(service.emulators.urls)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')}`,
+        ]
+      : []),
     'Press Ctrl-C to stop.',
   ];
   console.log(`\nspeed-to-lead is running\n  ${lines.join('\n  ')}\n`);
@@ -91,7 +101,9 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'stopping');
     const force = setTimeout(() => process.exit(1), 20_000);
     force.unref();
-    await service.close().catch((err) => logger.error({ err: String(err) }, 'error while stopping the service'));
+    await service
+      .close()
+      .catch((err) => logger.error({ err: String(err) }, 'error while stopping the service'));
     if (temporal && temporal.exitCode === null) {
       const exited = new Promise((r) => temporal!.once('exit', r));
       temporal.kill('SIGTERM');

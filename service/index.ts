@@ -36,13 +36,18 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
-export async function startService(baseConfig: AppConfig, options: ServiceOptions = {}): Promise<RunningService> {
+export async function startService(
+  baseConfig: AppConfig,
+  options: ServiceOptions = {},
+): Promise<RunningService> {
   const logger = options.logger ?? rootLogger;
   const role = options.role ?? 'all';
   const metrics = options.metrics ?? createMetrics();
   let config = baseConfig;
   let emulators: RunningEmulators | undefined;
-  const emulated = (['bitrix24', 'voximplant', 'sms', 'telegram'] as const).filter((p) => config[p].mode === 'emulator');
+  const emulated = (['bitrix24', 'voximplant', 'sms', 'telegram'] as const).filter(
+    (p) => config[p].mode === 'emulator',
+  );
   if (emulated.length > 0 && options.emulators !== false) {
     emulators = await startEmulators(options.emulatorOptions);
     config = withEmulatorUrls(config, emulators.urls);

@@ -5,7 +5,9 @@ import type { Logger } from './logger';
 export function pinoTemporalLogger(pino: Logger): TemporalLogger {
   const sdk = pino.child({ component: 'temporal' });
   const at = (level: LogLevel) => (message: string, meta?: LogMetadata) => {
-    const fn = { TRACE: sdk.trace, DEBUG: sdk.debug, INFO: sdk.info, WARN: sdk.warn, ERROR: sdk.error }[level];
+    const fn = { TRACE: sdk.trace, DEBUG: sdk.debug, INFO: sdk.info, WARN: sdk.warn, ERROR: sdk.error }[
+      level
+    ];
     fn.call(sdk, meta ?? {}, message);
   };
   return {

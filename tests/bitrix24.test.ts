@@ -155,9 +155,12 @@ describe('findPartner', () => {
 
   test('contacts as partners take their title from the name', async () => {
     const id = control.addContact({ NAME: 'Анна', LAST_NAME: 'Петрова', UF_CRM_REF: 'anna' });
-    const crm = createBitrix24Activities(webhookConfig({ partnerEntity: 'contact', partnerField: 'UF_CRM_REF' }), {
-      dataDir,
-    });
+    const crm = createBitrix24Activities(
+      webhookConfig({ partnerEntity: 'contact', partnerField: 'UF_CRM_REF' }),
+      {
+        dataDir,
+      },
+    );
     await expect(crm.findPartner('anna')).resolves.toEqual({
       status: 'found',
       partner: { id, title: 'Анна Петрова', code: 'anna' },

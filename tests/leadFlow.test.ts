@@ -18,7 +18,8 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-const callsTo = (phone: string) => stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone);
+const callsTo = (phone: string) =>
+  stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone);
 const smsTo = (phone: string) => stack.emulators.smsru.state.sms.filter((s) => s.to === phone);
 const leadsFor = (phone: string) =>
   stack.emulators.bitrix24.state.leads.filter((l) => JSON.stringify(l.PHONE ?? '').includes(phone));
@@ -34,10 +35,19 @@ async function finalStatus(ref: string, expected: string): Promise<Record<string
 
 test('a lead is called, answered, confirmed by SMS and recorded in the CRM exactly once', async () => {
   const phone = uniquePhone();
-  stack.emulators.bitrix24.control.addCompany({ TITLE: 'Часовой партнёр', UF_CRM_PARTNER_CODE: 'watchpartner' });
+  stack.emulators.bitrix24.control.addCompany({
+    TITLE: 'Часовой партнёр',
+    UF_CRM_PARTNER_CODE: 'watchpartner',
+  });
   const res = await postJson(
     `${stack.url}/api/leads`,
-    { name: 'Анна', phone: `8 ${phone.slice(1, 4)} ${phone.slice(4)}`, city: 'Казань', site: 'shop.example', orderAmount: '12 990' },
+    {
+      name: 'Анна',
+      phone: `8 ${phone.slice(1, 4)} ${phone.slice(4)}`,
+      city: 'Казань',
+      site: 'shop.example',
+      orderAmount: '12 990',
+    },
     { cookie: 'utm_source=watchpartner' },
   );
   expect(res.status).toBe(202);
@@ -45,7 +55,11 @@ test('a lead is called, answered, confirmed by SMS and recorded in the CRM exact
   expect(String(res.body.workflowId)).toMatch(/^lead-h[0-9a-f]{24}$/); // the phone is not the id
 
   const state = await finalStatus(phone, 'Answered');
-  expect(state).toMatchObject({ attempts: 1, lastResult: 'answered', partner: { status: 'found', title: 'Часовой партнёр' } });
+  expect(state).toMatchObject({
+    attempts: 1,
+    lastResult: 'answered',
+    partner: { status: 'found', title: 'Часовой партнёр' },
+  });
 
   expect(callsTo(phone)).toHaveLength(1);
   expect(callsTo(phone)[0]!.customData).toMatchObject({ phone, name: 'Анна', attempt: 1 });
@@ -62,7 +76,9 @@ test('a lead is called, answered, confirmed by SMS and recorded in the CRM exact
   });
   expect(Number(leads[0]!.OPPORTUNITY)).toBe(12990);
   await eventually(() => {
-    const comments = stack.emulators.bitrix24.state.comments.filter((c) => c.ENTITY_ID === Number(leads[0]!.ID));
+    const comments = stack.emulators.bitrix24.state.comments.filter(
+      (c) => c.ENTITY_ID === Number(leads[0]!.ID),
+    );
     expect(comments.map((c) => c.COMMENT).join('\n')).toMatch(/Попытка 1: answered/);
   });
   const alerts = stack.emulators.telegram.state.messages.filter((m) => m.text.includes(phone.slice(-4)));
@@ -133,7 +149,9 @@ test('a report posted twice has one effect', async () => {
   await postJson(`${stack.url}/api/leads`, { name: 'Ева', phone });
   await finalStatus(phone, 'Answered');
   await stack.emulators.voximplant.control.settled();
-  const reports = stack.emulators.voximplant.state.reports.filter((r) => callsTo(phone).some((c) => c.callSessionHistoryId === r.callSessionHistoryId));
+  const reports = stack.emulators.voximplant.state.reports.filter((r) =>
+    callsTo(phone).some((c) => c.callSessionHistoryId === r.callSessionHistoryId),
+  );
   expect(reports.map((r) => r.status).sort()).toEqual([200, 409]);
   expect(smsTo(phone)).toHaveLength(1);
 });
@@ -157,15 +175,30 @@ test('forged and missing tokens are refused with 401 and change nothing', async 
   const forged = `${payload}.${signature!.slice(0, -2)}${signature!.endsWith('AA') ? 'BB' : 'AA'}`;
   const altered = `${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), a: 2 })).toString('base64url')}.${signature}`;
   for (const bad of [forged, altered, '', 'not-a-token']) {
-    const res = await postJson(`${stack.url}/api/voximplant/result`, { token: bad, result: 'answered', code: 200, duration: 5 });
+    const res = await postJson(`${stack.url}/api/voximplant/result`, {
+      token: bad,
+      result: 'answered',
+      code: 200,
+      duration: 5,
+    });
     expect(res.status).toBe(401);
   }
   const state = await getJson(`${stack.url}/api/leads/${phone}`);
   expect(state.body.status).toBe('WaitingForResult');
   // The genuine token still works, and only once.
-  const ok = await postJson(`${stack.url}/api/voximplant/result`, { token, result: 'answered', code: 200, duration: 5 });
+  const ok = await postJson(`${stack.url}/api/voximplant/result`, {
+    token,
+    result: 'answered',
+    code: 200,
+    duration: 5,
+  });
   expect(ok.status).toBe(200);
-  const again = await postJson(`${stack.url}/api/voximplant/result`, { token, result: 'busy', code: 486, duration: 0 });
+  const again = await postJson(`${stack.url}/api/voximplant/result`, {
+    token,
+    result: 'busy',
+    code: 486,
+    duration: 0,
+  });
   expect(again.status).toBe(409);
   await finalStatus(phone, 'Answered');
 });
@@ -180,12 +213,19 @@ test('invalid input is a 4xx with a JSON error and starts nothing', async () => 
   const before = stack.emulators.voximplant.state.calls.length;
   const missing = await postJson(`${stack.url}/api/leads`, { name: 'Без телефона' });
   expect(missing.status).toBe(400);
-  expect(missing.body).toMatchObject({ error: 'invalid lead', details: [{ field: 'phone', message: 'is required' }] });
+  expect(missing.body).toMatchObject({
+    error: 'invalid lead',
+    details: [{ field: 'phone', message: 'is required' }],
+  });
   const letters = await postJson(`${stack.url}/api/leads`, { name: 'X', phone: '8916abc4567' });
   expect(letters.status).toBe(400);
   const broken = await postJson(`${stack.url}/api/leads`, '{"name": "x", "phone":');
   expect(broken).toMatchObject({ status: 400, body: { error: 'the body is not valid JSON' } });
-  const text = await fetch(`${stack.url}/api/leads`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' });
+  const text = await fetch(`${stack.url}/api/leads`, {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain' },
+    body: 'hi',
+  });
   expect(text.status).toBe(415);
   const huge = await postJson(`${stack.url}/api/leads`, { name: 'x'.repeat(100_000), phone: '89161234567' });
   expect(huge.status).toBe(413);

@@ -23,7 +23,8 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-const callsTo = (phone: string) => stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone);
+const callsTo = (phone: string) =>
+  stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone);
 const alertsAbout = (phone: string) =>
   stack.emulators.telegram.state.messages.filter((m) => m.text.includes(phone));
 
@@ -59,7 +60,10 @@ test('the PHP snippet’s request (JSON under a form content type) starts a lead
     fetch(`${stack.url}/api/1/json/public/31754/${COREZOID_KEY}`, {
       method: 'POST',
       // exactly what `curl --data '...'` sends
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json, text/javascript, */*; q=0.01' },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json, text/javascript, */*; q=0.01',
+      },
       body: JSON.stringify(envelope),
     });
   const first = await send();
@@ -80,14 +84,25 @@ test('the PHP snippet’s request (JSON under a form content type) starts a lead
   const crmLead = stack.emulators.bitrix24.state.leads.find((l) => Number(l.ID) === lead.crmLeadId);
   expect(crmLead).toMatchObject({ NAME: 'Олег', UTM_SOURCE: 'partner42' });
 
-  const wrongKey = await fetch(`${stack.url}/api/1/json/public/31754/wrong`, { method: 'POST', body: JSON.stringify(envelope) });
+  const wrongKey = await fetch(`${stack.url}/api/1/json/public/31754/wrong`, {
+    method: 'POST',
+    body: JSON.stringify(envelope),
+  });
   expect(wrongKey.status).toBe(404);
-  const broken = await fetch(`${stack.url}/api/1/json/public/31754/${COREZOID_KEY}`, { method: 'POST', body: '{"ops":' });
+  const broken = await fetch(`${stack.url}/api/1/json/public/31754/${COREZOID_KEY}`, {
+    method: 'POST',
+    body: '{"ops":',
+  });
   expect(broken.status).toBe(400);
   const badOp = (await (
     await fetch(`${stack.url}/api/1/json/public/31754/${COREZOID_KEY}`, {
       method: 'POST',
-      body: JSON.stringify({ ops: [{ ref: 'x1', type: 'delete', obj: 'task' }, { ref: 'x2', type: 'create', obj: 'task', data: { post: { name: 'Нет телефона' } } }] }),
+      body: JSON.stringify({
+        ops: [
+          { ref: 'x1', type: 'delete', obj: 'task' },
+          { ref: 'x2', type: 'create', obj: 'task', data: { post: { name: 'Нет телефона' } } },
+        ],
+      }),
     })
   ).json()) as { ops: Array<Record<string, unknown>> };
   expect(badOp.ops.map((o) => o.proc)).toEqual(['error', 'error']);
@@ -104,11 +119,17 @@ test('no call report → manual handling, visible in visibility; call-now calls 
   const ref = String(body.ref);
   const workflowId = String(body.workflowId);
 
-  await eventually(async () => expect(await status(ref)).toMatchObject({ status: 'ManualHandling', manualReason: 'no_call_result' }));
   await eventually(async () =>
-    expect(await visibleWith(`LeadStatus = 'ManualHandling' AND ManualReason = 'no_call_result'`)).toContain(workflowId),
+    expect(await status(ref)).toMatchObject({ status: 'ManualHandling', manualReason: 'no_call_result' }),
   );
-  await eventually(() => expect(alertsAbout(phone).some((m) => m.text.includes('ручная обработка'))).toBe(true));
+  await eventually(async () =>
+    expect(await visibleWith(`LeadStatus = 'ManualHandling' AND ManualReason = 'no_call_result'`)).toContain(
+      workflowId,
+    ),
+  );
+  await eventually(() =>
+    expect(alertsAbout(phone).some((m) => m.text.includes('ручная обработка'))).toBe(true),
+  );
   const manualAlert = alertsAbout(phone).find((m) => m.text.includes('ручная обработка'))!;
   expect(JSON.stringify(manualAlert)).toContain(`call_now:${ref}`);
 
@@ -118,9 +139,14 @@ test('no call report → manual handling, visible in visibility; call-now calls 
   await eventually(() => expect(callsTo(phone)).toHaveLength(2));
   await eventually(async () => expect((await status(ref)).status).toBe('ManualHandling'));
 
-  const handled = await postJson(`${stack.url}/api/leads/${ref}/handled`, { by: 'Мария', note: 'дозвонилась сама' });
+  const handled = await postJson(`${stack.url}/api/leads/${ref}/handled`, {
+    by: 'Мария',
+    note: 'дозвонилась сама',
+  });
   expect(handled.status).toBe(200);
-  await eventually(async () => expect(await status(ref)).toMatchObject({ status: 'Handled', execution: 'COMPLETED' }));
+  await eventually(async () =>
+    expect(await status(ref)).toMatchObject({ status: 'Handled', execution: 'COMPLETED' }),
+  );
   const history = ((await status(ref)).history as Array<{ what: string }>).map((h) => h.what).join('\n');
   expect(history).toMatch(/оператор: handled \(Мария\): дозвонилась сама/);
 
@@ -153,7 +179,11 @@ test('missed calls past the attempt limit go to manual handling with an alert', 
   ]);
   const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Семён', phone });
   await eventually(async () =>
-    expect(await status(String(body.ref))).toMatchObject({ status: 'ManualHandling', manualReason: 'attempts_exhausted', attempts: 2 }),
+    expect(await status(String(body.ref))).toMatchObject({
+      status: 'ManualHandling',
+      manualReason: 'attempts_exhausted',
+      attempts: 2,
+    }),
   );
   expect(callsTo(phone)).toHaveLength(2);
   await eventually(() => expect(alertsAbout(phone).some((m) => /2 попыток/.test(m.text))).toBe(true));
@@ -168,7 +198,10 @@ test('an invalid Bitrix24 token: manual-handling alert, and the customer is stil
     const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Тимур', phone, partner: 'p1' });
     await eventually(() => expect(callsTo(phone)).toHaveLength(1));
     await eventually(async () =>
-      expect(await status(String(body.ref))).toMatchObject({ partner: { status: 'lookup_failed' }, manualReason: 'crm_auth_failed' }),
+      expect(await status(String(body.ref))).toMatchObject({
+        partner: { status: 'lookup_failed' },
+        manualReason: 'crm_auth_failed',
+      }),
     );
     await eventually(() => expect(alertsAbout(phone).some((m) => /Bitrix24/.test(m.text))).toBe(true));
   } finally {
@@ -185,12 +218,17 @@ test('a Bitrix24 outage delays the CRM lead but not the call', async () => {
     const s = await status(String(body.ref));
     expect(s.crmLeadId).toBeUndefined();
     stack.emulators.bitrix24.control.setMode('ok');
-    await eventually(async () => expect((await status(String(body.ref))).crmLeadId).toEqual(expect.any(Number)), 30_000);
+    await eventually(
+      async () => expect((await status(String(body.ref))).crmLeadId).toEqual(expect.any(Number)),
+      30_000,
+    );
     await eventually(async () => expect((await status(String(body.ref))).status).toBe('Answered'));
     // The call's result reached the CRM once the lead existed.
     const id = Number((await status(String(body.ref))).crmLeadId);
     await eventually(() =>
-      expect(stack.emulators.bitrix24.state.comments.some((c) => c.ENTITY_ID === id && /answered/.test(c.COMMENT))).toBe(true),
+      expect(
+        stack.emulators.bitrix24.state.comments.some((c) => c.ENTITY_ID === id && /answered/.test(c.COMMENT)),
+      ).toBe(true),
     );
   } finally {
     stack.emulators.bitrix24.control.setMode('ok');
@@ -201,7 +239,13 @@ test('dashboard JSON and /metrics reflect the leads made', async () => {
   const site = `site-${Date.now()}.example`;
   const partner = `dash${Date.now()}`;
   for (const amount of [1000, 2500.5]) {
-    await postJson(`${stack.url}/api/leads`, { name: 'Дэш', phone: uniquePhone(), site, partner, orderAmount: amount });
+    await postJson(`${stack.url}/api/leads`, {
+      name: 'Дэш',
+      phone: uniquePhone(),
+      site,
+      partner,
+      orderAmount: amount,
+    });
   }
   await postJson(`${stack.url}/api/leads`, { name: 'Дэш', phone: uniquePhone(), site });
   const dashboard = await eventually(async () => {
@@ -228,5 +272,8 @@ test('dashboard JSON and /metrics reflect the leads made', async () => {
 
 test('health and readiness', async () => {
   expect((await getJson(`${stack.url}/healthz`)).body).toEqual({ status: 'ok' });
-  expect((await getJson(`${stack.url}/readyz`)).body).toMatchObject({ status: 'ready', checks: { temporal: true, worker: true } });
+  expect((await getJson(`${stack.url}/readyz`)).body).toMatchObject({
+    status: 'ready',
+    checks: { temporal: true, worker: true },
+  });
 });

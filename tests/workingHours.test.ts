@@ -16,8 +16,12 @@ describe('working time in the customer’s own zone', () => {
   });
 
   test('a night lead waits for 09:00 local, not Moscow time', () => {
-    expect(iso(nextWorkingTime(at('2026-11-25T17:00:00Z'), 'Asia/Vladivostok', daily))).toBe('2026-11-25T23:00:00.000Z');
-    expect(iso(nextWorkingTime(at('2026-11-25T23:30:00Z'), 'Europe/Moscow', daily))).toBe('2026-11-26T06:00:00.000Z');
+    expect(iso(nextWorkingTime(at('2026-11-25T17:00:00Z'), 'Asia/Vladivostok', daily))).toBe(
+      '2026-11-25T23:00:00.000Z',
+    );
+    expect(iso(nextWorkingTime(at('2026-11-25T23:30:00Z'), 'Europe/Moscow', daily))).toBe(
+      '2026-11-26T06:00:00.000Z',
+    );
   });
 
   test('inside the window the answer is now; the window end is exclusive', () => {
@@ -28,15 +32,23 @@ describe('working time in the customer’s own zone', () => {
   });
 
   test('half-hour offsets (India +05:30, Adelaide +10:30 in summer)', () => {
-    expect(iso(nextWorkingTime(at('2026-11-25T00:00:00Z'), 'Asia/Kolkata', daily))).toBe('2026-11-25T03:30:00.000Z');
-    expect(iso(nextWorkingTime(at('2026-11-25T12:00:00Z'), 'Australia/Adelaide', daily))).toBe('2026-11-25T22:30:00.000Z');
+    expect(iso(nextWorkingTime(at('2026-11-25T00:00:00Z'), 'Asia/Kolkata', daily))).toBe(
+      '2026-11-25T03:30:00.000Z',
+    );
+    expect(iso(nextWorkingTime(at('2026-11-25T12:00:00Z'), 'Australia/Adelaide', daily))).toBe(
+      '2026-11-25T22:30:00.000Z',
+    );
   });
 
   test('DST: the morning after Europe/Berlin falls back opens at 09:00 CET (UTC+1)', () => {
     // 2026-10-25 03:00 CEST → 02:00 CET
-    expect(iso(nextWorkingTime(at('2026-10-24T22:00:00Z'), 'Europe/Berlin', daily))).toBe('2026-10-25T08:00:00.000Z');
+    expect(iso(nextWorkingTime(at('2026-10-24T22:00:00Z'), 'Europe/Berlin', daily))).toBe(
+      '2026-10-25T08:00:00.000Z',
+    );
     // the day before, still summer time (UTC+2)
-    expect(iso(nextWorkingTime(at('2026-10-23T22:00:00Z'), 'Europe/Berlin', daily))).toBe('2026-10-24T07:00:00.000Z');
+    expect(iso(nextWorkingTime(at('2026-10-23T22:00:00Z'), 'Europe/Berlin', daily))).toBe(
+      '2026-10-24T07:00:00.000Z',
+    );
   });
 
   test('DST: New York spring forward, a window starting in the skipped hour still opens once', () => {
@@ -50,10 +62,14 @@ describe('working time in the customer’s own zone', () => {
   test('weekend hours: closed weekends skip to Monday', () => {
     const weekdaysOnly = parseWorkingSchedule('09:00-18:00', 'off');
     // Friday 2026-11-27 19:00 MSK → Monday 2026-11-30 09:00 MSK
-    expect(iso(nextWorkingTime(at('2026-11-27T16:00:00Z'), 'Europe/Moscow', weekdaysOnly))).toBe('2026-11-30T06:00:00.000Z');
+    expect(iso(nextWorkingTime(at('2026-11-27T16:00:00Z'), 'Europe/Moscow', weekdaysOnly))).toBe(
+      '2026-11-30T06:00:00.000Z',
+    );
     const shortWeekend = parseWorkingSchedule('09:00-21:00', '11:00-16:00');
     // Saturday 2026-11-28 10:00 MSK → 11:00 MSK
-    expect(iso(nextWorkingTime(at('2026-11-28T07:00:00Z'), 'Europe/Moscow', shortWeekend))).toBe('2026-11-28T08:00:00.000Z');
+    expect(iso(nextWorkingTime(at('2026-11-28T07:00:00Z'), 'Europe/Moscow', shortWeekend))).toBe(
+      '2026-11-28T08:00:00.000Z',
+    );
   });
 
   test('a full-day window is always working time', () => {
@@ -79,5 +95,7 @@ describe('durations in configuration', () => {
     ['250ms', 250],
     ['90', 90_000],
   ])('%s', (text, ms) => expect(parseDuration(text)).toBe(ms));
-  test.each(['', 'm30', '30 minutes', '1x'])('%j is not a duration', (text) => expect(parseDuration(text)).toBeUndefined());
+  test.each(['', 'm30', '30 minutes', '1x'])('%j is not a duration', (text) =>
+    expect(parseDuration(text)).toBeUndefined(),
+  );
 });

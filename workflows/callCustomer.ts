@@ -150,7 +150,11 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
 
   async function sendSmsOnce(kind: 'night' | 'confirmation' | 'voicemail', text: string): Promise<void> {
     try {
-      const res = await sms.sendSms({ idempotencyKey: `${workflowId}/${runId}/${kind}`, phone: input.phone, text });
+      const res = await sms.sendSms({
+        idempotencyKey: `${workflowId}/${runId}/${kind}`,
+        phone: input.phone,
+        text,
+      });
       if (res.status === 'skipped') await toManual('sms_uncertain', `SMS (${kind}) may not have been sent`);
     } catch (err) {
       log.warn('SMS failed', { kind, error: String(err) });
@@ -237,7 +241,10 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
       nextCallAt = nextWorkingTime(now, input.timezone, policy.workingSchedule);
       await progress('WaitingForWorkingHours');
       // One timer to the window's opening, not a polling loop; an operator may cancel meanwhile.
-      await condition(() => pendingAction !== undefined && pendingAction.action !== 'call_now', nextCallAt - now);
+      await condition(
+        () => pendingAction !== undefined && pendingAction.action !== 'call_now',
+        nextCallAt - now,
+      );
       continue;
     }
 
@@ -279,7 +286,10 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
 
     if (r.result === 'wrong_number') return finish('WrongNumber', 'Неверный номер: звонки прекращены');
     if (r.result === 'answered') {
-      await sendSmsOnce('confirmation', fill(policy.texts.confirmationSms, input.name, policy.workingHoursText));
+      await sendSmsOnce(
+        'confirmation',
+        fill(policy.texts.confirmationSms, input.name, policy.workingHoursText),
+      );
       return finish('Answered', 'Клиент ответил, SMS с подтверждением отправлено');
     }
     if (r.result === 'voicemail') {

@@ -88,7 +88,9 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   setHandler(
     operatorActionUpdate,
     async (action) => {
-      record(`оператор: ${action.action}${action.by ? ` (${action.by})` : ''}${action.note ? `: ${action.note}` : ''}`);
+      record(
+        `оператор: ${action.action}${action.by ? ` (${action.by})` : ''}${action.note ? `: ${action.note}` : ''}`,
+      );
       const before = progressSeen;
       await child!.signal(callOperatorActionSignal, action);
       // The call process reports its new state by signal; wait for it (briefly) so the answer is current.
@@ -135,7 +137,9 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     });
   } else {
     state.status = 'PhoneNotDialable';
-    record(input.phoneIssue === 'phone_too_long' ? 'телефон длиннее 11 цифр: без звонка' : 'номер не для звонка');
+    record(
+      input.phoneIssue === 'phone_too_long' ? 'телефон длиннее 11 цифр: без звонка' : 'номер не для звонка',
+    );
   }
 
   // 2. Partner lookup; a broken token does not stop the lead, it makes it a person's job.

@@ -36,7 +36,8 @@ export type ManualReason =
   | 'call_provider_rejected'
   | 'sms_uncertain';
 
-export type CallResult = 'answered' | 'voicemail' | 'busy' | 'no_answer' | 'unavailable' | 'wrong_number' | 'failed';
+export type CallResult =
+  'answered' | 'voicemail' | 'busy' | 'no_answer' | 'unavailable' | 'wrong_number' | 'failed';
 export const CALL_RESULTS: readonly CallResult[] = [
   'answered',
   'voicemail',
@@ -101,7 +102,8 @@ export interface LeadState {
   ref: string;
   status: LeadStatus;
   manualReason?: ManualReason;
-  partner?: { status: 'found'; id: number; title: string } | { status: 'not_found' } | { status: 'lookup_failed' };
+  partner?:
+    { status: 'found'; id: number; title: string } | { status: 'not_found' } | { status: 'lookup_failed' };
   crmLeadId?: number;
   attempts: number;
   nextCallAt?: number;

@@ -42,7 +42,9 @@ export async function startDevServer(): Promise<TestWorkflowEnvironment> {
     server: {
       executable: { type: 'existing-path', path: process.env.STL_TEMPORAL_CLI! },
       searchAttributes: ALL_SEARCH_ATTRIBUTES,
-      extraArgs: DEV_SERVER_TUNING.filter((a) => !a.startsWith('journal') && !a.startsWith('synchronous') && a !== '--sqlite-pragma'),
+      extraArgs: DEV_SERVER_TUNING.filter(
+        (a) => !a.startsWith('journal') && !a.startsWith('synchronous') && a !== '--sqlite-pragma',
+      ),
       log: { level: 'warn', format: 'json' },
     },
   });

@@ -25,7 +25,11 @@ export async function getJson(url: string): Promise<{ status: number; body: Reco
 }
 
 /** Retries an assertion until it passes or the time is up (outcomes arrive asynchronously). */
-export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
+export async function eventually<T>(
+  check: () => T | Promise<T>,
+  timeoutMs = 20_000,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -41,6 +45,8 @@ let counter = 0;
 /** A distinct, valid Russian mobile number per call, so tests never share emulator state. */
 export function uniquePhone(): string {
   counter += 1;
-  const tail = String((Date.now() % 1_000_000) * 100 + counter).padStart(8, '0').slice(-8);
+  const tail = String((Date.now() % 1_000_000) * 100 + counter)
+    .padStart(8, '0')
+    .slice(-8);
   return `79${tail}${counter % 10}`.slice(0, 11);
 }
