@@ -4,12 +4,11 @@ import 'dotenv/config';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { ConfigError, loadConfig, type AppConfig } from '../config';
 import { startService } from '../service';
 import { devServerArgs, temporalCliPath } from '../support/temporalServer';
 import { logger } from '../support/logger';
-import { pinoTemporalLogger } from '../support/temporalLogger';
+import { installTemporalRuntime } from '../service/runtime';
 
 async function startLocalTemporal(config: AppConfig): Promise<ChildProcess> {
   const cli = temporalCliPath();
@@ -58,25 +57,14 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const sdkMetricsPort = config.sdkMetricsPort;
-  Runtime.install({
-    logger: pinoTemporalLogger(logger),
-    telemetryOptions: {
-      logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
-      metrics: sdkMetricsPort ? { prometheus: { bindAddress: `127.0.0.1:${sdkMetricsPort}` } } : undefined,
-    },
-  });
+  const { sdkMetrics } = installTemporalRuntime(config);
 
   let temporal: ChildProcess | undefined;
   if (!config.temporal.address) {
     logger.info('starting the local Temporal dev server');
     temporal = await startLocalTemporal(config);
   }
-  const service = await startService(config, {
-    extraMetrics: sdkMetricsPort
-      ? async () => (await fetch(`http://127.0.0.1:${sdkMetricsPort}/metrics`)).text()
-      : undefined,
-  });
+  const service = await startService(config, { extraMetrics: sdkMetrics });
 
   const lines = [
     `API and lead form:  ${service.url}/`,
