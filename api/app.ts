@@ -138,7 +138,10 @@ export function buildApp(deps: AppDeps): express.Express {
       return outcome;
     } catch (err) {
       metrics.leadsUnavailable.inc();
-      logger.error({ err: String(err), ref: lead.ref }, 'could not start the lead workflow');
+      logger.error(
+        { err: String(err), cause: String((err as Error).cause ?? ''), ref: lead.ref },
+        'could not start the lead workflow',
+      );
       throw new HttpError(503, 'the lead could not be stored right now; please retry in a few seconds');
     }
   }

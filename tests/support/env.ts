@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
 import { loadConfig, type AppConfig } from '../../config';
 import { startService, type RunningService } from '../../service';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/searchAttributes';
@@ -52,9 +53,20 @@ export async function startDevServer(): Promise<TestWorkflowEnvironment> {
 
 export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
   quietSdkLogs();
-  return TestWorkflowEnvironment.createTimeSkipping({
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: process.env.STL_TEST_SERVER! } },
   });
+  // The Java test server knows no custom search attributes until they are added.
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes: Object.fromEntries(
+      ALL_SEARCH_ATTRIBUTES.map((k) => [
+        k.name,
+        temporal.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${k.type}`],
+      ]),
+    ),
+  });
+  return env;
 }
 
 /** Env for loadConfig: short, test-friendly durations unless the test overrides them. */
