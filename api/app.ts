@@ -15,6 +15,7 @@ import { leadRoutes } from './leads';
 import { voximplantRoutes } from './voximplantResult';
 import { corezoidRoutes } from './corezoid';
 import { dashboardRoutes } from './dashboard';
+import { codecRoutes } from './codec';
 
 export interface AppDeps {
   client: Client;
@@ -150,6 +151,7 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use(voximplantRoutes(deps));
   app.use(corezoidRoutes(deps, acceptLead));
   app.use(dashboardRoutes(deps));
+  app.use(codecRoutes(deps));
 
   const pages = path.join(__dirname, 'pages');
   app.get('/', (_req, res) => res.sendFile(path.join(pages, 'form.html')));

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { parseDuration } from '../domain/duration';
 import { parseWorkingSchedule, type WorkingSchedule } from '../domain/workingHours';
 import { isValidTimeZone } from '../domain/timezone';
+import { parseEncryptionKeys } from '../support/codec';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -128,6 +129,10 @@ const envSchema = z.object({
   /** Shop origins allowed to post leads from the browser (comma-separated); empty = same origin only. */
   ALLOWED_ORIGINS: z.string().default(''),
   SDK_METRICS_PORT: port(9464),
+  ENCRYPTION_KEYS: optionalString,
+  ENCRYPTION_KEY_ID: optionalString,
+  CODEC_AUTH_TOKEN: optionalString,
+  CODEC_CORS_ORIGINS: optionalString,
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -202,6 +207,8 @@ export interface AppConfig {
   trustProxy: string;
   allowedOrigins: string[];
   sdkMetricsPort: number;
+  encryption: { currentKeyId: string; keys: Record<string, Buffer> };
+  codec: { authToken?: string; corsOrigins: string[] };
 }
 
 /** Values the emulators use; a provider with no credentials is pointed at its emulator with these. */
@@ -308,9 +315,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     else leadFieldMap[from] = to;
   }
 
+  const dataDir = path.resolve(e.DATA_DIR);
+  let encryption: AppConfig['encryption'] | undefined;
+  try {
+    if (e.ENCRYPTION_KEYS) {
+      const keys = parseEncryptionKeys(e.ENCRYPTION_KEYS);
+      const ids = Object.keys(keys);
+      const currentKeyId = e.ENCRYPTION_KEY_ID ?? ids[ids.length - 1]!;
+      if (!keys[currentKeyId])
+        problems.push(`ENCRYPTION_KEY_ID: "${currentKeyId}" is not one of ENCRYPTION_KEYS`);
+      encryption = { currentKeyId, keys };
+    } else if (production) {
+      problems.push('ENCRYPTION_KEYS: required when NODE_ENV=production (keyId:base64 of 32 bytes)');
+    } else {
+      const key = Buffer.from(readOrCreateSecret(dataDir, 'encryption.key', 'base64'), 'base64');
+      encryption = { currentKeyId: 'local-1', keys: { 'local-1': key } };
+    }
+  } catch (err) {
+    problems.push(`ENCRYPTION_KEYS: ${(err as Error).message}`);
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const dataDir = path.resolve(e.DATA_DIR);
   return {
     nodeEnv: e.NODE_ENV,
     port: e.PORT,
@@ -384,6 +410,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       .map((o) => o.trim().replace(/\/+$/, ''))
       .filter(Boolean),
     sdkMetricsPort: e.SDK_METRICS_PORT,
+    encryption: encryption!,
+    codec: {
+      authToken: e.CODEC_AUTH_TOKEN,
+      corsOrigins: (
+        e.CODEC_CORS_ORIGINS ??
+        `http://localhost:${e.TEMPORAL_UI_PORT},http://127.0.0.1:${e.TEMPORAL_UI_PORT}`
+      )
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    },
   };
 }
 
@@ -411,13 +448,17 @@ function withTrailingSlash(url: string): string {
 
 // The result-token secret must survive restarts (tokens of calls in flight stay valid), so it is
 // generated once into DATA_DIR rather than per process.
-function readOrCreateSecret(dataDir: string, name: string): string {
+function readOrCreateSecret(
+  dataDir: string,
+  name: string,
+  encoding: 'base64url' | 'base64' = 'base64url',
+): string {
   const file = path.join(dataDir, name);
   try {
     return fs.readFileSync(file, 'utf8').trim();
   } catch {
     fs.mkdirSync(dataDir, { recursive: true });
-    const secret = crypto.randomBytes(32).toString('base64url');
+    const secret = crypto.randomBytes(32).toString(encoding);
     try {
       fs.writeFileSync(file, secret, { flag: 'wx', mode: 0o600 });
       return secret;

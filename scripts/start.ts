@@ -19,6 +19,8 @@ async function startLocalTemporal(config: AppConfig): Promise<ChildProcess> {
     uiPort: config.temporal.uiPort,
     namespace: config.temporal.namespace,
     dbFile: path.join(config.dataDir, 'temporal.sqlite'),
+    // The Web UI asks our API to decrypt payloads for the operator (see api/codec.ts).
+    uiCodecEndpoint: `${config.publicUrl}/codec`,
   });
   const logFile = fs.openSync(path.join(config.dataDir, 'temporal-server.log'), 'a');
   const child = spawn(cli, args, { stdio: ['ignore', logFile, logFile] });

@@ -11,6 +11,7 @@ import { startEmulators, type EmulatorOptions, type RunningEmulators } from '../
 import { connectToTemporal } from '../worker/connection';
 import { createLeadWorkers, type LeadWorkers, type WorkflowSource } from '../worker/worker';
 import { logger as rootLogger, type Logger } from '../support/logger';
+import { AesGcmPayloadCodec } from '../support/codec';
 
 export interface ServiceOptions {
   /** 'all' (default): API and worker in one process; or one of them, to scale them apart. */
@@ -59,11 +60,13 @@ export async function startService(
 
   const ownConnection = !options.connection;
   const connection = options.connection ?? (await connectToTemporal(config));
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  // Every client and worker seals payloads with the same codec: PII never reaches the server in clear.
+  const dataConverter = { payloadCodecs: [new AesGcmPayloadCodec(config.encryption)] };
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
   let workers: LeadWorkers | undefined;
   let workersDone: Promise<void> | undefined;
   if (role !== 'api') {
-    workers = await createLeadWorkers(connection, config, options.workflows, metrics);
+    workers = await createLeadWorkers(connection, config, options.workflows, metrics, dataConverter);
     workersDone = workers.run().catch((err) => {
       logger.fatal({ err: String(err) }, 'worker stopped with an error');
       throw err;

@@ -6,6 +6,7 @@ import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/w
 import type { AppConfig } from '../config';
 import { createCallActivities, createCrmActivities, createLeadActivities } from '../activities';
 import type { Metrics } from '../support/metrics';
+import type { DataConverter } from '@temporalio/common';
 
 export interface LeadWorkers {
   leadWorker: Worker;
@@ -30,8 +31,9 @@ export async function createLeadWorkers(
   config: AppConfig,
   workflows: WorkflowSource = defaultWorkflowSource(),
   metrics?: Metrics,
+  dataConverter?: DataConverter,
 ): Promise<LeadWorkers> {
-  const common = { connection, namespace: config.temporal.namespace, shutdownGraceTime: '10s' } as const;
+  const common = { connection, namespace: config.temporal.namespace, shutdownGraceTime: '10s', dataConverter } as const;
   const leadWorker = await Worker.create({
     ...common,
     taskQueue: config.temporal.taskQueue,

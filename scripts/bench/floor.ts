@@ -36,7 +36,7 @@ export async function measureFloor(opts: {
     workflowsPath: require.resolve('./bareWorkflow'),
     activities: {
       async touch() {
-        activityStartedAt.set(Context.current().info.workflowExecution.workflowId, Date.now());
+        activityStartedAt.set(Context.current().info.workflowExecution?.workflowId ?? '', Date.now());
       },
     },
   });

@@ -61,8 +61,7 @@ export function startProbe(serverCpuSeconds: () => number | undefined) {
       loopP99: loop.percentile(99) / 1e6,
       loopMax: loop.max / 1e6,
       nodeCores: (cpu.user + cpu.system) / 1e6 / wall,
-      serverCores:
-        server0 !== undefined && server1 !== undefined ? (server1 - server0) / wall : Number.NaN,
+      serverCores: server0 !== undefined && server1 !== undefined ? (server1 - server0) / wall : Number.NaN,
     };
   };
 }

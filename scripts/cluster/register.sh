@@ -52,7 +52,8 @@ existing="$("$cli" operator search-attribute list --address "$address" --namespa
 missing=""
 for sa in $SEARCH_ATTRIBUTES; do
   name="${sa%%=*}"
-  if ! printf '%s\n' "$existing" | grep -Eq "(^|[[:space:]])$name([[:space:]]|$)"; then
+  # Not grep -q: it may stop reading early, and pipefail would count that as a failure.
+  if ! printf '%s\n' "$existing" | grep -E "(^|[[:space:]])$name([[:space:]]|$)" >/dev/null; then
     missing="$missing $sa"
   fi
 done

@@ -79,8 +79,7 @@ psql_admin() { # db sql...
 }
 
 if pg_running; then
-  pg_port="$(awk -F"'" '/^port *=/ {print $2}' "$pg_data/cluster.conf" 2>/dev/null || true)"
-  pg_port="${pg_port:-$(sed -n 4p "$pg_data/postmaster.pid")}"
+  pg_port="$(sed -n 4p "$pg_data/postmaster.pid")" # its fourth line is the port it listens on
   say "PostgreSQL already running on 127.0.0.1:$pg_port"
 else
   # The port: asked for, else the one used last time, else 55432 or the next free one.
@@ -124,12 +123,11 @@ if [[ ! -s "$pw_file" ]]; then
 fi
 pg_password="$(cat "$pw_file")"
 history_shards="${PG_HISTORY_SHARDS:-${CLUSTER_HISTORY_SHARDS:-4}}"
-cat >"$pg_settings" <<EOF
-# Written by scripts/cluster/up.sh. The shard count is fixed when the database is created: a server
-# started with another one refuses to run, so it is kept here.
-PG_PORT_LAST=$pg_port
-PG_HISTORY_SHARDS=$history_shards
-EOF
+{
+  echo "# Written by scripts/cluster/up.sh. The shard count is fixed when the database is created: a"
+  echo "# server started with another one refuses to run, so it is kept here."
+  printf 'PG_PORT_LAST=%q\nPG_BIN_USED=%q\nPG_HISTORY_SHARDS=%q\n' "$pg_port" "$PG_BIN" "$history_shards"
+} >"$pg_settings"
 
 if [[ "$(psql_admin postgres -c "SELECT 1 FROM pg_roles WHERE rolname = 'temporal'")" != 1 ]]; then
   psql_admin postgres -c "CREATE ROLE temporal LOGIN PASSWORD '$pg_password'"
@@ -360,20 +358,29 @@ started=()
 for ((i = 1; i <= worker_count; i++)); do start_service "worker-$i" worker; done
 for ((i = 1; i <= ${#api_ports[@]}; i++)); do start_service "api-$i" api "${api_ports[i - 1]}"; done
 
-# Ready: a worker logs "service started" once its workers poll; an API instance answers /readyz.
+# A worker is ready when Temporal lists it (identity pid@host, the SDK's default) among the pollers
+# of each of its task queues; an API instance when it answers /readyz (which asks Temporal).
+task_queues=("${TEMPORAL_TASK_QUEUE:-leads}" "${TEMPORAL_CALL_TASK_QUEUE:-lead-calls}" "${TEMPORAL_CRM_TASK_QUEUE:-lead-crm}")
+worker_polls() { # pid
+  local q out
+  for q in "${task_queues[@]}"; do
+    out="$("$TEMPORAL_CLI" task-queue describe --address "$temporal_address" --namespace default \
+      --task-queue "$q" --output json 2>/dev/null)" || return 1
+    [[ "$out" == *"\"$1@"* ]] || return 1
+  done
+}
 for name in "${started[@]}"; do
   log="$log_dir/$name.log"
-  from=$(grep -c '' "$log" || true) # only lines of this start count
   for ((i = 0; ; i++)); do
+    pid="$(pid_of "$name")" || die_with_log "$name exited" "$log"
     if [[ "$name" == api-* ]]; then
       port="${api_ports[${name#api-} - 1]}"
       curl -fsS -m 2 "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
     else
-      tail -n +"$from" "$log" | grep -q '"msg":"service started"' && break
+      worker_polls "$pid" && break
     fi
-    pid_of "$name" >/dev/null || die_with_log "$name exited" "$log"
-    ((i < 1200)) || die_with_log "$name not ready in 120 s" "$log"
-    sleep 0.1
+    ((i < 600)) || die_with_log "$name not ready in 120 s" "$log"
+    sleep 0.2
   done
   say "$name ready ($(elapsed))"
 done
@@ -415,5 +422,5 @@ say "cluster up in $(elapsed)"
   done
   [[ -s "$emulator_urls" && "${CLUSTER_EMULATORS:-1}" == 1 ]] && echo "emulators     $(tr -d '\n ' <"$emulator_urls")"
   echo "logs          $log_dir"
-  echo "stop with     scripts/cluster/down.sh${CLUSTER_DIR:+  (CLUSTER_DIR=$CLUSTER_DIR)}"
+  echo "stop with     CLUSTER_DIR=$CLUSTER_DIR scripts/cluster/down.sh"
 }

@@ -456,6 +456,22 @@ export function buildBadRequests(ctx: CaseContext): BadCase[] {
     { status: 409 },
   );
 
+  // Tokens only the service can sign, but a bug elsewhere could still mint them: a run id that is
+  // not one is an attempt nobody awaits (409); a token naming no workflow is malformed (401).
+  add(
+    'result: signed token naming a run id that is not one',
+    postJson(RESULT, {
+      token: signResultToken({ wf: 'call-x', run: 'garbage', a: 1, exp: hourFromNow }, ctx.resultSecret),
+      result: 'answered',
+    }),
+    { status: 409 },
+  );
+  add(
+    'result: signed token with an empty workflow id',
+    postJson(RESULT, { token: signed({ wf: '', a: 1, exp: hourFromNow }), result: 'answered' }),
+    { status: 401 },
+  );
+
   // ── lead status and operator actions on refs that do not exist ─────────────────────────────────
   add(
     'actions: call-now on an unknown ref',
@@ -501,6 +517,15 @@ export function buildBadRequests(ctx: CaseContext): BadCase[] {
   add('status: ref with CR/LF header injection', get('/api/leads/a%0D%0ASet-Cookie:%20x=1'), { status: 404 });
   add('status: ref that is not valid percent-encoding', get('/api/leads/%E0%A4%A'), { status: 400 });
   add('status: ref of 2000 characters', get(`/api/leads/${'r'.repeat(2000)}`), { status: 404 });
+  // No lead can have a ref over 128 characters (phone refs are at most 40), so these are unknown refs.
+  add('status: ref of 8000 characters', get(`/api/leads/${'r'.repeat(8000)}`), { status: 404 });
+  add(
+    'actions: cancel on a ref of 8000 characters',
+    { method: 'POST', path: `/api/leads/${'r'.repeat(8000)}/cancel` },
+    {
+      status: 404,
+    },
+  );
   add(
     'actions: cancel on a ref of 2000 characters',
     { method: 'POST', path: `/api/leads/${'r'.repeat(2000)}/cancel` },

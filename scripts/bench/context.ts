@@ -1,0 +1,142 @@
+// What every phase needs: the dev server, the running service, its emulators' call ledger, and how
+// to start or restart the service with config overrides.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, type AppConfig } from '../../config';
+import { startService, type RunningService } from '../../service';
+import type { DevServer } from './devServer';
+import { CallLedger, LeadPoster } from './load';
+
+export interface BenchSettings {
+  quick: boolean;
+  floorSeconds: number;
+  latencySeconds: number;
+  latencyRates: number[];
+  throughputRates: number[];
+  throughputSeconds: number;
+  sleepers: number;
+  sleeperConcurrency: number;
+  /** the least time from the service's restart to the morning window */
+  minNightSeconds: number;
+  drainTimeoutMs: number;
+}
+
+export const FULL: BenchSettings = {
+  quick: false,
+  floorSeconds: 10,
+  latencySeconds: 12,
+  latencyRates: [10, 50],
+  throughputRates: [100, 150, 200, 300],
+  throughputSeconds: 10,
+  sleepers: 10_000,
+  sleeperConcurrency: 50,
+  minNightSeconds: 90,
+  drainTimeoutMs: 240_000,
+};
+
+export const QUICK: BenchSettings = {
+  quick: true,
+  floorSeconds: 5,
+  latencySeconds: 5,
+  latencyRates: [10, 50],
+  throughputRates: [100, 150, 200, 300],
+  throughputSeconds: 5,
+  sleepers: 1_000,
+  sleeperConcurrency: 50,
+  minNightSeconds: 45,
+  drainTimeoutMs: 120_000,
+};
+
+/** Every provider on its emulator, whatever the caller's shell exports. */
+const NO_CREDENTIALS: Record<string, string> = {
+  TEMPORAL_ADDRESS: '',
+  TEMPORAL_TLS_CERT: '',
+  TEMPORAL_TLS_KEY: '',
+  TEMPORAL_API_KEY: '',
+  PUBLIC_URL: '',
+  BITRIX24_WEBHOOK_URL: '',
+  BITRIX24_PORTAL_URL: '',
+  BITRIX24_CLIENT_ID: '',
+  BITRIX24_CLIENT_SECRET: '',
+  BITRIX24_REFRESH_TOKEN: '',
+  VOXIMPLANT_ACCOUNT_ID: '',
+  VOXIMPLANT_API_KEY: '',
+  VOXIMPLANT_CREDENTIALS_FILE: '',
+  VOXIMPLANT_RULE_ID: '',
+  SMSRU_API_ID: '',
+  TELEGRAM_BOT_TOKEN: '',
+  TELEGRAM_CHAT_ID: '',
+};
+
+export class Bench {
+  service?: RunningService;
+  poster?: LeadPoster;
+  ledger?: CallLedger;
+  readonly dataDir: string;
+
+  constructor(
+    readonly settings: BenchSettings,
+    readonly server: DevServer,
+    readonly tmpDir: string,
+  ) {
+    this.dataDir = path.join(tmpDir, 'data');
+    fs.mkdirSync(this.dataDir, { recursive: true });
+  }
+
+  env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      ...NO_CREDENTIALS,
+      NODE_ENV: 'development',
+      DATA_DIR: this.dataDir,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      TEMPORAL_PORT: String(this.server.port),
+      TEMPORAL_NAMESPACE: this.server.namespace,
+      WORKING_HOURS: '00:00-24:00',
+      WEEKEND_WORKING_HOURS: '',
+      CALLS_PER_SECOND: '1000',
+      BITRIX24_REQUESTS_PER_SECOND: '50',
+      INTAKE_RATE_LIMIT_PER_MINUTE: '100000000',
+      LOG_LEVEL: 'warn',
+      SDK_METRICS_PORT: '0',
+      ...overrides,
+    };
+  }
+
+  config(overrides: Record<string, string> = {}): AppConfig {
+    return loadConfig(this.env(overrides));
+  }
+
+  async startService(overrides: Record<string, string> = {}): Promise<RunningService> {
+    await this.stopService();
+    const service = await startService(this.config(overrides), {
+      role: 'all',
+      // Instant providers: the benchmark measures the service, not Bitrix24's 2 requests/s.
+      emulatorOptions: { bitrix24: { rateLimit: false } },
+    });
+    service.emulators!.voximplant.control.setDefaultOutcome({ result: 'answered', delayMs: 5 });
+    this.service = service;
+    this.poster = new LeadPoster(service.url!);
+    this.ledger = new CallLedger(service.emulators!.voximplant.state);
+    return service;
+  }
+
+  async stopService(): Promise<void> {
+    this.poster?.close();
+    this.poster = undefined;
+    const s = this.service;
+    this.service = undefined;
+    if (s) await s.close();
+  }
+}
+
+export function machineText(server: DevServer): string {
+  const cpus = os.cpus();
+  return [
+    `machine: ${cpus.length} CPUs (${cpus[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
+      `${os.type()} ${os.release()} ${os.arch()}`,
+    `node ${process.version}; ${server.version.split('\n')[0]}; dev server flags from devServerArgs()`,
+  ].join('\n');
+}

@@ -1,0 +1,325 @@
+// `npm run bench`: the floor, intake latency, intake throughput and 10,000 sleeping leads, against a
+// dev server this script starts and stops itself, with the service in-process. Prints tables.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { installTemporalRuntime } from '../../service/runtime';
+import { latencyBreakdown } from './breakdown';
+import { Bench, FULL, QUICK, machineText } from './context';
+import { startDevServer, type DevServer } from './devServer';
+import { measureFloor, type FloorRun } from './floor';
+import { measureIntakeLatency, measureThroughput, type LatencyRun, type ThroughputStep } from './intake';
+import { ok2xx } from './load';
+import { measureSleepers, settle, type SleeperResult } from './sleepers';
+import { mb, ms, num, probeText, table } from './stats';
+
+const say = (line = '') => console.log(line);
+
+let server: DevServer | undefined;
+let bench: Bench | undefined;
+let tmpDir: string | undefined;
+let cleaning: Promise<void> | undefined;
+
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    const hardStop = setTimeout(() => {
+      server?.killNow();
+      process.exit(1);
+    }, 30_000);
+    hardStop.unref();
+    await bench?.stopService().catch((err) => console.error('stopping the service:', err));
+    await server?.stop().catch((err) => console.error('stopping the dev server:', err));
+    if (tmpDir && !process.env.BENCH_KEEP_DATA) fs.rmSync(tmpDir, { recursive: true, force: true });
+    else if (tmpDir) say(`kept ${tmpDir} (BENCH_KEEP_DATA)`);
+  })();
+  return cleaning;
+}
+
+process.on('exit', () => server?.killNow());
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    console.error(`\n${signal}: stopping the service and the dev server`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+function floorRow(r: FloorRun) {
+  return [
+    `bare workflow, ${r.rate}/s × ${r.seconds} s`,
+    r.started,
+    r.errors + r.missing,
+    ms(r.p50),
+    ms(r.p99),
+    '',
+  ];
+}
+
+function verdict(value: number, target: number, floor: number, lowerIsBetter: boolean): string {
+  if (!Number.isFinite(value)) return 'missed (no data)';
+  const meets = (limit: number) => (lowerIsBetter ? value <= limit : value >= limit);
+  if (meets(target)) return 'met';
+  return meets(floor) ? 'missed target (issue floor met)' : 'missed (floor too)';
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
+  const settings = quick ? QUICK : FULL;
+  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stl-bench-'));
+  say(
+    `speed-to-lead benchmark — ${quick ? 'QUICK mode (--quick / BENCH_QUICK=1): scaled down' : 'FULL mode'}`,
+  );
+  say(`started ${new Date().toISOString()}; temp dir ${tmpDir}`);
+
+  server = await startDevServer(path.join(tmpDir, 'temporal'));
+  say(machineText(server));
+  say(`dev server pid ${server.pid} on ${server.address}, SQLite ${server.dbFile}`);
+  bench = new Bench(settings, server, tmpDir);
+  installTemporalRuntime(bench.config());
+
+  // 1. The floor.
+  say('\n[1/4] floor: bare one-activity workflow, eager start, worker sharing the client’s NativeConnection');
+  const floor = await measureFloor({
+    address: server.address,
+    namespace: server.namespace,
+    runs: settings.latencyRates.map((rate) => ({ rate, seconds: settings.floorSeconds })),
+    serverCpu: () => server!.cpuSeconds(),
+  });
+  for (const r of floor) say(`  ${r.rate}/s: ${probeText(r.probe)}`);
+
+  // 2. Intake → first call request.
+  say('\n[2/4] intake → first call request (POST /api/leads → StartScenarios at the VoxImplant emulator)');
+  await bench.startService();
+  const latency = await measureIntakeLatency(bench);
+  for (const r of latency) say(`  ${r.rate}/s: ${probeText(r.probe)}`);
+  const floorAt = (rate: number) => floor.find((f) => f.rate === rate);
+  const ratio = (a: number, b: number | undefined) =>
+    b && Number.isFinite(a) ? `${(a / b).toFixed(1)}×` : '—';
+  say(
+    '\n' +
+      table(
+        ['measure', 'n', 'non-2xx/lost', 'p50', 'p99', 'vs floor p50 / p99'],
+        [
+          ...floor.map(floorRow),
+          ...latency.map((r: LatencyRun) => [
+            `lead: POST → call request, ${r.rate}/s × ${r.seconds} s`,
+            r.posts.length,
+            `${r.non2xx} / ${r.missingCalls}`,
+            ms(r.p50),
+            ms(r.p99),
+            `${ratio(r.p50, floorAt(r.rate)?.p50)} / ${ratio(r.p99, floorAt(r.rate)?.p99)}`,
+          ]),
+          ...latency.map((r) => [
+            `  (HTTP answer of the POST, ${r.rate}/s)`,
+            r.posts.length,
+            '',
+            ms(r.httpP50),
+            ms(r.httpP99),
+            '',
+          ]),
+        ],
+      ),
+  );
+  const at50 = latency.find((r) => r.rate === 50) ?? latency[latency.length - 1]!;
+  const sample = at50.posts
+    .filter(ok2xx)
+    .filter((_, i, all) => i % Math.max(1, Math.floor(all.length / 40)) === 0)
+    .slice(0, 40)
+    .map((p) => ({
+      phone: p.phone,
+      sentAt: p.sentAt,
+      respondedAt: p.doneAt,
+      callAt: bench!.ledger!.first(p.phone)!,
+    }))
+    .filter((s) => s.callAt !== undefined);
+  say(`\n  where the time goes at ${at50.rate}/s (${sample.length} leads sampled from their histories):`);
+  say(
+    (await latencyBreakdown(bench.service!.client, sample))
+      .split('\n')
+      .map((l) => `  ${l}`)
+      .join('\n'),
+  );
+
+  // 3. Throughput.
+  say(
+    '\n[3/4] sustained intake: open loop at rising rates; then every accepted lead must get exactly one call',
+  );
+  const steps = await measureThroughput(bench);
+  say(
+    table(
+      [
+        'offered',
+        'sent',
+        '2xx',
+        '5xx',
+        'other',
+        'no answer',
+        'accepted/s',
+        'HTTP p50',
+        'HTTP p99',
+        'send lag p99',
+        'calls: 1 / 0 / >1',
+        'drain',
+      ],
+      steps.map((s: ThroughputStep) => [
+        `${s.rate}/s × ${s.seconds} s`,
+        s.sent,
+        s.accepted,
+        s.http5xx,
+        s.otherNon2xx,
+        s.noAnswer,
+        num(s.acceptedPerSecond, 1),
+        ms(s.httpP50),
+        ms(s.httpP99),
+        ms(s.scheduleLagP99),
+        `${s.exactlyOne} / ${s.noCall} / ${s.moreThanOne}`,
+        `${(s.drainMs / 1000).toFixed(1)} s${s.drained ? '' : ' (timed out)'}`,
+      ]),
+    ),
+  );
+  for (const s of steps) {
+    say(
+      `  ${s.rate}/s: ${probeText(s.probe)}${s.callsForRejected ? `; ${s.callsForRejected} calls for non-2xx leads` : ''}`,
+    );
+  }
+  const clean = steps.filter((s) => s.http5xx === 0 && s.noAnswer === 0);
+  const bestAccepted = Math.max(0, ...clean.map((s) => s.acceptedPerSecond));
+  const everyOnce = steps.every((s) => s.noCall === 0 && s.moreThanOne === 0);
+  const settled = await settle(bench.service!.client, settings.drainTimeoutMs);
+  say(
+    `  after the last step, leads still before or in their call: ${settled.left} ` +
+      `(waited ${(settled.ms / 1000).toFixed(1)} s for the rest of the process to catch up)`,
+  );
+
+  // 4. Sleepers.
+  say(
+    `\n[4/4] ${settings.sleepers.toLocaleString('en')} sleeping leads: service restarted with a window that opens soon`,
+  );
+  const night: SleeperResult = await measureSleepers(bench, bestAccepted || 100, say);
+  const n = night.accepted;
+  say(
+    table(
+      ['night and morning', 'value'],
+      [
+        ['leads posted / accepted / non-2xx', `${night.posted} / ${night.accepted} / ${night.non2xx}`],
+        [
+          'posting time (50 in flight)',
+          `${(night.postMs / 1000).toFixed(1)} s (${num((night.posted / night.postMs) * 1000, 1)}/s)`,
+        ],
+        [
+          'asleep (LeadStatus = WaitingForWorkingHours)',
+          `${night.asleep} after ${(night.asleepAfterMs / 1000).toFixed(1)} s`,
+        ],
+        [
+          'service process RSS / heapUsed before posting',
+          `${mb(night.baseline.rss)} / ${mb(night.baseline.heapUsed)}`,
+        ],
+        [
+          'service process RSS / heapUsed, all asleep',
+          `${mb(night.asleepMemory.rss)} / ${mb(night.asleepMemory.heapUsed)}`,
+        ],
+        [
+          'dev server RSS before posting / all asleep',
+          `${mb(night.baseline.serverRss)} / ${mb(night.asleepMemory.serverRss)}`,
+        ],
+        [
+          'SQLite file + -wal (+ -shm)',
+          `${mb(night.db.db)} + ${mb(night.db.wal)} (+ ${mb(night.db.shm)}) = ${mb(night.db.db + night.db.wal)}`,
+        ],
+        ['night SMS sent / CRM leads created so far', `${night.nightSms} / ${night.crmLeadsSoFar}`],
+        ['calls before the window opened', night.callsBeforeWindow],
+        [
+          'first call after window start',
+          night.firstCallAfterMs === undefined ? '—' : `${(night.firstCallAfterMs / 1000).toFixed(2)} s`,
+        ],
+        [
+          `all ${n} calls after window start`,
+          night.allCallsAfterMs === undefined
+            ? `not all (${night.missingCalls} missing)`
+            : `${(night.allCallsAfterMs / 1000).toFixed(1)} s`,
+        ],
+        ['ideal at the configured rate', `${(n / night.configuredRate).toFixed(1)} s`],
+        [
+          'max calls in one 1-s bucket / any sliding 1 s',
+          `${night.maxPerSecondBucket} / ${night.maxPerSlidingSecond} (CALLS_PER_SECOND=${night.configuredRate})`,
+        ],
+        ['leads with exactly one call / more than one', `${night.exactlyOne} / ${night.moreThanOne}`],
+        [
+          'peak during the morning: process RSS / heapUsed / server RSS',
+          `${mb(night.peakDuringMorning.rss)} / ${mb(night.peakDuringMorning.heapUsed)} / ${mb(night.peakDuringMorning.serverRss)}`,
+        ],
+      ],
+    ),
+  );
+
+  // 5. Against the targets.
+  const bare50 = floorAt(50);
+  const sleepersNote = quick ? ` (quick mode: only ${n.toLocaleString('en')} asleep)` : '';
+  say('\nSummary against PERFORMANCE.md (mode: ' + (quick ? 'QUICK' : 'FULL') + ')');
+  say(
+    table(
+      ['goal', 'measured', 'target', 'issue floor', 'result'],
+      [
+        [
+          'bare workflow floor at 50/s, p50 / p99',
+          `${ms(bare50?.p50 ?? NaN)} / ${ms(bare50?.p99 ?? NaN)}`,
+          '—',
+          '—',
+          'reference',
+        ],
+        [
+          'first call p50 at 50 leads/s',
+          ms(at50.p50),
+          '≤ 25 ms',
+          '≤ 300 ms',
+          verdict(at50.p50, 25, 300, true),
+        ],
+        [
+          'first call p99 at 50 leads/s',
+          ms(at50.p99),
+          '≤ 100 ms',
+          '≤ 1 s',
+          verdict(at50.p99, 100, 1000, true),
+        ],
+        [
+          'leads/s accepted without a 5xx',
+          num(bestAccepted, 1),
+          '≥ 150',
+          '≥ 100',
+          verdict(bestAccepted, 150, 100, false),
+        ],
+        [
+          'every accepted lead got exactly one call',
+          everyOnce ? 'yes' : 'no',
+          'yes',
+          'yes',
+          everyOnce ? 'met' : 'missed',
+        ],
+        [
+          `process RSS with ${n.toLocaleString('en')} asleep`,
+          mb(night.asleepMemory.rss),
+          '< 300 MB',
+          '—',
+          `${night.asleepMemory.rss < 300 * 2 ** 20 ? 'met' : 'missed'}${sleepersNote}`,
+        ],
+        [
+          'morning burst, max calls per second',
+          String(night.maxPerSecondBucket),
+          `≤ ${night.configuredRate}`,
+          '—',
+          night.maxPerSecondBucket <= night.configuredRate && night.missingCalls === 0 ? 'met' : 'missed',
+        ],
+      ],
+    ),
+  );
+  say(machineText(server));
+  say(`finished ${new Date().toISOString()}`);
+}
+
+main()
+  .then(() => cleanup())
+  .then(() => process.exit(0))
+  .catch(async (err) => {
+    console.error('benchmark failed:', err instanceof Error ? (err.stack ?? err.message) : err);
+    await cleanup();
+    process.exit(1);
+  });

@@ -1,0 +1,223 @@
+// Phase 4: 10,000 leads asleep for the night, then the morning. The service is restarted (the server
+// is not) with a working window that opens a minute or two from now in the leads' time zone.
+import { formatInTimeZone } from 'date-fns-tz';
+import type { Client } from '@temporalio/client';
+import { currentOrNextWindow, isWorkingTime, parseWorkingSchedule } from '../../domain/workingHours';
+import type { Bench } from './context';
+import { closedLoop, nextPhone, ok2xx } from './load';
+import { leadFields } from './intake';
+import { collectGarbage, sleep } from './stats';
+
+export interface NightWindow {
+  zone: string;
+  hours: string;
+  startMs: number;
+}
+
+const ZONES = [
+  'UTC',
+  'Europe/Moscow',
+  'Asia/Tokyo',
+  'America/New_York',
+  'Asia/Kolkata',
+  'America/Los_Angeles',
+  'Pacific/Auckland',
+  'Asia/Dubai',
+  'America/Sao_Paulo',
+  'Pacific/Honolulu',
+];
+
+const hhmm = (min: number) =>
+  `${String(Math.floor(min / 60)).padStart(2, '0')}:${String(min % 60).padStart(2, '0')}`;
+
+/**
+ * A window that opens on the first whole minute at least `leadMs` from now and lasts `lengthMin`,
+ * in the first zone where that fits inside one local day (the config refuses windows across midnight).
+ */
+export function chooseWindow(now: number, leadMs: number, lengthMin = 180): NightWindow {
+  for (const zone of ZONES) {
+    const at = now + leadMs;
+    const [h, m, s] = formatInTimeZone(at, zone, 'HH:mm:ss.SSS').split(':').map(Number) as [
+      number,
+      number,
+      number,
+    ];
+    const start = h * 60 + m + (s > 0 ? 1 : 0);
+    const [nh, nm] = formatInTimeZone(now, zone, 'HH:mm').split(':').map(Number) as [number, number];
+    if (start < 1 || start + lengthMin > 24 * 60 || nh * 60 + nm >= start) continue;
+    const hours = `${hhmm(start)}-${hhmm(start + lengthMin)}`;
+    const schedule = parseWorkingSchedule(hours);
+    if (isWorkingTime(now, zone, schedule)) continue;
+    const { start: startMs } = currentOrNextWindow(now, zone, schedule);
+    if (startMs - now < leadMs || startMs - now > leadMs + 61_000) continue;
+    return { zone, hours, startMs };
+  }
+  throw new Error('no time zone has room for the test window right now');
+}
+
+const IN_FLIGHT = "WorkflowType = 'processLead' AND LeadStatus IN ('New', 'Calling', 'WaitingForResult')";
+const ASLEEP = "WorkflowType = 'processLead' AND LeadStatus = 'WaitingForWorkingHours'";
+
+async function count(client: Client, query: string): Promise<number> {
+  return (await client.workflow.count(query)).count;
+}
+
+/** Waits until no lead is still before or in its call, so earlier phases do not run into this one. */
+export async function settle(client: Client, timeoutMs: number): Promise<{ ms: number; left: number }> {
+  const t0 = Date.now();
+  let left = await count(client, IN_FLIGHT);
+  while (left > 0 && Date.now() - t0 < timeoutMs) {
+    await sleep(1_000);
+    left = await count(client, IN_FLIGHT);
+  }
+  return { ms: Date.now() - t0, left };
+}
+
+export interface Memory {
+  rss: number;
+  heapUsed: number;
+  serverRss?: number;
+}
+
+export interface SleeperResult {
+  window: NightWindow;
+  posted: number;
+  accepted: number;
+  non2xx: number;
+  postMs: number;
+  asleep: number;
+  asleepAfterMs: number;
+  baseline: Memory;
+  asleepMemory: Memory;
+  db: { db: number; wal: number; shm: number };
+  crmLeadsSoFar: number;
+  nightSms: number;
+  peakDuringMorning: Memory;
+  callsBeforeWindow: number;
+  firstCallAfterMs?: number;
+  allCallsAfterMs?: number;
+  missingCalls: number;
+  exactlyOne: number;
+  moreThanOne: number;
+  maxPerSecondBucket: number;
+  maxPerSlidingSecond: number;
+  configuredRate: number;
+}
+
+function memory(bench: Bench): Memory {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, serverRss: bench.server.rssBytes() };
+}
+
+export async function measureSleepers(
+  bench: Bench,
+  acceptedPerSecond: number,
+  say: (line: string) => void,
+): Promise<SleeperResult> {
+  const n = bench.settings.sleepers;
+  const rate = 50;
+  const postRate = Math.min(150, Math.max(30, acceptedPerSecond * 0.5));
+  const leadMs = Math.max(bench.settings.minNightSeconds, n / postRate + 45) * 1000;
+  await bench.stopService();
+  const window = chooseWindow(Date.now(), leadMs);
+  say(
+    `  window ${window.hours} in ${window.zone}: opens at ${new Date(window.startMs).toISOString()} ` +
+      `(in ${Math.round((window.startMs - Date.now()) / 1000)} s); CALLS_PER_SECOND=${rate}`,
+  );
+  const service = await bench.startService({
+    WORKING_HOURS: window.hours,
+    DEFAULT_TIMEZONE: window.zone,
+    CALLS_PER_SECOND: String(rate),
+  });
+  const ledger = bench.ledger!;
+  const poster = bench.poster!;
+  collectGarbage();
+  const baseline = memory(bench);
+
+  const t0 = Date.now();
+  const posts = await closedLoop(n, bench.settings.sleeperConcurrency, () =>
+    poster.post(leadFields(nextPhone(), { timezone: window.zone })),
+  );
+  const postMs = Date.now() - t0;
+  const accepted = posts.filter(ok2xx);
+  say(`  posted ${n} leads in ${(postMs / 1000).toFixed(1)} s (${accepted.length} accepted)`);
+
+  let asleep = await count(service.client, ASLEEP);
+  while (asleep < accepted.length && Date.now() < window.startMs - 3_000) {
+    await sleep(1_000);
+    asleep = await count(service.client, ASLEEP);
+  }
+  const asleepAfterMs = Date.now() - t0;
+  collectGarbage();
+  const asleepMemory = memory(bench);
+  const db = bench.server.dbSizes();
+  const emulators = service.emulators!;
+  const crmLeadsSoFar = emulators.bitrix24.state.leads.length;
+  const nightSms = emulators.smsru.state.sms.length;
+  say(
+    `  ${asleep} asleep ${(asleepAfterMs / 1000).toFixed(1)} s after the first post; ` +
+      `window opens in ${Math.round((window.startMs - Date.now()) / 1000)} s`,
+  );
+
+  const peak: Memory = { ...asleepMemory };
+  const samplePeak = () => {
+    const m = memory(bench);
+    peak.rss = Math.max(peak.rss, m.rss);
+    peak.heapUsed = Math.max(peak.heapUsed, m.heapUsed);
+    peak.serverRss = Math.max(peak.serverRss ?? 0, m.serverRss ?? 0);
+  };
+  let lastSample = 0;
+  const phones = accepted.map((p) => p.phone);
+  const wait = await ledger.waitFor(
+    phones,
+    window.startMs - Date.now() + (n / rate) * 2_000 + 180_000,
+    () => {
+      if (Date.now() - lastSample >= 1_000) {
+        lastSample = Date.now();
+        samplePeak();
+      }
+    },
+  );
+  await sleep(1_000);
+  ledger.sync();
+
+  const firstCalls = phones.map((p) => ledger.first(p)).filter((t): t is number => t !== undefined);
+  firstCalls.sort((a, b) => a - b);
+  const buckets = new Map<number, number>();
+  for (const t of firstCalls) {
+    const b = Math.floor(t / 1000);
+    buckets.set(b, (buckets.get(b) ?? 0) + 1);
+  }
+  let sliding = 0;
+  for (let i = 0, j = 0; i < firstCalls.length; i++) {
+    while (firstCalls[i]! - firstCalls[j]! >= 1000) j++;
+    sliding = Math.max(sliding, i - j + 1);
+  }
+  const counts = phones.map((p) => ledger.count(p));
+  const first = firstCalls[0];
+  const last = firstCalls[firstCalls.length - 1];
+  return {
+    window,
+    posted: n,
+    accepted: accepted.length,
+    non2xx: n - accepted.length,
+    postMs,
+    asleep,
+    asleepAfterMs,
+    baseline,
+    asleepMemory,
+    db,
+    crmLeadsSoFar,
+    nightSms,
+    peakDuringMorning: peak,
+    callsBeforeWindow: firstCalls.filter((t) => t < window.startMs).length,
+    firstCallAfterMs: first === undefined ? undefined : first - window.startMs,
+    allCallsAfterMs: wait.complete && last !== undefined ? last - window.startMs : undefined,
+    missingCalls: wait.missing,
+    exactlyOne: counts.filter((c) => c === 1).length,
+    moreThanOne: counts.filter((c) => c > 1).length,
+    maxPerSecondBucket: Math.max(0, ...buckets.values()),
+    maxPerSlidingSecond: sliding,
+    configuredRate: rate,
+  };
+}
