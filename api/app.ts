@@ -16,6 +16,7 @@ import { voximplantRoutes } from './voximplantResult';
 import { corezoidRoutes } from './corezoid';
 import { dashboardRoutes } from './dashboard';
 import { codecRoutes } from './codec';
+import { telegramWebhookRoutes } from './telegramWebhook';
 
 export interface AppDeps {
   client: Client;
@@ -152,6 +153,7 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use(corezoidRoutes(deps, acceptLead));
   app.use(dashboardRoutes(deps));
   app.use(codecRoutes(deps));
+  app.use(telegramWebhookRoutes(deps));
 
   const pages = path.join(__dirname, 'pages');
   app.get('/', (_req, res) => res.sendFile(path.join(pages, 'form.html')));

@@ -99,6 +99,11 @@ const envSchema = z.object({
   TELEGRAM_API_URL: httpUrl.default(DEFAULT_URLS.telegram),
   TELEGRAM_BOT_TOKEN: optionalString,
   TELEGRAM_CHAT_ID: optionalString,
+  TELEGRAM_WEBHOOK_SECRET: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,256}$/, "Telegram's secret_token alphabet: A-Z, a-z, 0-9, _ and -")
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
 
   COREZOID_PUBLIC_KEY: optionalString,
 
@@ -187,7 +192,7 @@ export interface AppConfig {
     resultSecret: string;
   };
   sms: { mode: ProviderMode; apiUrl: string; apiId: string; sender?: string };
-  telegram: { mode: ProviderMode; apiUrl: string; botToken: string; chatId: string };
+  telegram: { mode: ProviderMode; apiUrl: string; botToken: string; chatId: string; webhookSecret?: string };
   corezoidPublicKey?: string;
   workingSchedule: WorkingSchedule;
   workingHoursText: string;
@@ -384,6 +389,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       apiUrl: emulated.telegram ? EMULATOR_PLACEHOLDER_URL : e.TELEGRAM_API_URL.replace(/\/+$/, ''),
       botToken: e.TELEGRAM_BOT_TOKEN ?? EMULATOR_CREDENTIALS.telegramBotToken,
       chatId: e.TELEGRAM_CHAT_ID ?? EMULATOR_CREDENTIALS.telegramChatId,
+      webhookSecret: e.TELEGRAM_WEBHOOK_SECRET,
     },
     corezoidPublicKey: e.COREZOID_PUBLIC_KEY,
     workingSchedule: workingSchedule!,

@@ -21,6 +21,8 @@ export interface EmulatedMessage {
 
 export interface TelegramEmulatorState {
   messages: EmulatedMessage[];
+  /** answers to inline-button presses (answerCallbackQuery) */
+  callbackAnswers: Array<{ callbackQueryId: string; text?: string; showAlert: boolean }>;
   /** every request by method, rejected ones included */
   requests: Array<{ method: string; at: Date }>;
 }
@@ -81,7 +83,7 @@ const fail = (status: number, description: string, parameters?: Record<string, u
 export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): TelegramEmulator {
   const botToken = opts.botToken ?? EMULATOR_CREDENTIALS.telegramBotToken;
   const chatIds = new Set(opts.chatIds ?? [EMULATOR_CREDENTIALS.telegramChatId]);
-  const state: TelegramEmulatorState = { messages: [], requests: [] };
+  const state: TelegramEmulatorState = { messages: [], callbackAnswers: [], requests: [] };
   const migrated = new Map<string, string>();
   let mode: EmulatorMode = 'ok';
   let modeLeft = Number.POSITIVE_INFINITY;
@@ -170,6 +172,17 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
     }
     if (method === 'getMe') return { status: 200, body: { ok: true, result: BOT } };
     if (method === 'sendMessage') return sendMessage(params);
+    if (method === 'answerCallbackQuery') {
+      if (typeof params.callback_query_id !== 'string' || !params.callback_query_id) {
+        return fail(400, 'Bad Request: query is too old and response timeout expired or query ID is invalid');
+      }
+      state.callbackAnswers.push({
+        callbackQueryId: params.callback_query_id,
+        text: typeof params.text === 'string' ? params.text : undefined,
+        showAlert: params.show_alert === true || params.show_alert === 'true',
+      });
+      return { status: 200, body: { ok: true, result: true } };
+    }
     return fail(404, 'Not Found: method not found');
   }
 
@@ -191,6 +204,7 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
     },
     reset() {
       state.messages.length = 0;
+      state.callbackAnswers.length = 0;
       state.requests.length = 0;
       migrated.clear();
       mode = 'ok';

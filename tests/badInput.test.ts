@@ -125,10 +125,11 @@ describe('a battery of malformed requests', () => {
   // One test per case, so a failure names the request.
   test.each(battery.map((c): [string, BadCase] => [c.name, c]))('%s', async (_name, c) => {
     const answer = await send(c.request);
-    expectSane(answer);
-    expect({ case: c.name, status: answer.status, body: answer.json ?? answer.text }).toMatchObject({
+    // Status first, shown with the body, so a failure says what the service answered.
+    expect({ status: answer.status, body: answer.json ?? answer.text }).toMatchObject({
       status: c.expect.status,
     });
+    expectSane(answer);
     if (c.expect.status >= 400) {
       const body = expectJsonError(answer);
       if (c.expect.error) expect(body.error).toMatch(c.expect.error);

@@ -15,6 +15,7 @@ beforeAll(async () => {
     CALL_RESULT_TIMEOUT: '1s',
     CALL_MAX_ATTEMPTS: '2',
     CALL_RETRY_DELAY: '200ms',
+    TELEGRAM_WEBHOOK_SECRET: 'hook-secret_1',
   });
 }, 60_000);
 
@@ -276,4 +277,54 @@ test('health and readiness', async () => {
     status: 'ready',
     checks: { temporal: true, worker: true },
   });
+});
+
+test('a seller presses “call again” under the Telegram alert: the lead is called again', async () => {
+  const phone = uniquePhone();
+  stack.emulators.voximplant.control.scriptFor(phone, [
+    { result: 'answered', report: 'none' },
+    { result: 'answered', delayMs: 10 },
+  ]);
+  const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Фёдор', phone });
+  const ref = String(body.ref);
+  const alert = await eventually(() => {
+    const found = alertsAbout(phone).find((m) => m.replyMarkup !== undefined);
+    expect(found).toBeDefined();
+    return found!;
+  });
+  const buttons = (
+    alert.replyMarkup as { inline_keyboard: Array<Array<{ text: string; callback_data: string }>> }
+  ).inline_keyboard.flat();
+  const callAgain = buttons.find((b) => b.callback_data.startsWith('call_now:'))!;
+  expect(callAgain.callback_data).toBe(`call_now:${ref}`);
+
+  const press = (secret: string, id: string) =>
+    postJson(
+      `${stack.url}/api/telegram/webhook`,
+      {
+        update_id: 1,
+        callback_query: { id, from: { id: 7, username: 'seller_masha' }, data: callAgain.callback_data },
+      },
+      { 'x-telegram-bot-api-secret-token': secret },
+    );
+  expect((await press('wrong', 'q0')).status).toBe(401);
+  expect(callsTo(phone)).toHaveLength(1);
+
+  const pressed = await press('hook-secret_1', 'q1');
+  expect(pressed).toMatchObject({ status: 200, body: { ok: true, action: 'call_now', ref } });
+  await eventually(() => expect(callsTo(phone)).toHaveLength(2));
+  await eventually(async () => expect((await status(ref)).status).toBe('Answered'));
+  expect(stack.emulators.telegram.state.callbackAnswers).toContainEqual({
+    callbackQueryId: 'q1',
+    text: 'Звоним ещё раз',
+    showAlert: false,
+  });
+  const history = ((await status(ref)).history as Array<{ what: string }>).map((h) => h.what).join('\n');
+  expect(history).toContain('оператор: call_now (@seller_masha (Telegram))');
+
+  // A second press on a finished lead is refused politely (Telegram must get a 200).
+  const late = await press('hook-secret_1', 'q2');
+  expect(late.status).toBe(200);
+  expect(late.body.refused).toBeDefined();
+  expect(callsTo(phone)).toHaveLength(2);
 });

@@ -67,8 +67,9 @@ if ! built; then
     say "building Temporal server v$TEMPORAL_SERVER_VERSION and its sql tool from source with"
     say "$(go version | cut -d' ' -f3) into $dir (a one-time step, minutes on 2 cores; cached after)"
     start=$(date +%s)
-    # -mod=mod: ignore any vendor folder or workspace the caller's environment may point at.
-    GOBIN="$dir" GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" go install \
+    # `go install pkg@version` builds the module as released (its go.mod has no replace directives),
+    # whatever module or workspace the current folder belongs to.
+    GOBIN="$dir" go install \
       "go.temporal.io/server/cmd/server@v$TEMPORAL_SERVER_VERSION" \
       "go.temporal.io/server/cmd/tools/sql@v$TEMPORAL_SERVER_VERSION" >&2
     say "built in $(($(date +%s) - start)) s"

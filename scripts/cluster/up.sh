@@ -354,10 +354,6 @@ start_service() { # name role [port]
   started+=("$name")
 }
 
-started=()
-for ((i = 1; i <= worker_count; i++)); do start_service "worker-$i" worker; done
-for ((i = 1; i <= ${#api_ports[@]}; i++)); do start_service "api-$i" api "${api_ports[i - 1]}"; done
-
 # A worker is ready when Temporal lists it (identity pid@host, the SDK's default) among the pollers
 # of each of its task queues; an API instance when it answers /readyz (which asks Temporal).
 task_queues=("${TEMPORAL_TASK_QUEUE:-leads}" "${TEMPORAL_CALL_TASK_QUEUE:-lead-calls}" "${TEMPORAL_CRM_TASK_QUEUE:-lead-crm}")
@@ -369,8 +365,8 @@ worker_polls() { # pid
     [[ "$out" == *"\"$1@"* ]] || return 1
   done
 }
-for name in "${started[@]}"; do
-  log="$log_dir/$name.log"
+wait_ready() { # name
+  local name="$1" log="$log_dir/$1.log" i pid port
   for ((i = 0; ; i++)); do
     pid="$(pid_of "$name")" || die_with_log "$name exited" "$log"
     if [[ "$name" == api-* ]]; then
@@ -383,7 +379,23 @@ for name in "${started[@]}"; do
     sleep 0.2
   done
   say "$name ready ($(elapsed))"
-done
+}
+
+# The first process alone, then the rest together: a process creates the files it shares through
+# DATA_DIR (keys, secrets) when they are missing, and two doing that at once could read a half-written one.
+names=()
+for ((i = 1; i <= worker_count; i++)); do names+=("worker-$i"); done
+for ((i = 1; i <= ${#api_ports[@]}; i++)); do names+=("api-$i"); done
+start_named() { # name
+  if [[ "$1" == api-* ]]; then start_service "$1" api "${api_ports[${1#api-} - 1]}"; else start_service "$1" worker; fi
+}
+((${#names[@]} > 0)) || die "no workers and no API instances asked for"
+started=()
+start_named "${names[0]}"
+((${#started[@]} == 0)) || wait_ready "${names[0]}"
+started=()
+for name in "${names[@]:1}"; do start_named "$name"; done
+for name in "${started[@]}"; do wait_ready "$name"; done
 
 # ------------------------------------------------------------------------------------------------
 # What runs where: printed, and written to cluster.json for tools and tests.
