@@ -177,7 +177,13 @@ export function buildApp(deps: AppDeps): express.Express {
           : type === 'entity.parse.failed'
             ? 'the body is not valid JSON'
             : (err as Error).message;
-      res.status(status).json({ error: message });
+      res
+        .status(status)
+        .json(
+          type === 'entity.parse.failed'
+            ? { error: message, details: [{ field: 'body', message: 'is not valid JSON' }] }
+            : { error: message },
+        );
       return;
     }
     logger.error({ err: String(err), path: req.path }, 'unhandled error');

@@ -36,7 +36,10 @@ const rawLeadSchema = z.object({
     .trim()
     .min(1)
     .max(128, 'must be at most 128 characters')
-    .regex(/^[\p{L}\p{N}._:@+\-/]+$/u, 'may contain letters, digits and . _ : @ + - / only')
+    .regex(
+      /^[\p{L}\p{N}][\p{L}\p{N}._:@+\-/]*$/u,
+      'must start with a letter or digit and contain only letters, digits and . _ : @ + - /',
+    )
     .optional(),
   city: text(100).optional(),
   timezone: text(64).optional(),
@@ -146,6 +149,11 @@ export async function parseLead(
  * A ref that is a phone number must not appear in Temporal in plain text, so such refs are hashed
  * into the workflow id; any other ref is used as it is, so operators recognise it.
  */
+/** Refs the intake could have accepted; anything else cannot name a lead (404 without asking Temporal). */
+export function isPossibleRef(ref: string): boolean {
+  return ref.length > 0 && ref.length <= 128 && !/[\u0000-\u001f\u007f]/.test(ref);
+}
+
 export function leadWorkflowId(ref: string): string {
   if (/^\+?\d[\d\s\-()]{6,}$/.test(ref)) {
     return `lead-h${crypto.createHash('sha256').update(ref.replace(/\D/g, '')).digest('hex').slice(0, 24)}`;

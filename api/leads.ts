@@ -10,7 +10,7 @@ import {
 } from '@temporalio/client';
 import type { AppDeps } from './app';
 import { HttpError, requireContentType } from './app';
-import { leadWorkflowId } from './intake';
+import { isPossibleRef, leadWorkflowId } from './intake';
 import { getLeadStateQuery, operatorActionUpdate } from '../workflows/processLead';
 import type { LeadState, OperatorAction } from '../workflows/types';
 
@@ -25,6 +25,7 @@ export async function readLead(
   client: Client,
   ref: string,
 ): Promise<{ workflowId: string; execution: string; state?: LeadState } | undefined> {
+  if (!isPossibleRef(ref)) return undefined;
   const workflowId = leadWorkflowId(ref);
   const handle = client.workflow.getHandle(workflowId);
   let description: WorkflowExecutionDescription;
@@ -45,7 +46,7 @@ export function leadRoutes({ client }: AppDeps): Router {
   const router = Router();
   router.get('/api/leads/:ref', async (req: Request<{ ref: string }>, res) => {
     const lead = await readLead(client, req.params.ref);
-    if (!lead) throw new HttpError(404, `no lead with ref ${req.params.ref}`);
+    if (!lead) throw new HttpError(404, `no lead with ref ${req.params.ref.slice(0, 128)}`);
     res.json({
       ref: req.params.ref,
       workflowId: lead.workflowId,
@@ -78,6 +79,7 @@ export function leadRoutes({ client }: AppDeps): Router {
             })),
           });
         }
+        if (!isPossibleRef(req.params.ref)) throw new HttpError(404, 'no lead with that ref');
         const workflowId = leadWorkflowId(req.params.ref);
         const handle = client.workflow.getHandle(workflowId);
         try {
@@ -89,7 +91,7 @@ export function leadRoutes({ client }: AppDeps): Router {
           if (err instanceof WorkflowNotFoundError) {
             // Unknown ref → 404; a closed lead is found by describe and is a 409.
             const lead = await readLead(client, req.params.ref);
-            if (!lead) throw new HttpError(404, `no lead with ref ${req.params.ref}`);
+            if (!lead) throw new HttpError(404, `no lead with ref ${req.params.ref.slice(0, 128)}`);
             throw new HttpError(409, `the lead is ${lead.state?.status ?? lead.execution}: nothing to do`);
           }
           if (err instanceof WorkflowUpdateFailedError) {

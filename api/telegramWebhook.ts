@@ -71,11 +71,9 @@ export function telegramWebhookRoutes({ client, config, logger }: AppDeps): Rout
         : [from.first_name, from.last_name].filter(Boolean).join(' ')
       : undefined;
     try {
-      await client.workflow
-        .getHandle(leadWorkflowId(ref))
-        .executeUpdate(operatorActionUpdate, {
-          args: [{ action, by: by ? `${by} (Telegram)` : 'Telegram' }],
-        });
+      await client.workflow.getHandle(leadWorkflowId(ref)).executeUpdate(operatorActionUpdate, {
+        args: [{ action, by: by ? `${by} (Telegram)` : 'Telegram' }],
+      });
       await answer(query.id, ANSWERS[action]);
       res.json({ ok: true, action, ref });
     } catch (err) {

@@ -3,7 +3,8 @@
 // changes nothing and gets 409.
 import express, { Router } from 'express';
 import { z } from 'zod';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { status } from '@grpc/grpc-js';
 import type { AppDeps } from './app';
 import { HttpError } from './app';
 import { verifyResultToken } from '../domain/resultToken';
@@ -16,6 +17,15 @@ const reportSchema = z.object({
   code: z.coerce.number().int().min(0).max(999).optional().nullable(),
   duration: z.coerce.number().min(0).max(86_400).optional().nullable(),
 });
+
+/** The server refused the target itself (no such run, a closed one): the attempt is not awaited. */
+function isRejectedByServer(err: unknown): boolean {
+  const code = (err as { cause?: { code?: number } })?.cause?.code ?? (err as { code?: number })?.code;
+  return (
+    err instanceof ServiceError &&
+    [status.INVALID_ARGUMENT, status.NOT_FOUND, status.FAILED_PRECONDITION].includes(code as number)
+  );
+}
 
 export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): Router {
   const router = Router();
@@ -46,7 +56,11 @@ export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): 
       try {
         await client.workflow.getHandle(wf, run).executeUpdate(reportCallResultUpdate, { args: [report] });
       } catch (err) {
-        if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError) {
+        if (
+          err instanceof WorkflowUpdateFailedError ||
+          err instanceof WorkflowNotFoundError ||
+          isRejectedByServer(err)
+        ) {
           throw new HttpError(409, `call attempt ${a} is not awaited`);
         }
         throw err;

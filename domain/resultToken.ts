@@ -44,7 +44,15 @@ export function verifyResultToken(token: unknown, secret: string, nowMs = Date.n
   } catch {
     return { ok: false, reason: 'malformed' };
   }
-  if (typeof claims.wf !== 'string' || !Number.isInteger(claims.a) || typeof claims.exp !== 'number') {
+  if (
+    typeof claims.wf !== 'string' ||
+    claims.wf.length === 0 ||
+    claims.wf.length > 300 ||
+    (claims.run !== undefined && (typeof claims.run !== 'string' || !/^[0-9a-f-]{36}$/i.test(claims.run))) ||
+    !Number.isInteger(claims.a) ||
+    claims.a < 1 ||
+    typeof claims.exp !== 'number'
+  ) {
     return { ok: false, reason: 'malformed' };
   }
   if (claims.exp * 1000 < nowMs) return { ok: false, reason: 'expired' };

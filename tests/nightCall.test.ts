@@ -4,33 +4,13 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startStack, startTimeSkippingServer, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
-import { isWorkingTime, nextWorkingTime, parseWorkingSchedule } from '../domain/workingHours';
+import { parseWorkingSchedule } from '../domain/workingHours';
+import { dayZone as dayZoneFor, nightZone as nightZoneFor } from './support/zones';
 
 let env: TestWorkflowEnvironment;
 let stack: TestStack;
 const HOURS = '09:00-21:00';
 const schedule = parseWorkingSchedule(HOURS);
-
-// Whatever the real time of the run, some zone is in its night with the window hours away.
-const ZONES = [
-  'Asia/Vladivostok',
-  'Asia/Tokyo',
-  'Asia/Kolkata',
-  'Europe/Moscow',
-  'Europe/London',
-  'America/New_York',
-  'America/Los_Angeles',
-  'Pacific/Honolulu',
-  'Pacific/Auckland',
-];
-
-function nightZone(now: number): { zone: string; opensAt: number } {
-  for (const zone of ZONES) {
-    const opensAt = nextWorkingTime(now, zone, schedule);
-    if (!isWorkingTime(now, zone, schedule) && opensAt - now > 2 * 3_600_000) return { zone, opensAt };
-  }
-  throw new Error('no zone in its night: extend ZONES');
-}
 
 beforeAll(async () => {
   env = await startTimeSkippingServer();
@@ -49,7 +29,7 @@ afterAll(async () => {
 test('a night lead: one night SMS, no call, then the call when the customer’s window opens', async () => {
   const phone = uniquePhone();
   const now = await env.currentTimeMs();
-  const { zone, opensAt } = nightZone(now);
+  const { zone, opensAt } = nightZoneFor(now, schedule);
   const res = await postJson(`${stack.url}/api/leads`, { name: 'Ночной', phone, timezone: zone });
   expect(res.status).toBe(202);
 
@@ -88,17 +68,9 @@ test('a night lead: one night SMS, no call, then the call when the customer’s 
   ]);
 }, 60_000);
 
-function dayZone(now: number): string {
-  for (const zone of ZONES) {
-    // Working now, with at least three hours of the window left for the retries.
-    if (isWorkingTime(now, zone, schedule) && isWorkingTime(now + 3 * 3_600_000, zone, schedule)) return zone;
-  }
-  throw new Error('no zone in its working day: extend ZONES');
-}
-
 test('busy three times then answered: four calls 30 minutes apart in workflow time', async () => {
   const phone = uniquePhone();
-  const zone = dayZone(await env.currentTimeMs());
+  const zone = dayZoneFor(await env.currentTimeMs(), schedule);
   stack.emulators.voximplant.control.scriptFor(phone, [
     { result: 'busy', delayMs: 5 },
     { result: 'busy', delayMs: 5 },

@@ -36,7 +36,9 @@ function versions(): Record<string, string> {
   );
   const [server, cli] = out.trim().split(' ');
   // The Web UI version is the one the pinned CLI embeds, noted beside it.
-  const ui = /Web UI (\d+\.\d+\.\d+)/.exec(fs.readFileSync(path.join(REPO, 'scripts', 'versions.sh'), 'utf8'))?.[1];
+  const ui = /Web UI (\d+\.\d+\.\d+)/.exec(
+    fs.readFileSync(path.join(REPO, 'scripts', 'versions.sh'), 'utf8'),
+  )?.[1];
   return { server: server!, cli: cli!, ui: ui! };
 }
 
@@ -86,7 +88,9 @@ describe('docker-compose.temporal.yml', () => {
     // Namespace and retention, the same on both sides.
     expect(env.DEFAULT_NAMESPACE).toBe('default');
     expect(upSh).toContain(`TEMPORAL_RETENTION=${env.DEFAULT_NAMESPACE_RETENTION}`);
-    expect(services['temporal-register']!.environment!.TEMPORAL_RETENTION).toBe(env.DEFAULT_NAMESPACE_RETENTION);
+    expect(services['temporal-register']!.environment!.TEMPORAL_RETENTION).toBe(
+      env.DEFAULT_NAMESPACE_RETENTION,
+    );
     // The same dynamic config file.
     expect(services.temporal!.volumes).toContain(
       './scripts/cluster/dynamicconfig.yaml:/etc/temporal/config/dynamicconfig/cluster.yaml:ro',
@@ -99,7 +103,9 @@ describe('docker-compose.temporal.yml', () => {
   });
 
   it('registers the search attributes of workflows/searchAttributes.ts, with the script up.sh runs', () => {
-    expect(services['temporal-register']!.volumes).toContain('./scripts/cluster/register.sh:/scripts/register.sh:ro');
+    expect(services['temporal-register']!.volumes).toContain(
+      './scripts/cluster/register.sh:/scripts/register.sh:ro',
+    );
     const listed = execFileSync('sh', [path.join(REPO, 'scripts', 'cluster', 'register.sh'), '--list'], {
       encoding: 'utf8',
     });

@@ -102,7 +102,9 @@ async function postLeads(info: ClusterInfo, n: number): Promise<Lead[]> {
       }),
     ),
   );
-  answers.forEach((a, i) => expect({ ref: leads[i]!.ref, status: a.status }).toEqual({ ref: leads[i]!.ref, status: 202 }));
+  answers.forEach((a, i) =>
+    expect({ ref: leads[i]!.ref, status: a.status }).toEqual({ ref: leads[i]!.ref, status: 202 }),
+  );
   return leads;
 }
 
@@ -151,7 +153,9 @@ async function callsPerLead(info: ClusterInfo, since: number): Promise<Map<strin
 
 async function expectOneCallEach(info: ClusterInfo, leads: Lead[], since: number): Promise<void> {
   const counts = await callsPerLead(info, since);
-  const wrong = leads.map((l) => ({ ref: l.ref, calls: counts.get(l.ref) ?? 0 })).filter((c) => c.calls !== 1);
+  const wrong = leads
+    .map((l) => ({ ref: l.ref, calls: counts.get(l.ref) ?? 0 }))
+    .filter((c) => c.calls !== 1);
   expect(wrong).toEqual([]);
 }
 
@@ -218,7 +222,9 @@ describe('production-shaped cluster: Temporal on PostgreSQL, 2 workers, 2 API in
     // did everything after the kill.
     const hostSuffix = (pid: number) => new RegExp(`^${pid}@`);
     const identities = await identitiesOf(client, leads);
-    const touchedByVictim = leads.filter((l) => [...identities.get(l.ref)!].some((id) => hostSuffix(victim).test(id)));
+    const touchedByVictim = leads.filter((l) =>
+      [...identities.get(l.ref)!].some((id) => hostSuffix(victim).test(id)),
+    );
     expect(touchedByVictim.length).toBeGreaterThan(0);
     for (const lead of touchedByVictim) {
       expect([...identities.get(lead.ref)!].some((id) => hostSuffix(survivor).test(id))).toBe(true);

@@ -457,14 +457,14 @@ export function buildBadRequests(ctx: CaseContext): BadCase[] {
   );
 
   // Tokens only the service can sign, but a bug elsewhere could still mint them: a run id that is
-  // not one is an attempt nobody awaits (409); a token naming no workflow is malformed (401).
+  // not one, or no workflow at all, makes the token malformed (401).
   add(
     'result: signed token naming a run id that is not one',
     postJson(RESULT, {
       token: signResultToken({ wf: 'call-x', run: 'garbage', a: 1, exp: hourFromNow }, ctx.resultSecret),
       result: 'answered',
     }),
-    { status: 409 },
+    { status: 401 },
   );
   add(
     'result: signed token with an empty workflow id',

@@ -1,0 +1,161 @@
+// Determinism guard. Every history this file produces is replayed against the current workflow
+// code, and so are histories recorded earlier (tests/fixtures/replay): a change that would break
+// leads already in flight — asleep for the night, waiting for a call report, waiting for a person —
+// fails here. Such a change needs workflow versioning (patched()) instead.
+// Re-record the fixtures with UPDATE_REPLAY_FIXTURES=1 (only when a change is meant to be breaking
+// and no lead recorded under the old code can still be running).
+import fs from 'node:fs';
+import path from 'node:path';
+import { Worker } from '@temporalio/worker';
+import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { History } from '@temporalio/common/lib/proto-utils';
+import { startDevServer, startStack, workflowBundle, type TestStack } from './support/env';
+import { eventually, getJson, postJson, uniquePhone } from './support/http';
+import { dayZone, nightZone } from './support/zones';
+import { parseWorkingSchedule } from '../domain/workingHours';
+import { AesGcmPayloadCodec, parseEncryptionKeys } from '../support/codec';
+
+const FIXTURES = path.join(__dirname, 'fixtures', 'replay');
+// A test-only key, committed with the fixtures it sealed; production keys come from ENCRYPTION_KEYS.
+const FIXTURE_KEYS = 'replay-fixtures:cmVwbGF5LWZpeHR1cmVzLW5vdC1hLXNlY3JldC1rZXk=';
+const HOURS = '09:00-21:00';
+const dataConverter = {
+  payloadCodecs: [
+    new AesGcmPayloadCodec({ currentKeyId: 'replay-fixtures', keys: parseEncryptionKeys(FIXTURE_KEYS) }),
+  ],
+};
+
+let env: TestWorkflowEnvironment;
+let stack: TestStack;
+const produced: Array<{ name: string; workflowId: string; history: History }> = [];
+
+beforeAll(async () => {
+  env = await startDevServer();
+  stack = await startStack(env, {
+    ENCRYPTION_KEYS: FIXTURE_KEYS,
+    WORKING_HOURS: HOURS,
+    CALL_RESULT_TIMEOUT: '1s',
+    CALL_MAX_ATTEMPTS: '2',
+    CALL_RETRY_DELAY: '200ms',
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await env?.teardown();
+});
+
+async function lead(
+  name: string,
+  fields: Record<string, unknown>,
+  until: (s: Record<string, unknown>) => boolean,
+) {
+  const phone = uniquePhone();
+  const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Реплей', phone, ...fields });
+  await eventually(async () => {
+    const s = (await getJson(`${stack.url}/api/leads/${phone}`)).body;
+    expect(until(s)).toBe(true);
+  });
+  for (const id of [String(body.workflowId), `${String(body.workflowId)}-call`]) {
+    const history = await stack.service.client.workflow.getHandle(id).fetchHistory();
+    produced.push({ name: `${name}-${id.endsWith('-call') ? 'call' : 'lead'}`, workflowId: id, history });
+  }
+  return phone;
+}
+
+test('histories of every kind of lead replay against the current code', async () => {
+  const schedule = parseWorkingSchedule(HOURS);
+  const now = Date.now();
+  const day = dayZone(now, schedule);
+  const night = nightZone(now, schedule).zone;
+  const vox = stack.emulators.voximplant.control;
+
+  await lead(
+    'answered',
+    { timezone: day, partner: 'replay' },
+    (s) => s.status === 'Answered' && s.execution === 'COMPLETED',
+  );
+  const busyPhone = uniquePhone();
+  vox.scriptFor(busyPhone, [
+    { result: 'busy', delayMs: 5 },
+    { result: 'answered', delayMs: 5 },
+  ]);
+  const { body: busy } = await postJson(`${stack.url}/api/leads`, {
+    name: 'Реплей',
+    phone: busyPhone,
+    timezone: day,
+  });
+  await eventually(async () =>
+    expect((await getJson(`${stack.url}/api/leads/${busyPhone}`)).body.execution).toBe('COMPLETED'),
+  );
+  for (const id of [String(busy.workflowId), `${String(busy.workflowId)}-call`]) {
+    produced.push({
+      name: `busy-then-answered-${id.endsWith('-call') ? 'call' : 'lead'}`,
+      workflowId: id,
+      history: await stack.service.client.workflow.getHandle(id).fetchHistory(),
+    });
+  }
+  await lead('asleep-at-night', { timezone: night }, (s) => s.status === 'WaitingForWorkingHours');
+  const stuckPhone = uniquePhone();
+  vox.scriptFor(stuckPhone, [{ result: 'answered', report: 'none' }]);
+  const { body: stuck } = await postJson(`${stack.url}/api/leads`, {
+    name: 'Реплей',
+    phone: stuckPhone,
+    timezone: day,
+  });
+  await eventually(async () =>
+    expect((await getJson(`${stack.url}/api/leads/${stuckPhone}`)).body.status).toBe('ManualHandling'),
+  );
+  await postJson(`${stack.url}/api/leads/${stuckPhone}/handled`, { by: 'replay' });
+  await eventually(async () =>
+    expect((await getJson(`${stack.url}/api/leads/${stuckPhone}`)).body.execution).toBe('COMPLETED'),
+  );
+  for (const id of [String(stuck.workflowId), `${String(stuck.workflowId)}-call`]) {
+    produced.push({
+      name: `manual-then-handled-${id.endsWith('-call') ? 'call' : 'lead'}`,
+      workflowId: id,
+      history: await stack.service.client.workflow.getHandle(id).fetchHistory(),
+    });
+  }
+
+  expect(produced.length).toBe(8);
+  const results = Worker.runReplayHistories(
+    { ...workflowBundle(), dataConverter },
+    produced.map(({ workflowId, history }) => ({ workflowId, history })),
+  );
+  let replayed = 0;
+  for await (const result of results) {
+    expect(result.error).toBeUndefined();
+    replayed += 1;
+  }
+  expect(replayed).toBe(8);
+
+  if (process.env.UPDATE_REPLAY_FIXTURES === '1') {
+    fs.mkdirSync(FIXTURES, { recursive: true });
+    for (const { name, workflowId, history } of produced) {
+      fs.writeFileSync(
+        path.join(FIXTURES, `${name}.json`),
+        JSON.stringify({ workflowId, history: JSON.parse(historyToJSON(history)) }, null, 1),
+      );
+    }
+  }
+}, 90_000);
+
+test('recorded histories of leads from earlier code still replay', async () => {
+  const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
+  expect(files.length).toBeGreaterThanOrEqual(8);
+  const histories = files.map((f) => {
+    const { workflowId, history } = JSON.parse(fs.readFileSync(path.join(FIXTURES, f), 'utf8')) as {
+      workflowId: string;
+      history: unknown;
+    };
+    return { workflowId, history: historyFromJSON(history) };
+  });
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories({ ...workflowBundle(), dataConverter }, histories)) {
+    expect(result.error).toBeUndefined();
+    replayed += 1;
+  }
+  expect(replayed).toBe(files.length);
+});
