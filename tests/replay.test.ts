@@ -7,9 +7,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
-import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { History } from '@temporalio/common/lib/proto-utils';
+
+type History = temporal.api.history.v1.IHistory;
+const HistoryType = temporal.api.history.v1.History;
+// protobufjs' own object form (bytes as base64, 64-bit numbers as strings) round-trips exactly.
+const historyToPlain = (h: History) =>
+  HistoryType.toObject(HistoryType.fromObject(h), { longs: String, enums: String, bytes: String });
+const historyFromPlain = (o: unknown) => HistoryType.fromObject(o as Record<string, unknown>);
 import { startDevServer, startStack, workflowBundle, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { dayZone, nightZone } from './support/zones';
@@ -136,7 +142,7 @@ test('histories of every kind of lead replay against the current code', async ()
     for (const { name, workflowId, history } of produced) {
       fs.writeFileSync(
         path.join(FIXTURES, `${name}.json`),
-        JSON.stringify({ workflowId, history: JSON.parse(historyToJSON(history)) }, null, 1),
+        JSON.stringify({ workflowId, history: historyToPlain(history) }),
       );
     }
   }
@@ -150,7 +156,7 @@ test('recorded histories of leads from earlier code still replay', async () => {
       workflowId: string;
       history: unknown;
     };
-    return { workflowId, history: historyFromJSON(history) };
+    return { workflowId, history: historyFromPlain(history) };
   });
   let replayed = 0;
   for await (const result of Worker.runReplayHistories({ ...workflowBundle(), dataConverter }, histories)) {
