@@ -20,6 +20,8 @@ export interface BenchSettings {
   /** the least time from the service's restart to the morning window */
   minNightSeconds: number;
   drainTimeoutMs: number;
+  /** stop waiting for calls when none arrived for this long: something is stuck, not slow */
+  stallMs: number;
 }
 
 export const FULL: BenchSettings = {
@@ -33,6 +35,7 @@ export const FULL: BenchSettings = {
   sleeperConcurrency: 50,
   minNightSeconds: 90,
   drainTimeoutMs: 240_000,
+  stallMs: 45_000,
 };
 
 export const QUICK: BenchSettings = {
@@ -46,6 +49,7 @@ export const QUICK: BenchSettings = {
   sleeperConcurrency: 50,
   minNightSeconds: 45,
   drainTimeoutMs: 120_000,
+  stallMs: 20_000,
 };
 
 /** Every provider on its emulator, whatever the caller's shell exports. */

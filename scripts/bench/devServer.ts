@@ -76,7 +76,12 @@ export async function startDevServer(dir: string, namespace = 'default'): Promis
   const logFile = path.join(dir, 'temporal-server.log');
   const args = devServerArgs({ ip: '127.0.0.1', port, uiPort, namespace, dbFile });
   const log = fs.openSync(logFile, 'a');
-  const child: ChildProcess = spawn(cli, args, { stdio: ['ignore', log, log] });
+  // setpriv --pdeathsig: the kernel kills the server if this process dies without cleaning up (say
+  // tsx's signal relay SIGKILLs it while its event loop is busy), so no server is ever left behind.
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((f) => fs.existsSync(f));
+  const child: ChildProcess = setpriv
+    ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', cli, ...args], { stdio: ['ignore', log, log] })
+    : spawn(cli, args, { stdio: ['ignore', log, log] });
   fs.closeSync(log);
   const address = `127.0.0.1:${port}`;
   let exited = false;

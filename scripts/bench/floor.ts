@@ -25,6 +25,8 @@ export async function measureFloor(opts: {
   namespace: string;
   runs: Array<{ rate: number; seconds: number }>;
   serverCpu: () => number | undefined;
+  /** runs while the bare worker still exists (its metrics vanish with it) */
+  beforeShutdown?: () => Promise<void>;
 }): Promise<FloorRun[]> {
   const connection = await NativeConnection.connect({ address: opts.address });
   const client = new Client({ connection, namespace: opts.namespace });
@@ -80,6 +82,7 @@ export async function measureFloor(opts: {
         probe: probe(),
       });
     }
+    await opts.beforeShutdown?.();
     return results;
   } finally {
     worker.shutdown();

@@ -36,7 +36,7 @@ export async function measureIntakeLatency(bench: Bench): Promise<LatencyRun[]> 
   const warm = await postAtRate(bench, 10, 2);
   await ledger.waitFor(
     warm.filter(ok2xx).map((p) => p.phone),
-    30_000,
+    { timeoutMs: 30_000, stallMs: settings.stallMs },
   );
 
   const runs: LatencyRun[] = [];
@@ -47,7 +47,10 @@ export async function measureIntakeLatency(bench: Bench): Promise<LatencyRun[]> 
     const accepted = posts.filter(ok2xx);
     const wait = await ledger.waitFor(
       accepted.map((p) => p.phone),
-      60_000,
+      {
+        timeoutMs: 60_000,
+        stallMs: settings.stallMs,
+      },
     );
     const latencies = accepted
       .filter((p) => ledger.first(p.phone) !== undefined)
@@ -91,6 +94,7 @@ export interface ThroughputStep {
   /** from the last POST sent until the last accepted lead's call arrived */
   drainMs: number;
   drained: boolean;
+  stalled: boolean;
   probe: Probe;
 }
 
@@ -106,7 +110,10 @@ export async function measureThroughput(bench: Bench): Promise<ThroughputStep[]>
     const accepted = posts.filter(ok2xx);
     const wait = await ledger.waitFor(
       accepted.map((p) => p.phone),
-      settings.drainTimeoutMs,
+      {
+        timeoutMs: settings.drainTimeoutMs,
+        stallMs: settings.stallMs,
+      },
     );
     // Calls can trail the first: give duplicates a moment to show before counting them.
     await new Promise((r) => setTimeout(r, 1_000));
@@ -136,6 +143,7 @@ export async function measureThroughput(bench: Bench): Promise<ThroughputStep[]>
       callsForRejected: posts.filter((x) => !ok2xx(x) && ledger.count(x.phone) > 0).length,
       drainMs: (wait.lastCallAt ?? lastSent) - lastSent,
       drained: wait.complete,
+      stalled: wait.stalled,
       probe: p,
     });
   }

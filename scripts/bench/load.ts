@@ -129,19 +129,30 @@ export class CallLedger {
     return this.byPhone.get(phone)?.length ?? 0;
   }
 
-  /** Waits until every phone has a call; resolves with when the last of them arrived. */
+  /**
+   * Waits until every phone has a call, or `timeoutMs` passed, or no new one arrived for `stallMs`
+   * (counted from `progressFrom` at the earliest); resolves with when the last of them arrived.
+   */
   async waitFor(
     phones: string[],
-    timeoutMs: number,
-    onTick?: () => void,
-  ): Promise<{ complete: boolean; missing: number; lastCallAt?: number }> {
-    const deadline = Date.now() + timeoutMs;
+    opts: { timeoutMs: number; stallMs: number; progressFrom?: number; onTick?: () => void },
+  ): Promise<{ complete: boolean; stalled: boolean; missing: number; lastCallAt?: number }> {
+    const deadline = Date.now() + opts.timeoutMs;
     let missing = phones.length;
+    let lastProgress = Math.max(Date.now(), opts.progressFrom ?? 0);
+    let stalled = false;
     for (;;) {
       this.sync();
-      onTick?.();
-      missing = phones.filter((p) => !this.byPhone.has(p)).length;
-      if (missing === 0 || Date.now() > deadline) break;
+      opts.onTick?.();
+      const now = Date.now();
+      const left = phones.filter((p) => !this.byPhone.has(p)).length;
+      if (left < missing) lastProgress = Math.max(now, opts.progressFrom ?? 0);
+      missing = left;
+      if (missing === 0 || now > deadline) break;
+      if (now - lastProgress > opts.stallMs) {
+        stalled = true;
+        break;
+      }
       await sleep(50);
     }
     let lastCallAt: number | undefined;
@@ -149,6 +160,6 @@ export class CallLedger {
       const t = this.first(p);
       if (t !== undefined && (lastCallAt === undefined || t > lastCallAt)) lastCallAt = t;
     }
-    return { complete: missing === 0, missing, lastCallAt };
+    return { complete: missing === 0, stalled, missing, lastCallAt };
   }
 }

@@ -3,14 +3,20 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Client } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { leadWorkflowId } from '../../api/intake';
 import { installTemporalRuntime } from '../../service/runtime';
 import { latencyBreakdown } from './breakdown';
 import { Bench, FULL, QUICK, machineText } from './context';
-import { startDevServer, type DevServer } from './devServer';
+import { freePort, startDevServer, type DevServer } from './devServer';
 import { measureFloor, type FloorRun } from './floor';
 import { measureIntakeLatency, measureThroughput, type LatencyRun, type ThroughputStep } from './intake';
 import { ok2xx } from './load';
 import { measureSleepers, settle, type SleeperResult } from './sleepers';
+import { replayCost } from './replayCost';
+import { phaseSummary, scrape, type Snapshot } from './sdkMetrics';
+import { ServiceLog } from './serviceLog';
 import { mb, ms, num, probeText, table } from './stats';
 
 const say = (line = '') => console.log(line);
@@ -18,6 +24,29 @@ const say = (line = '') => console.log(line);
 let server: DevServer | undefined;
 let bench: Bench | undefined;
 let tmpDir: string | undefined;
+let serviceLog: ServiceLog | undefined;
+
+let sdkMetrics: (() => Promise<string>) | undefined;
+let lastSnapshot: Snapshot = [];
+const QUEUES = ['bench-bare', 'leads', 'lead-calls', 'lead-crm', 'night-leads', 'night-calls', 'night-crm'];
+
+async function metricNotes(): Promise<string[]> {
+  const now = await scrape(sdkMetrics);
+  const metrics = phaseSummary(lastSnapshot, now, QUEUES);
+  lastSnapshot = now;
+  return metrics.length ? ['  Temporal SDK metrics over this phase:', ...metrics.map((l) => `    ${l}`)] : [];
+}
+
+/** The SDK's metrics and the service's warnings and errors since the previous phase. */
+async function logNotes(metrics?: string[]): Promise<void> {
+  for (const l of metrics ?? (await metricNotes())) say(l);
+  const lines = serviceLog?.sinceLast() ?? [];
+  if (lines.length === 0) say('  service log: no warnings or errors');
+  else {
+    say(`  service log (warn and above, full text in ${serviceLog!.file}):`);
+    for (const l of lines) say(`    ${l}`);
+  }
+}
 let cleaning: Promise<void> | undefined;
 
 function cleanup(): Promise<void> {
@@ -29,6 +58,7 @@ function cleanup(): Promise<void> {
     hardStop.unref();
     await bench?.stopService().catch((err) => console.error('stopping the service:', err));
     await server?.stop().catch((err) => console.error('stopping the dev server:', err));
+    serviceLog?.close();
     if (tmpDir && !process.env.BENCH_KEEP_DATA) fs.rmSync(tmpDir, { recursive: true, force: true });
     else if (tmpDir) say(`kept ${tmpDir} (BENCH_KEEP_DATA)`);
   })();
@@ -69,28 +99,45 @@ async function main(): Promise<void> {
     `speed-to-lead benchmark — ${quick ? 'QUICK mode (--quick / BENCH_QUICK=1): scaled down' : 'FULL mode'}`,
   );
   say(`started ${new Date().toISOString()}; temp dir ${tmpDir}`);
+  serviceLog = new ServiceLog(`${tmpDir}-service.log`);
+  say(
+    `machine load average (1/5/15 min) at start: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / ')}`,
+  );
 
   server = await startDevServer(path.join(tmpDir, 'temporal'));
   say(machineText(server));
   say(`dev server pid ${server.pid} on ${server.address}, SQLite ${server.dbFile}`);
   bench = new Bench(settings, server, tmpDir);
-  installTemporalRuntime(bench.config());
+  // As the run command does (its default SDK_METRICS_PORT is 9464), on a free port.
+  sdkMetrics = installTemporalRuntime(
+    bench.config({ SDK_METRICS_PORT: String(await freePort()) }),
+  ).sdkMetrics;
+  lastSnapshot = await scrape(sdkMetrics);
 
   // 1. The floor.
+  let floorMetrics: string[] = [];
   say('\n[1/4] floor: bare one-activity workflow, eager start, worker sharing the client’s NativeConnection');
   const floor = await measureFloor({
     address: server.address,
     namespace: server.namespace,
     runs: settings.latencyRates.map((rate) => ({ rate, seconds: settings.floorSeconds })),
     serverCpu: () => server!.cpuSeconds(),
+    beforeShutdown: async () => {
+      floorMetrics = await metricNotes();
+    },
   });
   for (const r of floor) say(`  ${r.rate}/s: ${probeText(r.probe)}`);
+  await logNotes(floorMetrics);
 
   // 2. Intake → first call request.
   say('\n[2/4] intake → first call request (POST /api/leads → StartScenarios at the VoxImplant emulator)');
   await bench.startService();
   const latency = await measureIntakeLatency(bench);
   for (const r of latency) say(`  ${r.rate}/s: ${probeText(r.probe)}`);
+  await logNotes();
   const floorAt = (rate: number) => floor.find((f) => f.rate === rate);
   const ratio = (a: number, b: number | undefined) =>
     b && Number.isFinite(a) ? `${(a / b).toFixed(1)}×` : '—';
@@ -120,24 +167,33 @@ async function main(): Promise<void> {
       ),
   );
   const at50 = latency.find((r) => r.rate === 50) ?? latency[latency.length - 1]!;
-  const sample = at50.posts
-    .filter(ok2xx)
-    .filter((_, i, all) => i % Math.max(1, Math.floor(all.length / 40)) === 0)
-    .slice(0, 40)
-    .map((p) => ({
-      phone: p.phone,
-      sentAt: p.sentAt,
-      respondedAt: p.doneAt,
-      callAt: bench!.ledger!.first(p.phone)!,
-    }))
-    .filter((s) => s.callAt !== undefined);
-  say(`\n  where the time goes at ${at50.rate}/s (${sample.length} leads sampled from their histories):`);
-  say(
-    (await latencyBreakdown(bench.service!.client, sample))
-      .split('\n')
-      .map((l) => `  ${l}`)
-      .join('\n'),
-  );
+  for (const run of latency) {
+    const sample = run.posts
+      .filter(ok2xx)
+      .filter((_, i, all) => i % Math.max(1, Math.floor(all.length / 40)) === 0)
+      .slice(0, 40)
+      .map((p) => ({
+        phone: p.phone,
+        sentAt: p.sentAt,
+        respondedAt: p.doneAt,
+        callAt: bench!.ledger!.first(p.phone)!,
+      }))
+      .filter((s) => s.callAt !== undefined);
+    say(
+      `\n  where the time goes at ${run.rate}/s (${sample.length} leads that got a call, from their histories):`,
+    );
+    say(
+      (await latencyBreakdown(bench.service!.client, sample))
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join('\n'),
+    );
+  }
+  // Leads that went the whole way, for the replay-cost diagnostic at the end.
+  const replayLeads = latency[0]!.posts
+    .filter((p) => ok2xx(p) && bench!.ledger!.first(p.phone) !== undefined)
+    .slice(0, 20)
+    .map((p) => leadWorkflowId(p.phone));
 
   // 3. Throughput.
   say(
@@ -172,7 +228,7 @@ async function main(): Promise<void> {
         ms(s.httpP99),
         ms(s.scheduleLagP99),
         `${s.exactlyOne} / ${s.noCall} / ${s.moreThanOne}`,
-        `${(s.drainMs / 1000).toFixed(1)} s${s.drained ? '' : ' (timed out)'}`,
+        `${(s.drainMs / 1000).toFixed(1)} s${s.drained ? '' : s.stalled ? ' (stalled: gave up)' : ' (timed out)'}`,
       ]),
     ),
   );
@@ -184,17 +240,18 @@ async function main(): Promise<void> {
   const clean = steps.filter((s) => s.http5xx === 0 && s.noAnswer === 0);
   const bestAccepted = Math.max(0, ...clean.map((s) => s.acceptedPerSecond));
   const everyOnce = steps.every((s) => s.noCall === 0 && s.moreThanOne === 0);
-  const settled = await settle(bench.service!.client, settings.drainTimeoutMs);
+  const settled = await settle(bench.service!.client, settings.drainTimeoutMs, settings.stallMs);
   say(
-    `  after the last step, leads still before or in their call: ${settled.left} ` +
-      `(waited ${(settled.ms / 1000).toFixed(1)} s for the rest of the process to catch up)`,
+    `  after the last step, leads still before or in their call (New/Calling/WaitingForResult): ${settled.left} ` +
+      `(waited ${(settled.ms / 1000).toFixed(1)} s for the rest to catch up${settled.stalled ? '; no progress, gave up' : ''})`,
   );
+  await logNotes();
 
   // 4. Sleepers.
   say(
     `\n[4/4] ${settings.sleepers.toLocaleString('en')} sleeping leads: service restarted with a window that opens soon`,
   );
-  const night: SleeperResult = await measureSleepers(bench, bestAccepted || 100, say);
+  const night: SleeperResult = await measureSleepers(bench, say);
   const n = night.accepted;
   say(
     table(
@@ -250,6 +307,37 @@ async function main(): Promise<void> {
       ],
     ),
   );
+
+  await logNotes();
+
+  // Diagnostic: the workflow code's own CPU cost per workflow task, replayed without the server.
+  await bench.stopService();
+  say('\n[diagnostic] replaying finished histories (no server in the loop): CPU cost of the workflow code');
+  {
+    const connection = await NativeConnection.connect({ address: server.address });
+    try {
+      const client = new Client({ connection, namespace: server.namespace });
+      const workflows = require.resolve('../../workflows');
+      const bareIds = Array.from({ length: 30 }, (_, i) => `bare-${20 + i}`);
+      const out = await replayCost(client, [
+        { label: 'bare (floor run)', workflowsPath: require.resolve('./bareWorkflow'), workflowIds: bareIds },
+        { label: 'processLead (10/s run)', workflowsPath: workflows, workflowIds: replayLeads },
+        {
+          label: 'callCustomer (10/s run)',
+          workflowsPath: workflows,
+          workflowIds: replayLeads.map((id) => `${id}-call`),
+        },
+      ]);
+      say(
+        out
+          .split('\n')
+          .map((l) => `  ${l}`)
+          .join('\n'),
+      );
+    } finally {
+      await connection.close();
+    }
+  }
 
   // 5. Against the targets.
   const bare50 = floorAt(50);

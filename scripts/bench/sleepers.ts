@@ -62,15 +62,26 @@ async function count(client: Client, query: string): Promise<number> {
   return (await client.workflow.count(query)).count;
 }
 
-/** Waits until no lead is still before or in its call, so earlier phases do not run into this one. */
-export async function settle(client: Client, timeoutMs: number): Promise<{ ms: number; left: number }> {
+/**
+ * Waits until no lead is still before or in its call, so earlier phases do not run into this one;
+ * gives up when the number has not fallen for `stallMs` (those leads are stuck, not slow).
+ */
+export async function settle(
+  client: Client,
+  timeoutMs: number,
+  stallMs: number,
+): Promise<{ ms: number; left: number; stalled: boolean }> {
   const t0 = Date.now();
   let left = await count(client, IN_FLIGHT);
+  let lastProgress = Date.now();
   while (left > 0 && Date.now() - t0 < timeoutMs) {
+    if (Date.now() - lastProgress > stallMs) return { ms: Date.now() - t0, left, stalled: true };
     await sleep(1_000);
-    left = await count(client, IN_FLIGHT);
+    const now = await count(client, IN_FLIGHT);
+    if (now < left) lastProgress = Date.now();
+    left = now;
   }
-  return { ms: Date.now() - t0, left };
+  return { ms: Date.now() - t0, left, stalled: false };
 }
 
 export interface Memory {
@@ -97,6 +108,7 @@ export interface SleeperResult {
   firstCallAfterMs?: number;
   allCallsAfterMs?: number;
   missingCalls: number;
+  stalled: boolean;
   exactlyOne: number;
   moreThanOne: number;
   maxPerSecondBucket: number;
@@ -109,25 +121,30 @@ function memory(bench: Bench): Memory {
   return { rss: m.rss, heapUsed: m.heapUsed, serverRss: bench.server.rssBytes() };
 }
 
-export async function measureSleepers(
-  bench: Bench,
-  acceptedPerSecond: number,
-  say: (line: string) => void,
-): Promise<SleeperResult> {
+export async function measureSleepers(bench: Bench, say: (line: string) => void): Promise<SleeperResult> {
   const n = bench.settings.sleepers;
   const rate = 50;
-  const postRate = Math.min(150, Math.max(30, acceptedPerSecond * 0.5));
-  const leadMs = Math.max(bench.settings.minNightSeconds, n / postRate + 45) * 1000;
+  // Room to post every lead and let it fall asleep, at ~30 leads/s end to end, before the window.
+  const leadMs = Math.max(bench.settings.minNightSeconds, n / 30 + 60) * 1000;
+  const leftover = bench.service
+    ? await count(bench.service.client, "WorkflowType = 'processLead' AND ExecutionStatus = 'Running'")
+    : 0;
   await bench.stopService();
+  say(`  ${leftover} leads of the earlier phases still open (left on their own task queues)`);
   const window = chooseWindow(Date.now(), leadMs);
   say(
     `  window ${window.hours} in ${window.zone}: opens at ${new Date(window.startMs).toISOString()} ` +
       `(in ${Math.round((window.startMs - Date.now()) / 1000)} s); CALLS_PER_SECOND=${rate}`,
   );
+  // Fresh task queues: leads of the earlier phases that are still open (stuck ones included) are not
+  // polled by the restarted service, so they neither help nor hinder this phase. Same server.
   const service = await bench.startService({
     WORKING_HOURS: window.hours,
     DEFAULT_TIMEZONE: window.zone,
     CALLS_PER_SECOND: String(rate),
+    TEMPORAL_TASK_QUEUE: 'night-leads',
+    TEMPORAL_CALL_TASK_QUEUE: 'night-calls',
+    TEMPORAL_CRM_TASK_QUEUE: 'night-crm',
   });
   const ledger = bench.ledger!;
   const poster = bench.poster!;
@@ -168,16 +185,17 @@ export async function measureSleepers(
   };
   let lastSample = 0;
   const phones = accepted.map((p) => p.phone);
-  const wait = await ledger.waitFor(
-    phones,
-    window.startMs - Date.now() + (n / rate) * 2_000 + 180_000,
-    () => {
+  const wait = await ledger.waitFor(phones, {
+    timeoutMs: window.startMs - Date.now() + (n / rate) * 2_000 + 180_000,
+    stallMs: bench.settings.stallMs,
+    progressFrom: window.startMs,
+    onTick: () => {
       if (Date.now() - lastSample >= 1_000) {
         lastSample = Date.now();
         samplePeak();
       }
     },
-  );
+  });
   await sleep(1_000);
   ledger.sync();
 
@@ -214,6 +232,7 @@ export async function measureSleepers(
     firstCallAfterMs: first === undefined ? undefined : first - window.startMs,
     allCallsAfterMs: wait.complete && last !== undefined ? last - window.startMs : undefined,
     missingCalls: wait.missing,
+    stalled: wait.stalled,
     exactlyOne: counts.filter((c) => c === 1).length,
     moreThanOne: counts.filter((c) => c > 1).length,
     maxPerSecondBucket: Math.max(0, ...buckets.values()),

@@ -1,4 +1,5 @@
 // Percentiles, formatting and plain-text tables for the benchmark's printout.
+import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -62,6 +63,8 @@ export function startProbe(serverCpuSeconds: () => number | undefined) {
       loopMax: loop.max / 1e6,
       nodeCores: (cpu.user + cpu.system) / 1e6 / wall,
       serverCores: server0 !== undefined && server1 !== undefined ? (server1 - server0) / wall : Number.NaN,
+      rss: process.memoryUsage().rss,
+      load1: os.loadavg()[0]!,
     };
   };
 }
@@ -70,6 +73,7 @@ export type Probe = ReturnType<ReturnType<typeof startProbe>>;
 export function probeText(p: Probe): string {
   return (
     `CPU: node process ${num(p.nodeCores, 2)} cores, temporal server ${num(p.serverCores, 2)} cores; ` +
-    `event-loop delay p50 ${ms(p.loopP50)}, p99 ${ms(p.loopP99)}, max ${ms(p.loopMax)}`
+    `event-loop delay p50 ${ms(p.loopP50)}, p99 ${ms(p.loopP99)}, max ${ms(p.loopMax)}; ` +
+    `node RSS ${mb(p.rss)}; machine load (1 min) ${num(p.load1, 1)}`
   );
 }

@@ -11,6 +11,7 @@ say() { echo "[cluster:down] $*" >&2; }
 
 purge=0
 [[ "${1:-}" == --purge ]] && purge=1
+cluster_lock
 
 # Sends SIGTERM to every named process that is alive, then waits for all of them together.
 stop_group() { # grace_seconds name...
@@ -60,6 +61,7 @@ stop_group 60 temporal
 pg_data="$pg_dir/data"
 # The binaries up.sh started it with.
 PG_BIN_USED=""
+# shellcheck source=/dev/null
 [[ -f "$pg_dir/settings.env" ]] && source "$pg_dir/settings.env"
 PG_BIN_DIR="${PG_BIN_USED:-$(dirname "$(command -v pg_ctl || echo /usr/bin/pg_ctl)")}"
 if [[ -f "$pg_data/PG_VERSION" ]] && as_pg "$PG_BIN_DIR/pg_ctl" -D "$pg_data" status >/dev/null 2>&1; then

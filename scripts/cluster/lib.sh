@@ -1,6 +1,7 @@
 # Shared by up.sh, down.sh and status.sh (sourced, not run): where the cluster lives, its ports, and
 # the pid files of what it started.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables here are used by the scripts that source this file
 
 cluster_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
@@ -17,6 +18,15 @@ pid_dir="$CLUSTER_DIR/pids"
 log_dir="$CLUSTER_DIR/logs"
 pg_dir="$CLUSTER_DIR/pg"
 mkdir -p "$pid_dir" "$log_dir"
+
+# One up or down at a time per cluster (a test and a person may run them together). Children must not
+# inherit the lock's descriptor (fd 8), or a long-lived service would hold it: starts close it.
+cluster_lock() {
+  exec 8>"$CLUSTER_DIR/.lock"
+  flock -n 8 && return 0
+  echo "[cluster] waiting for another up/down of $CLUSTER_DIR to finish" >&2
+  flock -w 600 8 || { echo "[cluster] gave up waiting after 600 s" >&2; exit 1; }
+}
 
 # Temporal's ports, all on 127.0.0.1: the frontend's gRPC port is the one clients use; the other
 # services of the one server process take the next nine.

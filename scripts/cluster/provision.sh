@@ -23,7 +23,8 @@ find_pg_bin() {
     say "PG_BIN=$PG_BIN has no initdb"; return 1
   fi
   local d
-  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r); do
+  # Newest major first.
+  for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -t/ -k5 -n -r); do
     [[ -x "$d/initdb" && -x "$d/pg_ctl" ]] && { echo "$d"; return 0; }
   done
   if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return 0; fi

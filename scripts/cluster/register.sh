@@ -10,6 +10,7 @@
 #   REGISTER_WAIT_S      how long to wait for the frontend to answer (default 60)
 set -eu
 # pipefail is in bash and in newer dash/busybox sh; use it where there is one.
+# shellcheck disable=SC3040
 if (set -o pipefail) 2>/dev/null; then set -o pipefail; fi
 
 # Name=Type, as `temporal server start-dev --search-attribute` takes them. Must equal
@@ -47,6 +48,21 @@ else
   "$cli" operator namespace create --address "$address" --namespace "$namespace" --retention "$retention" >&2
 fi
 
+# A change to a namespace reaches the frontend's cache within its refresh interval (about 10 s).
+# Waits until a query is served: the namespace is known, and the attributes the query names are too.
+wait_served() { # query description
+  i=0
+  until "$cli" workflow count --address "$address" --namespace "$namespace" --query "$1" >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ "$i" -ge "$((wait_s * 2))" ]; then
+      say "$2 not served by $address within ${wait_s}s"
+      exit 1
+    fi
+    sleep 0.5
+  done
+}
+wait_served "ExecutionStatus = 'Running'" "namespace $namespace"
+
 # Only the missing ones: creating an existing attribute is refused by some server versions.
 existing="$("$cli" operator search-attribute list --address "$address" --namespace "$namespace")"
 missing=""
@@ -66,15 +82,8 @@ else
   "$cli" operator search-attribute create --address "$address" --namespace "$namespace" "$@" >&2
 fi
 
-# A new namespace reaches the frontend's cache within its refresh interval (about 10 s); wait until
-# it serves the namespace, so workers that start right after do not see "namespace not found".
-i=0
-until "$cli" workflow count --address "$address" --namespace "$namespace" >/dev/null 2>&1; do
-  i=$((i + 1))
-  if [ "$i" -ge "$((wait_s * 2))" ]; then
-    say "namespace $namespace not served by $address within ${wait_s}s"
-    exit 1
-  fi
-  sleep 0.5
-done
+# Workers and API instances that start next may use every attribute at once.
+query=""
+for sa in $SEARCH_ATTRIBUTES; do query="${query:+$query AND }${sa%%=*} IS NULL"; done
+wait_served "$query" "search attributes"
 say "namespace $namespace ready with its search attributes"

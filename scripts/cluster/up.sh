@@ -24,10 +24,12 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=lib.sh
 source "$here/lib.sh"
+# shellcheck source=../versions.sh
+source "$here/../versions.sh"
 say() { echo "[cluster:up] $*" >&2; }
 die() { say "$*"; exit 1; }
-t0=$(date +%s%N)
-elapsed() { echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+elapsed() { echo "$(($(now_ms) - t0)) ms"; }
 
 # Fails with the tail of a log, so a component that died at start says why.
 die_with_log() { # message log
@@ -36,7 +38,9 @@ die_with_log() { # message log
   exit 1
 }
 
-eval "$(bash "$here/provision.sh")"
+cluster_lock
+t0=$(now_ms)
+eval "$(bash "$here/provision.sh" 8>&-)"
 cd "$cluster_repo"
 
 # Starts a command in its own session (so it outlives this script and the terminal), logs to a file
@@ -45,7 +49,7 @@ cd "$cluster_repo"
 start_detached() { # name log command...
   local name="$1" log="$2"
   shift 2
-  setsid "$@" >>"$log" 2>&1 </dev/null &
+  setsid "$@" >>"$log" 2>&1 </dev/null 8>&- &
   local pid=$!
   # Wait for the exec so the recorded start time and command line are the program's own.
   sleep 0.05
@@ -60,6 +64,7 @@ pg_sock="$pg_dir/run"
 pg_log="$log_dir/postgres.log"
 pg_settings="$pg_dir/settings.env" # what must stay the same for the life of the database
 mkdir -p "$pg_dir" "$pg_sock"
+# shellcheck source=/dev/null
 [[ -f "$pg_settings" ]] && source "$pg_settings"
 
 if [[ "$(id -u)" -eq 0 ]]; then
@@ -111,7 +116,7 @@ unix_socket_permissions = 0700
 # One Temporal process holds up to about 100 connections (each service has its own pools).
 max_connections = 200
 EOF
-  as_pg "$PG_BIN/pg_ctl" -D "$pg_data" -l "$pg_log" -w -t 60 start >/dev/null ||
+  as_pg "$PG_BIN/pg_ctl" -D "$pg_data" -l "$pg_log" -w -t 60 start >/dev/null 8>&- ||
     die_with_log "PostgreSQL did not start" "$pg_log"
   say "PostgreSQL started on 127.0.0.1:$pg_port ($(elapsed))"
 fi
@@ -266,6 +271,7 @@ EOF
   )
   say "starting Temporal server $TEMPORAL_SERVER_VERSION on $temporal_address"
   echo "--- $(date -Is) start" >>"$server_log"
+  server_started=$(now_ms)
   start_detached temporal "$server_log" \
     "$TEMPORAL_SERVER_BIN" --root "$temporal_root" --config config --env cluster --allow-no-auth start
 fi
@@ -277,7 +283,7 @@ for ((i = 0; ; i++)); do
   ((i < 600)) || die_with_log "Temporal did not become healthy in 60 s" "$server_log"
   sleep 0.1
 done
-say "Temporal server healthy ($(elapsed))"
+say "Temporal server healthy ($(elapsed)${server_started:+; $(($(now_ms) - server_started)) ms after its start})"
 
 TEMPORAL_CLI="$TEMPORAL_CLI" TEMPORAL_ADDRESS="$temporal_address" TEMPORAL_NAMESPACE=default \
   TEMPORAL_RETENTION=72h bash "$here/register.sh"
@@ -382,10 +388,11 @@ wait_ready() { # name
 }
 
 # The first process alone, then the rest together: a process creates the files it shares through
-# DATA_DIR (keys, secrets) when they are missing, and two doing that at once could read a half-written one.
+# DATA_DIR (keys, secrets) when they are missing, and two doing that at once could read a half-written
+# one. An API instance goes first: it is ready in a few seconds (a worker bundles its workflows first).
 names=()
-for ((i = 1; i <= worker_count; i++)); do names+=("worker-$i"); done
 for ((i = 1; i <= ${#api_ports[@]}; i++)); do names+=("api-$i"); done
+for ((i = 1; i <= worker_count; i++)); do names+=("worker-$i"); done
 start_named() { # name
   if [[ "$1" == api-* ]]; then start_service "$1" api "${api_ports[${1#api-} - 1]}"; else start_service "$1" worker; fi
 }

@@ -1,0 +1,151 @@
+// Real processes for fault tests: a Temporal dev server on a SQLite file and service processes,
+// each of which a test can kill -9 and start again.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { devServerArgs } from '../../support/temporalServer';
+import { EMULATOR_CREDENTIALS } from '../../config';
+import type { RunningEmulators } from '../../emulators';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.once('error', reject);
+  });
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} not ready in ${timeoutMs} ms`);
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+export async function kill9(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGKILL');
+  await exited(child);
+}
+
+export interface DevServerProcess {
+  address: string;
+  child: ChildProcess;
+  dbFile: string;
+  restart(): Promise<void>;
+  kill(): Promise<void>;
+}
+
+/** A dev server on a SQLite file with the run command's flags, so it can die and come back. */
+export async function startDevServerProcess(): Promise<DevServerProcess> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stl-fault-'));
+  const port = await freePort();
+  const uiPort = await freePort();
+  const dbFile = path.join(dir, 'temporal.sqlite');
+  const args = devServerArgs({ ip: '127.0.0.1', port, uiPort, namespace: 'default', dbFile });
+  const handle: DevServerProcess = {
+    address: `127.0.0.1:${port}`,
+    child: undefined as unknown as ChildProcess,
+    dbFile,
+    async restart() {
+      await kill9(handle.child);
+      handle.child = spawn(process.env.STL_TEMPORAL_CLI!, args, { stdio: 'ignore' });
+      await waitFor(
+        () =>
+          new Promise<boolean>((resolve) => {
+            const socket = net.connect(port, '127.0.0.1', () => {
+              socket.end();
+              resolve(true);
+            });
+            socket.once('error', () => resolve(false));
+          }),
+        30_000,
+        'Temporal dev server',
+      );
+    },
+    kill: () => kill9(handle.child),
+  };
+  await handle.restart();
+  return handle;
+}
+
+export interface ServiceProcess {
+  url: string;
+  child?: ChildProcess;
+  start(): Promise<void>;
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** `tsx service/main.ts` against the given Temporal, with every provider pointed at `emulators`. */
+export async function serviceProcess(
+  temporalAddress: string,
+  emulators: RunningEmulators,
+  extraEnv: Record<string, string> = {},
+): Promise<ServiceProcess> {
+  const port = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stl-svc-'));
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    NODE_ENV: 'development',
+    LOG_LEVEL: 'warn',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    TEMPORAL_ADDRESS: temporalAddress,
+    SDK_METRICS_PORT: '0',
+    BITRIX24_WEBHOOK_URL: `${emulators.urls.bitrix24}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`,
+    BITRIX24_REQUESTS_PER_SECOND: '50',
+    VOXIMPLANT_API_URL: emulators.urls.voximplant,
+    VOXIMPLANT_ACCOUNT_ID: EMULATOR_CREDENTIALS.voximplantAccountId,
+    VOXIMPLANT_API_KEY: EMULATOR_CREDENTIALS.voximplantApiKey,
+    VOXIMPLANT_RULE_ID: EMULATOR_CREDENTIALS.voximplantRuleId,
+    SMSRU_API_URL: emulators.urls.smsru,
+    SMSRU_API_ID: EMULATOR_CREDENTIALS.smsruApiId,
+    TELEGRAM_API_URL: emulators.urls.telegram,
+    TELEGRAM_BOT_TOKEN: EMULATOR_CREDENTIALS.telegramBotToken,
+    TELEGRAM_CHAT_ID: EMULATOR_CREDENTIALS.telegramChatId,
+    INTAKE_RATE_LIMIT_PER_MINUTE: '100000',
+    CALLS_PER_SECOND: '100',
+    ...extraEnv,
+  };
+  const url = `http://127.0.0.1:${port}`;
+  const svc: ServiceProcess = {
+    url,
+    async start() {
+      // node itself with tsx as a loader: the tsx CLI would run the service in a grandchild that a
+      // kill -9 of the child would leave behind.
+      svc.child = spawn(process.execPath, ['--import', 'tsx', 'service/main.ts'], {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      await waitFor(async () => (await fetch(`${url}/readyz`)).ok, 60_000, 'service');
+    },
+    kill: () => kill9(svc.child),
+    async stop() {
+      if (svc.child && svc.child.exitCode === null) {
+        svc.child.kill('SIGTERM');
+        await Promise.race([exited(svc.child), new Promise((r) => setTimeout(r, 15_000))]);
+        await kill9(svc.child);
+      }
+    },
+  };
+  return svc;
+}
