@@ -44,6 +44,9 @@ export interface ScenarioCustomData {
   resultUrl: string;
   attempt: number;
   callKey: string;
+  recordingUrl?: string;
+  ttsText?: string;
+  callerId?: string;
 }
 
 /** The part of Temporal's activity info placeRobotCall needs. */
@@ -206,7 +209,12 @@ export function createVoximplantActivities(
       }
 
       const token = signResultToken(
-        { wf: input.workflowId, a: input.attempt, exp: Math.floor(now() / 1000) + input.tokenTtlSeconds },
+        {
+          wf: input.workflowId,
+          run: input.runId ?? info.runId,
+          a: input.attempt,
+          exp: Math.floor(now() / 1000) + input.tokenTtlSeconds,
+        },
         cfg.resultSecret,
       );
       const customData: ScenarioCustomData = {
@@ -217,6 +225,9 @@ export function createVoximplantActivities(
         resultUrl: input.resultUrl,
         attempt: input.attempt,
         callKey,
+        ...(cfg.recordingUrl ? { recordingUrl: cfg.recordingUrl } : {}),
+        ...(cfg.ttsText ? { ttsText: cfg.ttsText.replaceAll('{name}', input.name) } : {}),
+        ...(cfg.callerId ? { callerId: cfg.callerId } : {}),
       };
       const answer = await call<StartScenariosAnswer>('StartScenarios', {
         rule_id: cfg.ruleId,

@@ -91,6 +91,14 @@ const envSchema = z.object({
   VOXIMPLANT_CREDENTIALS_FILE: optionalString,
   VOXIMPLANT_RULE_ID: optionalString,
   VOXIMPLANT_RESULT_SECRET: optionalString,
+  /** What the scenario plays to a person: a recording URL, else this text (TTS); {name} is filled in. */
+  VOXIMPLANT_RECORDING_URL: httpUrl.optional().or(z.literal('').transform(() => undefined)),
+  VOXIMPLANT_TTS_TEXT: optionalString,
+  VOXIMPLANT_CALLER_ID: z
+    .string()
+    .regex(/^\d{10,15}$/, 'digits of a number rented or verified in VoxImplant')
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
 
   SMSRU_API_URL: httpUrl.default(DEFAULT_URLS.smsru),
   SMSRU_API_ID: optionalString,
@@ -190,6 +198,9 @@ export interface AppConfig {
     credentialsFile?: string;
     ruleId: string;
     resultSecret: string;
+    recordingUrl?: string;
+    ttsText?: string;
+    callerId?: string;
   };
   sms: { mode: ProviderMode; apiUrl: string; apiId: string; sender?: string };
   telegram: { mode: ProviderMode; apiUrl: string; botToken: string; chatId: string; webhookSecret?: string };
@@ -377,6 +388,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       credentialsFile: emulated.voximplant ? undefined : e.VOXIMPLANT_CREDENTIALS_FILE,
       ruleId: e.VOXIMPLANT_RULE_ID ?? EMULATOR_CREDENTIALS.voximplantRuleId,
       resultSecret: e.VOXIMPLANT_RESULT_SECRET ?? readOrCreateSecret(dataDir, 'voximplant-result.secret'),
+      recordingUrl: e.VOXIMPLANT_RECORDING_URL,
+      ttsText: e.VOXIMPLANT_TTS_TEXT,
+      callerId: e.VOXIMPLANT_CALLER_ID,
     },
     sms: {
       mode: emulated.sms ? 'emulator' : 'real',
