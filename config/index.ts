@@ -121,7 +121,8 @@ const envSchema = z.object({
 
   CALL_RETRY_DELAY: duration('30m'),
   CALL_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),
-  CALL_RESULT_TIMEOUT: duration('5m'),
+  // Longer than the scenario's longest session (ringing, AMD, playback, report retries: ~6.5 min).
+  CALL_RESULT_TIMEOUT: duration('10m'),
   CALLS_PER_SECOND: z.coerce.number().positive().max(1000).default(5),
   MAX_CONCURRENT_CALLS: z.coerce.number().int().min(1).max(10000).default(20),
   MANUAL_HANDLING_TIMEOUT: duration('7d'),
