@@ -3,8 +3,9 @@
 // of "request OK but this number failed" is exercised as it happens on the real gateway.
 import express, { type Request, type Response } from 'express';
 import { EMULATOR_CREDENTIALS } from '../config';
+import { FaultMode, type EmulatorMode } from './faultMode';
 
-export type EmulatorMode = 'ok' | 'down' | 'rate_limit' | 'auth_error';
+export type { EmulatorMode };
 
 export interface EmulatedSms {
   smsId: string;
@@ -91,19 +92,10 @@ export function createSmsRuEmulator(opts: SmsRuEmulatorOptions = {}): SmsRuEmula
   const apiId = opts.apiId ?? EMULATOR_CREDENTIALS.smsruApiId;
   const initialBalance = opts.balance ?? INITIAL_BALANCE;
   const state: SmsRuEmulatorState = { sms: [], requests: [], balance: initialBalance };
-  let mode: EmulatorMode = 'ok';
-  let modeLeft = Number.POSITIVE_INFINITY;
+  const faults = new FaultMode();
   let latencyMs = 0;
   let nextId = 1;
   const rejected = new Map<string, number>();
-
-  function takeMode(): EmulatorMode {
-    if (mode === 'ok') return mode;
-    const current = mode;
-    modeLeft -= 1;
-    if (modeLeft <= 0) mode = 'ok';
-    return current;
-  }
 
   function send(p: Record<string, string>): Answer {
     if (p.api_id !== apiId) return topError(200);
@@ -143,7 +135,7 @@ export function createSmsRuEmulator(opts: SmsRuEmulatorOptions = {}): SmsRuEmula
   async function handle(req: Request, res: Response): Promise<void> {
     state.requests.push({ path: req.path, at: new Date() });
     const p = collectParams(req);
-    const current = takeMode();
+    const current = faults.take();
     let answer: Answer | undefined;
     if (current === 'down') {
       await wait(latencyMs);
@@ -182,8 +174,7 @@ export function createSmsRuEmulator(opts: SmsRuEmulatorOptions = {}): SmsRuEmula
 
   const control: SmsRuEmulatorControl = {
     setMode(next, o = {}) {
-      mode = next;
-      modeLeft = o.times ?? Number.POSITIVE_INFINITY;
+      faults.set(next, o.times);
     },
     rejectNumber(phone, statusCode = 202) {
       rejected.set(phone.replace(/\D/g, ''), statusCode);
@@ -196,8 +187,7 @@ export function createSmsRuEmulator(opts: SmsRuEmulatorOptions = {}): SmsRuEmula
       state.requests.length = 0;
       state.balance = initialBalance;
       rejected.clear();
-      mode = 'ok';
-      modeLeft = Number.POSITIVE_INFINITY;
+      faults.reset();
       latencyMs = 0;
     },
   };

@@ -3,8 +3,9 @@
 // over-long messages are refused), so a formatting bug fails a test instead of an alert.
 import express, { type Request, type Response } from 'express';
 import { EMULATOR_CREDENTIALS } from '../config';
+import { FaultMode, type EmulatorMode } from './faultMode';
 
-export type EmulatorMode = 'ok' | 'down' | 'rate_limit' | 'auth_error';
+export type { EmulatorMode };
 
 export interface EmulatedMessage {
   messageId: number;
@@ -85,18 +86,9 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
   const chatIds = new Set(opts.chatIds ?? [EMULATOR_CREDENTIALS.telegramChatId]);
   const state: TelegramEmulatorState = { messages: [], callbackAnswers: [], requests: [] };
   const migrated = new Map<string, string>();
-  let mode: EmulatorMode = 'ok';
-  let modeLeft = Number.POSITIVE_INFINITY;
+  const faults = new FaultMode();
   let retryAfter = 1;
   let nextMessageId = 1;
-
-  function takeMode(): EmulatorMode {
-    if (mode === 'ok') return mode;
-    const current = mode;
-    modeLeft -= 1;
-    if (modeLeft <= 0) mode = 'ok';
-    return current;
-  }
 
   function sendMessage(
     p: Record<string, unknown>,
@@ -164,7 +156,7 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
     params: Record<string, unknown>,
   ): ApiError | { status: number; body: Record<string, unknown> } {
     if (!botSegment.startsWith('bot')) return fail(404, 'Not Found');
-    const current = takeMode();
+    const current = faults.take();
     if (current === 'down') return fail(502, 'Bad Gateway');
     if (current === 'auth_error' || botSegment.slice(3) !== botToken) return fail(401, 'Unauthorized');
     if (current === 'rate_limit') {
@@ -194,8 +186,7 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
 
   const control: TelegramEmulatorControl = {
     setMode(next, o = {}) {
-      mode = next;
-      modeLeft = o.times ?? Number.POSITIVE_INFINITY;
+      faults.set(next, o.times);
       retryAfter = o.retryAfter ?? 1;
     },
     migrateChat(from, to) {
@@ -207,8 +198,7 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
       state.callbackAnswers.length = 0;
       state.requests.length = 0;
       migrated.clear();
-      mode = 'ok';
-      modeLeft = Number.POSITIVE_INFINITY;
+      faults.reset();
       retryAfter = 1;
     },
   };

@@ -5,8 +5,9 @@ import crypto from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import axios, { type AxiosInstance } from 'axios';
 import { EMULATOR_CREDENTIALS } from '../config';
+import { FaultMode, type EmulatorMode } from './faultMode';
 
-export type EmulatorMode = 'ok' | 'down' | 'rate_limit' | 'auth_error';
+export type { EmulatorMode };
 export type CallResult =
   'answered' | 'voicemail' | 'busy' | 'no_answer' | 'unavailable' | 'wrong_number' | 'failed';
 
@@ -118,22 +119,13 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
   const http = opts.http ?? axios.create({ timeout: 5_000 });
 
   const state: VoximplantEmulatorState = { calls: [], reports: [], requests: [] };
-  let mode: EmulatorMode = 'ok';
-  let modeLeft = Number.POSITIVE_INFINITY;
+  const faults = new FaultMode();
   let defaultOutcome: ScriptedOutcome = INITIAL_OUTCOME;
   let nextId = FIRST_SESSION_ID;
   let generation = 0;
   const scripts = new Map<string, ScriptedOutcome[]>();
   const timers = new Set<NodeJS.Timeout>();
   const running = new Set<Promise<void>>();
-
-  function takeMode(): EmulatorMode {
-    if (mode === 'ok') return mode;
-    const current = mode;
-    modeLeft -= 1;
-    if (modeLeft <= 0) mode = 'ok';
-    return current;
-  }
 
   function authorized(req: Request, p: Params): boolean {
     const bearer = /^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1];
@@ -280,7 +272,7 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
   }
 
   function answerFor(req: Request, cmd: string, p: Params): ApiAnswer {
-    switch (takeMode()) {
+    switch (faults.take()) {
       case 'down':
         return { status: 503, body: DOWN_PAGE };
       case 'rate_limit':
@@ -304,8 +296,7 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
 
   const control: VoximplantEmulatorControl = {
     setMode(next, o = {}) {
-      mode = next;
-      modeLeft = o.times ?? Number.POSITIVE_INFINITY;
+      faults.set(next, o.times);
     },
     scriptFor(phone, outcomes) {
       scripts.set(phone, [...(scripts.get(phone) ?? []), ...outcomes]);
@@ -325,8 +316,7 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
       state.calls.length = 0;
       state.reports.length = 0;
       state.requests.length = 0;
-      mode = 'ok';
-      modeLeft = Number.POSITIVE_INFINITY;
+      faults.reset();
       defaultOutcome = INITIAL_OUTCOME;
     },
   };
