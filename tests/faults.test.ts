@@ -11,10 +11,13 @@ import {
   type ServiceProcess,
 } from './support/processes';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
+import { received } from './support/received';
 
 let temporal: DevServerProcess;
 let emulators: RunningEmulators;
 let service: ServiceProcess;
+
+const { callsTo, smsTo, crmLeadsFor } = received(() => emulators);
 
 beforeAll(async () => {
   temporal = await startDevServerProcess();
@@ -33,12 +36,6 @@ afterAll(async () => {
   await temporal?.kill();
   await emulators?.close();
 });
-
-const callsTo = (phone: string) =>
-  emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone);
-const smsTo = (phone: string) => emulators.smsru.state.sms.filter((s) => s.to === phone);
-const crmLeadsFor = (phone: string) =>
-  emulators.bitrix24.state.leads.filter((l) => JSON.stringify(l.PHONE ?? '').includes(phone));
 
 async function expectEachLeadDoneOnce(phones: string[]): Promise<void> {
   for (const phone of phones) {

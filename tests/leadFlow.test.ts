@@ -4,9 +4,12 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startDevServer, startStack, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
+import { received } from './support/received';
 
 let env: TestWorkflowEnvironment;
 let stack: TestStack;
+
+const { callsTo, smsTo, crmLeadsFor: leadsFor } = received(() => stack.emulators);
 
 beforeAll(async () => {
   env = await startDevServer();
@@ -17,12 +20,6 @@ afterAll(async () => {
   await stack?.close();
   await env?.teardown();
 });
-
-const callsTo = (phone: string) =>
-  stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone);
-const smsTo = (phone: string) => stack.emulators.smsru.state.sms.filter((s) => s.to === phone);
-const leadsFor = (phone: string) =>
-  stack.emulators.bitrix24.state.leads.filter((l) => JSON.stringify(l.PHONE ?? '').includes(phone));
 
 async function finalStatus(ref: string, expected: string): Promise<Record<string, unknown>> {
   return eventually(async () => {

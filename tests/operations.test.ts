@@ -3,10 +3,13 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startDevServer, startStack, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
+import { received } from './support/received';
 
 let env: TestWorkflowEnvironment;
 let stack: TestStack;
 const COREZOID_KEY = 'e4203ff8f55f17595a46549d35dbd00d51d0879d';
+
+const { callsTo, alertsAbout } = received(() => stack.emulators);
 
 beforeAll(async () => {
   env = await startDevServer();
@@ -23,11 +26,6 @@ afterAll(async () => {
   await stack?.close();
   await env?.teardown();
 });
-
-const callsTo = (phone: string) =>
-  stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone);
-const alertsAbout = (phone: string) =>
-  stack.emulators.telegram.state.messages.filter((m) => m.text.includes(phone));
 
 async function status(ref: string): Promise<Record<string, unknown>> {
   return (await getJson(`${stack.url}/api/leads/${encodeURIComponent(ref)}`)).body;

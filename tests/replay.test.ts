@@ -19,6 +19,7 @@ const historyFromPlain = (o: unknown) => HistoryType.fromObject(o as Record<stri
 import { startDevServer, startStack, workflowBundle, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { dayZone, nightZone } from './support/zones';
+import type { ScriptedOutcome } from '../emulators/voximplant';
 import { parseWorkingSchedule } from '../domain/workingHours';
 import { AesGcmPayloadCodec, parseEncryptionKeys } from '../support/codec';
 
@@ -56,74 +57,59 @@ async function lead(
   name: string,
   fields: Record<string, unknown>,
   until: (s: Record<string, unknown>) => boolean,
-) {
+  script?: ScriptedOutcome[],
+): Promise<string> {
   const phone = uniquePhone();
+  if (script) stack.emulators.voximplant.control.scriptFor(phone, script);
   const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Реплей', phone, ...fields });
-  await eventually(async () => {
-    const s = (await getJson(`${stack.url}/api/leads/${phone}`)).body;
-    expect(until(s)).toBe(true);
-  });
-  for (const id of [String(body.workflowId), `${String(body.workflowId)}-call`]) {
-    const history = await stack.service.client.workflow.getHandle(id).fetchHistory();
-    produced.push({ name: `${name}-${id.endsWith('-call') ? 'call' : 'lead'}`, workflowId: id, history });
-  }
-  return phone;
+  const ref = String(fields.ref ?? phone);
+  await eventually(async () =>
+    expect(until((await getJson(`${stack.url}/api/leads/${ref}`)).body)).toBe(true),
+  );
+  return String(body.workflowId);
 }
+
+async function record(name: string, leadWorkflowId: string): Promise<void> {
+  for (const [kind, id] of [
+    ['lead', leadWorkflowId],
+    ['call', `${leadWorkflowId}-call`],
+  ] as const) {
+    const history = await stack.service.client.workflow.getHandle(id).fetchHistory();
+    produced.push({ name: `${name}-${kind}`, workflowId: id, history });
+  }
+}
+
+const completed = (s: Record<string, unknown>) => s.execution === 'COMPLETED';
 
 test('histories of every kind of lead replay against the current code', async () => {
   const schedule = parseWorkingSchedule(HOURS);
   const now = Date.now();
   const day = dayZone(now, schedule);
   const night = nightZone(now, schedule).zone;
-  const vox = stack.emulators.voximplant.control;
 
-  await lead(
-    'answered',
-    { timezone: day, partner: 'replay' },
-    (s) => s.status === 'Answered' && s.execution === 'COMPLETED',
+  await record('answered', await lead('answered', { timezone: day, partner: 'replay' }, completed));
+  await record(
+    'busy-then-answered',
+    await lead('busy', { timezone: day }, completed, [
+      { result: 'busy', delayMs: 5 },
+      { result: 'answered', delayMs: 5 },
+    ]),
   );
-  const busyPhone = uniquePhone();
-  vox.scriptFor(busyPhone, [
-    { result: 'busy', delayMs: 5 },
-    { result: 'answered', delayMs: 5 },
-  ]);
-  const { body: busy } = await postJson(`${stack.url}/api/leads`, {
-    name: 'Реплей',
-    phone: busyPhone,
-    timezone: day,
-  });
+  await record(
+    'asleep-at-night',
+    await lead('night', { timezone: night }, (s) => s.status === 'WaitingForWorkingHours'),
+  );
+  const stuck = await lead(
+    'stuck',
+    { timezone: day, ref: `replay-${Date.now()}` },
+    (s) => s.status === 'ManualHandling',
+    [{ result: 'answered', report: 'none' }],
+  );
+  await postJson(`${stack.url}/api/leads/${stuck.replace(/^lead-/, '')}/handled`, { by: 'replay' });
   await eventually(async () =>
-    expect((await getJson(`${stack.url}/api/leads/${busyPhone}`)).body.execution).toBe('COMPLETED'),
+    expect((await stack.service.client.workflow.getHandle(stuck).describe()).status.name).toBe('COMPLETED'),
   );
-  for (const id of [String(busy.workflowId), `${String(busy.workflowId)}-call`]) {
-    produced.push({
-      name: `busy-then-answered-${id.endsWith('-call') ? 'call' : 'lead'}`,
-      workflowId: id,
-      history: await stack.service.client.workflow.getHandle(id).fetchHistory(),
-    });
-  }
-  await lead('asleep-at-night', { timezone: night }, (s) => s.status === 'WaitingForWorkingHours');
-  const stuckPhone = uniquePhone();
-  vox.scriptFor(stuckPhone, [{ result: 'answered', report: 'none' }]);
-  const { body: stuck } = await postJson(`${stack.url}/api/leads`, {
-    name: 'Реплей',
-    phone: stuckPhone,
-    timezone: day,
-  });
-  await eventually(async () =>
-    expect((await getJson(`${stack.url}/api/leads/${stuckPhone}`)).body.status).toBe('ManualHandling'),
-  );
-  await postJson(`${stack.url}/api/leads/${stuckPhone}/handled`, { by: 'replay' });
-  await eventually(async () =>
-    expect((await getJson(`${stack.url}/api/leads/${stuckPhone}`)).body.execution).toBe('COMPLETED'),
-  );
-  for (const id of [String(stuck.workflowId), `${String(stuck.workflowId)}-call`]) {
-    produced.push({
-      name: `manual-then-handled-${id.endsWith('-call') ? 'call' : 'lead'}`,
-      workflowId: id,
-      history: await stack.service.client.workflow.getHandle(id).fetchHistory(),
-    });
-  }
+  await record('manual-then-handled', stuck);
 
   expect(produced.length).toBe(8);
   const results = Worker.runReplayHistories(

@@ -30,12 +30,16 @@ async function measure(client: Client, group: ReplayGroup) {
   let n = 0;
   let timedFrom = 0;
   let failed = 0;
+  let firstError: string | undefined;
   for await (const result of Worker.runReplayHistories(
     { workflowsPath: group.workflowsPath, replayName: `bench-${group.label}` },
     doubled,
   )) {
     n += 1;
-    if (result.error) failed += 1;
+    if (result.error) {
+      failed += 1;
+      firstError ??= `${result.workflowId}: ${String(result.error.message ?? result.error).slice(0, 300)}`;
+    }
     if (n === histories.length) timedFrom = performance.now();
   }
   const elapsed = performance.now() - timedFrom;
@@ -44,6 +48,7 @@ async function measure(client: Client, group: ReplayGroup) {
     histories: histories.length,
     wfts,
     failed: failed / 2,
+    firstError,
     perHistory: elapsed / Math.max(1, histories.length),
     perTask: elapsed / Math.max(1, wfts),
   };

@@ -80,6 +80,9 @@ async function waitDead(pid: number): Promise<void> {
   await eventually(() => expect(alive(pid)).toBe(false), 10_000);
 }
 
+/** The test's own Temporal client, for histories (set in beforeAll). */
+let temporal: Client;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tag = Date.now().toString(36);
 let seq = 0;
@@ -131,12 +134,35 @@ async function expectAnswered(
       const unfinished = states.filter(
         (s) => s.status !== 'Answered' || (completed && s.execution !== 'COMPLETED'),
       );
-      expect(unfinished).toEqual([]);
+      // A lead that does not move on may be stuck on a failing workflow task: say why.
+      const stuck = Date.now() - started > timeoutMs - 2_000 ? await whyStuck(unfinished) : [];
+      expect({ unfinished, stuck }).toEqual({ unfinished: [], stuck: [] });
     },
     timeoutMs,
     500,
   );
   return Date.now() - started;
+}
+
+/** The last workflow-task failure of each lead's workflows, if any (a bug in the workflow code). */
+async function whyStuck(leads: Array<{ ref: string }>): Promise<string[]> {
+  const out: string[] = [];
+  for (const { ref } of leads) {
+    for (const workflowId of [`lead-${ref}`, `lead-${ref}-call`]) {
+      try {
+        const history = await temporal.workflow.getHandle(workflowId).fetchHistory();
+        const failed = (history.events ?? [])
+          .map((e) => e.workflowTaskFailedEventAttributes?.failure)
+          .filter(Boolean)
+          .pop();
+        if (failed)
+          out.push(`${workflowId}: workflow task fails: ${failed.message}\n${failed.stackTrace ?? ''}`);
+      } catch (err) {
+        out.push(`${workflowId}: ${(err as Error).message}`);
+      }
+    }
+  }
+  return out;
 }
 
 /** The VoxImplant emulator's call history: how many sessions were started per lead. */
@@ -206,6 +232,7 @@ describe('production-shaped cluster: Temporal on PostgreSQL, 2 workers, 2 API in
     info = clusterInfo();
     connection = await Connection.connect({ address: info.temporalAddress });
     client = new Client({ connection, namespace: 'default' });
+    temporal = client;
     console.log(
       `[cluster] provision ${provisionMs} ms, first up ${upMs} ms; server RSS ${rssMb(info.pids.temporal!)} MB`,
     );
@@ -291,6 +318,7 @@ describe('production-shaped cluster: Temporal on PostgreSQL, 2 workers, 2 API in
     await connection.close();
     connection = await Connection.connect({ address: info.temporalAddress });
     client = new Client({ connection, namespace: 'default' });
+    temporal = client;
     await expectAnswered(info, accepted, 60_000);
     // The emulators are new (their call history went with the old ones): a restart calls nobody again.
     await sleep(2_000);
