@@ -151,7 +151,11 @@ export async function parseLead(
  */
 /** Refs the intake could have accepted; anything else cannot name a lead (404 without asking Temporal). */
 export function isPossibleRef(ref: string): boolean {
-  return ref.length > 0 && ref.length <= 128 && !/[\u0000-\u001f\u007f]/.test(ref);
+  return (
+    ref.length > 0 &&
+    ref.length <= 128 &&
+    ![...ref].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127)
+  );
 }
 
 export function leadWorkflowId(ref: string): string {

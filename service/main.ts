@@ -12,11 +12,15 @@ type Role = (typeof ROLES)[number];
 
 async function main(): Promise<void> {
   const role = (process.env.SERVICE_ROLE ?? 'all') as Role;
-  if (!ROLES.includes(role)) throw new ConfigError([`SERVICE_ROLE: one of ${ROLES.join(', ')}, got "${role}"`]);
+  if (!ROLES.includes(role))
+    throw new ConfigError([`SERVICE_ROLE: one of ${ROLES.join(', ')}, got "${role}"`]);
   const config = loadConfig();
   const { sdkMetrics } = installTemporalRuntime(config);
   const service = await startService(config, { role, extraMetrics: sdkMetrics });
-  logger.info({ role, url: service.url, temporal: config.temporal.address ?? `127.0.0.1:${config.temporal.port}` }, 'service started');
+  logger.info(
+    { role, url: service.url, temporal: config.temporal.address ?? `127.0.0.1:${config.temporal.port}` },
+    'service started',
+  );
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

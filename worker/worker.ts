@@ -33,7 +33,12 @@ export async function createLeadWorkers(
   metrics?: Metrics,
   dataConverter?: DataConverter,
 ): Promise<LeadWorkers> {
-  const common = { connection, namespace: config.temporal.namespace, shutdownGraceTime: '10s', dataConverter } as const;
+  const common = {
+    connection,
+    namespace: config.temporal.namespace,
+    shutdownGraceTime: '10s',
+    dataConverter,
+  } as const;
   const leadWorker = await Worker.create({
     ...common,
     taskQueue: config.temporal.taskQueue,

@@ -56,12 +56,14 @@ async function measure(client: Client, group: ReplayGroup) {
 
 export async function replayCost(client: Client, groups: ReplayGroup[]): Promise<string> {
   const rows: Array<Array<string | number>> = [];
+  const errors: string[] = [];
   for (const g of groups) {
     const r = await measure(client, g);
     rows.push([g.label, r.histories, r.wfts, r.failed, ms(r.perHistory), ms(r.perTask)]);
+    if (r.firstError) errors.push(`first replay error (${g.label}): ${r.firstError}`);
   }
-  return table(
-    ['replayed histories', 'n', 'workflow tasks', 'replay errors', 'per history', 'per task'],
-    rows,
-  );
+  return [
+    table(['replayed histories', 'n', 'workflow tasks', 'replay errors', 'per history', 'per task'], rows),
+    ...errors,
+  ].join('\n');
 }

@@ -1,4 +1,4 @@
-# Shared by up.sh, down.sh and status.sh (sourced, not run): where the cluster lives, its ports, and
+# Shared by up.sh and down.sh (sourced, not run): where the cluster lives, its ports, and
 # the pid files of what it started.
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # the variables here are used by the scripts that source this file
