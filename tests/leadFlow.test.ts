@@ -5,6 +5,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startDevServer, startStack, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { received } from './support/received';
+import { callCustomer, crmLeadCreatedSignal } from '../workflows/callCustomer';
+import { leadPolicy } from '../api/intake';
 
 let env: TestWorkflowEnvironment;
 let stack: TestStack;
@@ -232,4 +234,27 @@ test('invalid input is a 4xx with a JSON error and starts nothing', async () => 
 test('GET /api/leads/:ref of an unknown ref is 404', async () => {
   const res = await getJson(`${stack.url}/api/leads/no-such-ref`);
   expect(res.status).toBe(404);
+});
+
+test('a CRM lead id delivered with the call workflow’s first task (as after a worker crash) is handled', async () => {
+  const phone = uniquePhone();
+  const handle = await stack.service.client.workflow.signalWithStart(callCustomer, {
+    taskQueue: stack.config.temporal.taskQueue,
+    workflowId: `signal-first-${phone}`,
+    signal: crmLeadCreatedSignal,
+    signalArgs: [424242],
+    args: [
+      {
+        leadWorkflowId: `no-such-parent-${phone}`,
+        ref: phone,
+        name: 'Сигнал',
+        phone,
+        timezone: 'Europe/Moscow',
+        receivedAt: Date.now(),
+        policy: leadPolicy(stack.config),
+      },
+    ],
+  });
+  expect(await handle.result()).toMatchObject({ status: 'Answered', attempts: 1 });
+  expect(callsTo(phone)).toHaveLength(1);
 });

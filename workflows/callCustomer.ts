@@ -54,8 +54,10 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
   const calls = proxyActivities<CallActivities>({
     taskQueue: policy.callTaskQueue,
     // Waiting for a slot under the calls-per-second limit counts against schedule-to-start, not
-    // start-to-close, so a morning queue of sleeping leads does not time out.
-    startToCloseTimeout: '30s',
+    // start-to-close, so a morning queue of sleeping leads does not time out. StartScenarios answers
+    // in well under a second: a short timeout lets a crashed worker's call be retried (and
+    // de-duplicated against the call history) quickly.
+    startToCloseTimeout: '10s',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
   });
   const crm = proxyActivities<CrmActivities>({
@@ -77,6 +79,9 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
   let report: CallReport | undefined;
   let pendingAction: OperatorAction | undefined;
   const crmNotes: Array<{ statusId?: string; comment: string }> = [];
+  // Declared before the handlers: a signal that arrived with the first task (the CRM lead id, after
+  // a worker crash) is delivered while setHandler runs.
+  let crmWriter: Promise<void> | undefined;
 
   setHandler(crmLeadCreatedSignal, (id) => {
     crmLeadId = id;
@@ -129,7 +134,6 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
   }
   // CRM notes are written in the background, in order: a slow or rate-limited Bitrix24 must
   // never delay the next call.
-  let crmWriter: Promise<void> | undefined;
   function flushCrmNotes(): void {
     if (crmLeadId === undefined || crmWriter) return;
     const leadId = crmLeadId;

@@ -2,6 +2,7 @@
 // replay worker (the same single workflow thread and sandbox the live worker uses) and time it
 // per workflow task, next to the bare workflow's histories.
 import type { Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import type { temporal } from '@temporalio/proto';
 import { ms, table } from './stats';
@@ -10,6 +11,8 @@ export interface ReplayGroup {
   label: string;
   workflowsPath: string;
   workflowIds: string[];
+  /** the service's payload codec, when its histories are sealed */
+  dataConverter?: DataConverter;
 }
 
 type History = temporal.api.history.v1.IHistory;
@@ -32,7 +35,11 @@ async function measure(client: Client, group: ReplayGroup) {
   let failed = 0;
   let firstError: string | undefined;
   for await (const result of Worker.runReplayHistories(
-    { workflowsPath: group.workflowsPath, replayName: `bench-${group.label}` },
+    {
+      workflowsPath: group.workflowsPath,
+      replayName: `bench-${group.label}`,
+      ...(group.dataConverter ? { dataConverter: group.dataConverter } : {}),
+    },
     doubled,
   )) {
     n += 1;
