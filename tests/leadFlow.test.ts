@@ -169,6 +169,9 @@ test('forged and missing tokens are refused with 401 and change nothing', async 
   stack.emulators.voximplant.control.scriptFor(phone, [{ result: 'answered', report: 'none' }]);
   await postJson(`${stack.url}/api/leads`, { name: 'Зоя', phone });
   await eventually(() => expect(callsTo(phone)).toHaveLength(1));
+  await eventually(async () =>
+    expect((await getJson(`${stack.url}/api/leads/${phone}`)).body.status).toBe('WaitingForResult'),
+  );
   const token = String(callsTo(phone)[0]!.customData!.token);
   const [payload, signature] = token.split('.');
   const forged = `${payload}.${signature!.slice(0, -2)}${signature!.endsWith('AA') ? 'BB' : 'AA'}`;
