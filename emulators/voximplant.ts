@@ -69,6 +69,8 @@ export interface VoximplantEmulatorOptions {
   scenarioSetsCallKey?: boolean;
   /** client for the scenario's result POSTs */
   http?: AxiosInstance;
+  /** first wait between report retries (scenario.js: 1 s, doubling); tests may shorten it */
+  reportBackoffMs?: number;
 }
 
 export interface VoximplantEmulatorControl {
@@ -101,6 +103,9 @@ const DEFAULT_CODES: Record<CallResult, number> = {
 const DEFAULT_DURATIONS: Partial<Record<CallResult, number>> = { answered: 12, voicemail: 20 };
 const INITIAL_OUTCOME: ScriptedOutcome = { result: 'answered', delayMs: 50 };
 const FIRST_SESSION_ID = 1_000_000_001;
+// scenario.js retries its report 5 times, waiting 1, 2, 4 and 8 s in between.
+const REPORT_TRIES = 5;
+const REPORT_BACKOFF_MS = 1000;
 const DOWN_PAGE = '<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>';
 
 type Params = Record<string, string>;
@@ -112,6 +117,7 @@ const apiError = (code: number, msg: string, status = 200): ApiAnswer => ({
 });
 
 export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): VoximplantEmulator {
+  const reportBackoffMs = opts.reportBackoffMs ?? REPORT_BACKOFF_MS;
   const accountId = opts.accountId ?? EMULATOR_CREDENTIALS.voximplantAccountId;
   const apiKey = opts.apiKey ?? EMULATOR_CREDENTIALS.voximplantApiKey;
   const ruleIds = new Set(opts.ruleIds ?? [EMULATOR_CREDENTIALS.voximplantRuleId]);
@@ -196,15 +202,22 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
     if (typeof url !== 'string' || !url || !body.token) return;
     const id = call.callSessionHistoryId;
     for (let i = 0; i < times; i++) {
-      if (startedIn !== generation) return; // reset() since: this call belongs to an earlier test
-      const entry: ResultReport = { callSessionHistoryId: id, url, body, ok: false, at: new Date() };
-      state.reports.push(entry);
-      try {
-        const res = await http.post(url, body, { validateStatus: () => true });
-        entry.status = res.status;
-        entry.ok = res.status >= 200 && res.status < 300;
-      } catch (err) {
-        entry.error = (err as Error).message;
+      // Like scenario.js: up to REPORT_TRIES posts, backing off, while our endpoint is unreachable,
+      // failing (5xx) or asking to slow down (408, 429); any other answer is final.
+      for (let attempt = 0; attempt < REPORT_TRIES; attempt++) {
+        if (startedIn !== generation) return; // reset() since: this call belongs to an earlier test
+        if (attempt > 0)
+          await new Promise((r) => setTimeout(r, reportBackoffMs * 2 ** (attempt - 1)).unref());
+        const entry: ResultReport = { callSessionHistoryId: id, url, body, ok: false, at: new Date() };
+        state.reports.push(entry);
+        try {
+          const res = await http.post(url, body, { validateStatus: () => true });
+          entry.status = res.status;
+          entry.ok = res.status >= 200 && res.status < 300;
+          if (res.status < 500 && res.status !== 408 && res.status !== 429) break;
+        } catch (err) {
+          entry.error = (err as Error).message;
+        }
       }
     }
   }

@@ -53,7 +53,7 @@ test('kill -9 of the service while leads are mid-flight: each lead still gets ex
   const phones = Array.from({ length: 12 }, () => uniquePhone());
   // Results arrive only after the restart, so some leads are waiting for their report when killed.
   for (const phone of phones)
-    emulators.voximplant.control.scriptFor(phone, [{ result: 'answered', delayMs: 9_000 }]);
+    emulators.voximplant.control.scriptFor(phone, [{ result: 'answered', delayMs: 12_000 }]);
   const accepted: string[] = [];
   for (const [i, phone] of phones.entries()) {
     const res = await postJson(`${service.url}/api/leads`, { name: `Клиент ${i}`, phone });

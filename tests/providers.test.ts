@@ -75,7 +75,7 @@ afterAll(async () => {
 
 // ---------------------------------------------------------------------------------------------
 describe('VoxImplant', () => {
-  const vox = createVoximplantEmulator();
+  const vox = createVoximplantEmulator({ reportBackoffMs: 5 });
   const reports: Array<Record<string, unknown>> = [];
   let voxUrl: string;
   let resultUrl: string;
@@ -267,9 +267,12 @@ describe('VoxImplant', () => {
     );
     await vox.control.settled();
 
-    expect(vox.state.reports).toHaveLength(1);
-    expect(vox.state.reports[0]).toMatchObject({ ok: false, url: deadUrl, body: { result: 'voicemail' } });
-    expect(vox.state.reports[0]!.error).toMatch(/ECONNREFUSED/);
+    // Retried like scenario.js: five posts, all refused, all recorded.
+    expect(vox.state.reports).toHaveLength(5);
+    for (const report of vox.state.reports) {
+      expect(report).toMatchObject({ ok: false, url: deadUrl, body: { result: 'voicemail' } });
+      expect(report.error).toMatch(/ECONNREFUSED/);
+    }
   });
 
   test('GetCallHistory filters by custom data and dates, in the real answer shape', async () => {

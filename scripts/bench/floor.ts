@@ -4,7 +4,7 @@ import { Client } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { openLoop } from './load';
-import { percentile, sleep, startProbe, type Probe } from './stats';
+import { cpuNow, percentile, sleep, startProbe, type Probe } from './stats';
 
 export interface FloorRun {
   rate: number;
@@ -16,6 +16,8 @@ export interface FloorRun {
   p50: number;
   p99: number;
   probe: Probe;
+  /** CPU seconds per workflow, node process and dev server, until its activity ran */
+  cpuPerWorkflow: { node: number; server: number };
 }
 
 const TASK_QUEUE = 'bench-bare';
@@ -69,7 +71,11 @@ export async function measureFloor(opts: {
     const results: FloorRun[] = [];
     for (const { rate, seconds } of opts.runs) {
       const probe = startProbe(opts.serverCpu);
+      const cpu0 = cpuNow(opts.serverCpu);
       const { sent, errors, latencies } = await startMany(rate, seconds);
+      await sleep(2_000); // the workflows' completions
+      const cpu1 = cpuNow(opts.serverCpu);
+      const per = (a: number, b: number) => (b - a) / Math.max(1, sent.length);
       results.push({
         rate,
         seconds,
@@ -80,6 +86,7 @@ export async function measureFloor(opts: {
         p50: percentile(latencies, 50),
         p99: percentile(latencies, 99),
         probe: probe(),
+        cpuPerWorkflow: { node: per(cpu0.node, cpu1.node), server: per(cpu0.server, cpu1.server) },
       });
     }
     await opts.beforeShutdown?.();

@@ -2,7 +2,7 @@
 // at rising open-loop rates (throughput, 5xx, and whether every accepted lead got exactly one call).
 import type { Bench } from './context';
 import { nextPhone, ok2xx, openLoop, type PostOutcome } from './load';
-import { percentile, startProbe, type Probe } from './stats';
+import { cpuNow, percentile, sleep, startProbe, type Probe } from './stats';
 
 export const leadFields = (phone: string, extra: Record<string, unknown> = {}) => ({
   name: 'Bench Lead',
@@ -22,6 +22,8 @@ export interface LatencyRun {
   httpP50: number;
   httpP99: number;
   probe: Probe;
+  /** CPU seconds per accepted lead, node process and dev server, until 10 s after the last call */
+  cpuPerLead: { node: number; server: number };
 }
 
 async function postAtRate(bench: Bench, rate: number, seconds: number): Promise<PostOutcome[]> {
@@ -42,16 +44,20 @@ export async function measureIntakeLatency(bench: Bench): Promise<LatencyRun[]> 
   const runs: LatencyRun[] = [];
   for (const rate of settings.latencyRates) {
     const probe = startProbe(() => server.cpuSeconds());
+    const cpu0 = cpuNow(() => server.cpuSeconds());
     const posts = await postAtRate(bench, rate, settings.latencySeconds);
     const p = probe();
     const accepted = posts.filter(ok2xx);
     const wait = await ledger.waitFor(
       accepted.map((p) => p.phone),
       {
-        timeoutMs: 60_000,
+        timeoutMs: settings.drainTimeoutMs,
         stallMs: settings.stallMs,
       },
     );
+    await sleep(10_000);
+    const cpu1 = cpuNow(() => server.cpuSeconds());
+    const perLead = (a: number, b: number) => (b - a) / Math.max(1, accepted.length);
     const latencies = accepted
       .filter((p) => ledger.first(p.phone) !== undefined)
       .map((p) => ledger.first(p.phone)! - p.sentAt);
@@ -68,6 +74,7 @@ export async function measureIntakeLatency(bench: Bench): Promise<LatencyRun[]> 
       httpP50: percentile(http, 50),
       httpP99: percentile(http, 99),
       probe: p,
+      cpuPerLead: { node: perLead(cpu0.node, cpu1.node), server: perLead(cpu0.server, cpu1.server) },
     });
   }
   return runs;

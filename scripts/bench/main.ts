@@ -82,7 +82,12 @@ function floorRow(r: FloorRun) {
     ms(r.p50),
     ms(r.p99),
     '',
+    cpuText(r.cpuPerWorkflow),
   ];
+}
+
+function cpuText(c: { node: number; server: number }): string {
+  return `${num(c.node * 1000)} + ${num(c.server * 1000)}`;
 }
 
 function verdict(value: number, target: number, floor: number, lowerIsBetter: boolean): string {
@@ -145,7 +150,7 @@ async function main(): Promise<void> {
   say(
     '\n' +
       table(
-        ['measure', 'n', 'non-2xx/lost', 'p50', 'p99', 'vs floor p50 / p99'],
+        ['measure', 'n', 'non-2xx/lost', 'p50', 'p99', 'vs floor p50 / p99', 'CPU ms each: node + server'],
         [
           ...floor.map(floorRow),
           ...latency.map((r: LatencyRun) => [
@@ -155,6 +160,7 @@ async function main(): Promise<void> {
             ms(r.p50),
             ms(r.p99),
             `${ratio(r.p50, floorAt(r.rate)?.p50)} / ${ratio(r.p99, floorAt(r.rate)?.p99)}`,
+            cpuText(r.cpuPerLead),
           ]),
           ...latency.map((r) => [
             `  (HTTP answer of the POST, ${r.rate}/s)`,
@@ -162,6 +168,7 @@ async function main(): Promise<void> {
             '',
             ms(r.httpP50),
             ms(r.httpP99),
+            '',
             '',
           ]),
         ],

@@ -70,6 +70,12 @@ export function startProbe(serverCpuSeconds: () => number | undefined) {
 }
 export type Probe = ReturnType<ReturnType<typeof startProbe>>;
 
+/** CPU seconds used so far by this process (all threads) and by the dev server. */
+export function cpuNow(serverCpuSeconds: () => number | undefined): { node: number; server: number } {
+  const c = process.cpuUsage();
+  return { node: (c.user + c.system) / 1e6, server: serverCpuSeconds() ?? Number.NaN };
+}
+
 export function probeText(p: Probe): string {
   return (
     `CPU: node process ${num(p.nodeCores, 2)} cores, temporal server ${num(p.serverCores, 2)} cores; ` +
