@@ -66,7 +66,8 @@ const STATUS_TEXT: Record<number, string> = {
 };
 const MAX_PARTS = 8;
 const PRICE_PER_PART = 3.5;
-const INITIAL_BALANCE = 1000;
+// Large enough that a demo or a benchmark never runs dry; tests that want "no money" pass `balance`.
+const INITIAL_BALANCE = 1_000_000;
 const DOWN_PAGE = '<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>';
 
 interface PerNumber {

@@ -2,8 +2,8 @@
 // code, and so are histories recorded earlier (tests/fixtures/replay): a change that would break
 // leads already in flight — asleep for the night, waiting for a call report, waiting for a person —
 // fails here. Such a change needs workflow versioning (patched()) instead.
-// Re-record the fixtures with UPDATE_REPLAY_FIXTURES=1 (only when a change is meant to be breaking
-// and no lead recorded under the old code can still be running).
+// Record a new generation of fixtures with UPDATE_REPLAY_FIXTURES=v<N> after a change guarded by
+// patched(), keeping the older generations: leads started under them may still be running.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
@@ -123,11 +123,12 @@ test('histories of every kind of lead replay against the current code', async ()
   }
   expect(replayed).toBe(8);
 
-  if (process.env.UPDATE_REPLAY_FIXTURES === '1') {
+  const generation = process.env.UPDATE_REPLAY_FIXTURES;
+  if (generation) {
     fs.mkdirSync(FIXTURES, { recursive: true });
     for (const { name, workflowId, history } of produced) {
       fs.writeFileSync(
-        path.join(FIXTURES, `${name}.json`),
+        path.join(FIXTURES, `${generation}-${name}.json`),
         JSON.stringify({ workflowId, history: historyToPlain(history) }),
       );
     }
@@ -136,7 +137,7 @@ test('histories of every kind of lead replay against the current code', async ()
 
 test('recorded histories of leads from earlier code still replay', async () => {
   const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
-  expect(files.length).toBeGreaterThanOrEqual(8);
+  expect(files.length).toBeGreaterThanOrEqual(16); // two generations: before and after the v2 patch
   const histories = files.map((f) => {
     const { workflowId, history } = JSON.parse(fs.readFileSync(path.join(FIXTURES, f), 'utf8')) as {
       workflowId: string;

@@ -7,6 +7,7 @@ import {
   defineUpdate,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -110,23 +111,32 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
   );
 
   const parent = getExternalWorkflowHandle(input.leadWorkflowId);
-  async function progress(next: LeadStatus, event?: string): Promise<void> {
+  // Progress reports to the lead workflow go out in order, one after another; a caller that must
+  // not wait for the round trip (the first call) need not await its report.
+  let progressChain: Promise<void> = Promise.resolve();
+  function progress(next: LeadStatus, event?: string): Promise<void> {
     status = next;
-    try {
-      await parent.signal(callProgressSignal, {
-        status,
-        attempts,
-        nextCallAt,
-        lastResult,
-        manualReason,
-        nightSmsSent,
-        event,
-      });
-    } catch (err) {
-      // The lead workflow outlives this one; if it is gone (terminated by hand) the call goes on.
-      log.warn('could not report progress to the lead workflow', { error: String(err) });
-    }
+    const snapshot: CallProgress = {
+      status,
+      attempts,
+      nextCallAt,
+      lastResult,
+      manualReason,
+      nightSmsSent,
+      event,
+    };
+    progressChain = progressChain.then(async () => {
+      try {
+        await parent.signal(callProgressSignal, snapshot);
+      } catch (err) {
+        // The lead workflow outlives this one; if it is gone (terminated by hand) the call goes on.
+        log.warn('could not report progress to the lead workflow', { error: String(err) });
+      }
+    });
+    return progressChain;
   }
+  // Leads started before this change awaited the "Calling" report before placing the call.
+  const callWithoutWaitingForReport = patched('call-without-waiting-for-progress-report');
 
   function noteForCrm(comment: string, statusId?: string): void {
     crmNotes.push({ comment, statusId });
@@ -256,7 +266,8 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
     nextCallAt = undefined;
     report = undefined;
     awaitedAttempt = attempts;
-    await progress('Calling');
+    if (callWithoutWaitingForReport) void progress('Calling');
+    else await progress('Calling');
     try {
       await calls.placeRobotCall({
         workflowId,
