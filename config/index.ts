@@ -71,6 +71,7 @@ const envSchema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('leads'),
   TEMPORAL_CALL_TASK_QUEUE: z.string().min(1).default('lead-calls'),
   TEMPORAL_CRM_TASK_QUEUE: z.string().min(1).default('lead-crm'),
+  TEMPORAL_CALL_WORKFLOW_TASK_QUEUE: z.string().min(1).default('lead-call-workflows'),
 
   BITRIX24_WEBHOOK_URL: httpUrl.optional().or(z.literal('').transform(() => undefined)),
   BITRIX24_PORTAL_URL: httpUrl.optional().or(z.literal('').transform(() => undefined)),
@@ -174,6 +175,7 @@ export interface AppConfig {
     taskQueue: string;
     callTaskQueue: string;
     crmTaskQueue: string;
+    callWorkflowTaskQueue: string;
   };
   bitrix24: {
     mode: ProviderMode;
@@ -373,6 +375,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       callTaskQueue: e.TEMPORAL_CALL_TASK_QUEUE,
       crmTaskQueue: e.TEMPORAL_CRM_TASK_QUEUE,
+      callWorkflowTaskQueue: e.TEMPORAL_CALL_WORKFLOW_TASK_QUEUE,
     },
     bitrix24: {
       mode: bitrix24Mode,

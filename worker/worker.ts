@@ -10,6 +10,7 @@ import type { DataConverter } from '@temporalio/common';
 
 export interface LeadWorkers {
   leadWorker: Worker;
+  callWorkflowWorker: Worker;
   crmWorker: Worker;
   callWorker: Worker;
   /** Resolves when every worker has stopped (after shutdown()). */
@@ -48,6 +49,15 @@ export async function createLeadWorkers(
     // when an evicted lead wakes up.
     maxCachedWorkflows: 2000,
   });
+  // Same workflow code, its own queue: the call workflows' tasks (the path to the first call) are
+  // polled apart from the backlog the CRM and alerts of other leads leave on the main queue.
+  const callWorkflowWorker = await Worker.create({
+    ...common,
+    taskQueue: config.temporal.callWorkflowTaskQueue,
+    ...workflows,
+    activities: createLeadActivities(config, metrics),
+    maxCachedWorkflows: 2000,
+  });
   const crmWorker = await Worker.create({
     ...common,
     taskQueue: config.temporal.crmTaskQueue,
@@ -62,10 +72,11 @@ export async function createLeadWorkers(
     maxTaskQueueActivitiesPerSecond: config.call.callsPerSecond,
     maxConcurrentActivityTaskExecutions: config.call.maxConcurrentCalls,
   });
-  const all = [leadWorker, crmWorker, callWorker];
+  const all = [leadWorker, callWorkflowWorker, crmWorker, callWorker];
   let running: Promise<void> | undefined;
   return {
     leadWorker,
+    callWorkflowWorker,
     crmWorker,
     callWorker,
     run() {

@@ -118,6 +118,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   if (input.phoneCallable) {
     child = await startChild(callCustomer, {
       workflowId: `${workflowId}-call`,
+      taskQueue: input.policy.callWorkflowTaskQueue,
       parentClosePolicy: ParentClosePolicy.ABANDON,
       args: [
         {

@@ -66,6 +66,11 @@ export interface LeadPolicy {
   callTaskQueue: string;
   /** Bitrix24 activities: a queue of their own, rate-limited to what the portal allows. */
   crmTaskQueue: string;
+  /**
+   * The call workflows' own task queue, so a call's workflow tasks never wait behind the CRM and
+   * alert work of other leads (absent for leads accepted before it existed).
+   */
+  callWorkflowTaskQueue?: string;
   resultUrl: string;
   /** How long a lead waits in manual handling for a person before it closes as unhandled. */
   manualHandlingTimeoutMs: number;
