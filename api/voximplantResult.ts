@@ -3,7 +3,12 @@
 // changes nothing and gets 409.
 import express, { Router } from 'express';
 import { z } from 'zod';
-import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import {
+  ServiceError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+} from '@temporalio/client';
 import { status } from '@grpc/grpc-js';
 import type { AppDeps } from './app';
 import { HttpError } from './app';
@@ -62,6 +67,10 @@ export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): 
           isRejectedByServer(err)
         ) {
           throw new HttpError(409, `call attempt ${a} is not awaited`);
+        }
+        if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || err instanceof ServiceError) {
+          // Temporal is overloaded or unreachable: the scenario retries its report on a 5xx.
+          throw new HttpError(503, 'the report could not be delivered right now; retry shortly');
         }
         throw err;
       }

@@ -47,7 +47,7 @@ export async function createLeadWorkers(
     activities: createLeadActivities(config, metrics),
     // Sleeping leads are many and idle; a bounded cache keeps memory flat, at the cost of a replay
     // when an evicted lead wakes up.
-    maxCachedWorkflows: 2000,
+    maxCachedWorkflows: 1000,
   });
   // Same workflow code, its own queue: the call workflows' tasks (the path to the first call) are
   // polled apart from the backlog the CRM and alerts of other leads leave on the main queue.
@@ -56,7 +56,7 @@ export async function createLeadWorkers(
     taskQueue: config.temporal.callWorkflowTaskQueue,
     ...workflows,
     activities: createLeadActivities(config, metrics),
-    maxCachedWorkflows: 2000,
+    maxCachedWorkflows: 1000,
   });
   const crmWorker = await Worker.create({
     ...common,

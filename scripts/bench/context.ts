@@ -1,5 +1,6 @@
 // What every phase needs: the dev server, the running service, its emulators' call ledger, and how
 // to start or restart the service with config overrides.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,8 +18,9 @@ export interface BenchSettings {
   throughputSeconds: number;
   sleepers: number;
   sleeperConcurrency: number;
-  /** the least time from the service's restart to the morning window */
+  /** the least and the most time from the service's restart to the morning window */
   minNightSeconds: number;
+  maxNightSeconds: number;
   drainTimeoutMs: number;
   /** stop waiting for calls when none arrived for this long: something is stuck, not slow */
   stallMs: number;
@@ -34,8 +36,9 @@ export const FULL: BenchSettings = {
   sleepers: 10_000,
   sleeperConcurrency: 50,
   minNightSeconds: 90,
+  maxNightSeconds: 45 * 60,
   drainTimeoutMs: 240_000,
-  stallMs: 45_000,
+  stallMs: 90_000,
 };
 
 export const QUICK: BenchSettings = {
@@ -44,11 +47,12 @@ export const QUICK: BenchSettings = {
   latencySeconds: 5,
   latencyRates: [10, 50],
   throughputRates: [100, 150, 200, 300],
-  throughputSeconds: 5,
+  throughputSeconds: 3,
   sleepers: 1_000,
   sleeperConcurrency: 50,
   minNightSeconds: 45,
-  drainTimeoutMs: 120_000,
+  maxNightSeconds: 150,
+  drainTimeoutMs: 60_000,
   stallMs: 20_000,
 };
 
@@ -75,6 +79,8 @@ const NO_CREDENTIALS: Record<string, string> = {
 
 export class Bench {
   service?: RunningService;
+  /** one bundle for the whole run: the service and the replay diagnostic run the same code */
+  workflowBundle?: { code: string };
   poster?: LeadPoster;
   ledger?: CallLedger;
   readonly dataDir: string;
@@ -117,6 +123,7 @@ export class Bench {
     await this.stopService();
     const service = await startService(this.config(overrides), {
       role: 'all',
+      ...(this.workflowBundle ? { workflows: { workflowBundle: this.workflowBundle } } : {}),
       // Instant providers: the benchmark measures the service, not Bitrix24's 2 requests/s,
       // and a funded SMS account (the emulator's default balance runs out after ~285 messages).
       emulatorOptions: { bitrix24: { rateLimit: false }, smsru: { balance: 1e9 } },
@@ -137,11 +144,21 @@ export class Bench {
   }
 }
 
+function codeVersion(): string {
+  const repo = path.resolve(__dirname, '..', '..');
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: repo, encoding: 'utf8' }).trim();
+    return `code ${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain') ? ' (+ uncommitted changes)' : ''}`;
+  } catch {
+    return 'code version unknown';
+  }
+}
+
 export function machineText(server: DevServer): string {
   const cpus = os.cpus();
   return [
     `machine: ${cpus.length} CPUs (${cpus[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
       `${os.type()} ${os.release()} ${os.arch()}`,
-    `node ${process.version}; ${server.version.split('\n')[0]}; dev server flags from devServerArgs()`,
+    `node ${process.version}; ${server.version.split('\n')[0]}; dev server flags from devServerArgs(); ${codeVersion()}`,
   ].join('\n');
 }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
 import { leadWorkflowId } from '../../api/intake';
 import { installTemporalRuntime } from '../../service/runtime';
 import { AesGcmPayloadCodec } from '../../support/codec';
@@ -14,7 +14,7 @@ import { freePort, startDevServer, type DevServer } from './devServer';
 import { measureFloor, type FloorRun } from './floor';
 import { measureIntakeLatency, measureThroughput, type LatencyRun, type ThroughputStep } from './intake';
 import { ok2xx } from './load';
-import { measureSleepers, settle, type SleeperResult } from './sleepers';
+import { measureSleepers, notYetCalled, type SleeperResult } from './sleepers';
 import { replayCost } from './replayCost';
 import { phaseSummary, scrape, type Snapshot } from './sdkMetrics';
 import { ServiceLog } from './serviceLog';
@@ -29,18 +29,40 @@ let serviceLog: ServiceLog | undefined;
 
 let sdkMetrics: (() => Promise<string>) | undefined;
 let lastSnapshot: Snapshot = [];
-const QUEUES = ['bench-bare', 'leads', 'lead-calls', 'lead-crm', 'night-leads', 'night-calls', 'night-crm'];
 
 async function metricNotes(): Promise<string[]> {
   const now = await scrape(sdkMetrics);
-  const metrics = phaseSummary(lastSnapshot, now, QUEUES);
+  const metrics = phaseSummary(lastSnapshot, now);
   lastSnapshot = now;
   return metrics.length ? ['  Temporal SDK metrics over this phase:', ...metrics.map((l) => `    ${l}`)] : [];
+}
+
+let reportsSeen: { list: unknown[]; index: number } | undefined;
+
+/** The scenario's result posts to the service since the last call: a failed one loses a call's result. */
+function resultPostNotes(): string[] {
+  const reports = bench?.service?.emulators?.voximplant.state.reports;
+  if (!reports) return [];
+  if (reportsSeen?.list !== reports) reportsSeen = { list: reports, index: 0 };
+  const fresh = reports.slice(reportsSeen.index);
+  reportsSeen.index = reports.length;
+  if (fresh.length === 0) return [];
+  const failed = fresh.filter((r) => !r.ok);
+  const why = new Map<string, number>();
+  for (const r of failed) {
+    const key = r.status ? `HTTP ${r.status}` : (r.error ?? 'no answer');
+    why.set(key, (why.get(key) ?? 0) + 1);
+  }
+  return [
+    `  VoxImplant scenario result posts to the service: ${fresh.length - failed.length} ok, ${failed.length} failed` +
+      (failed.length ? ` (${[...why].map(([k, n]) => `${n}× ${k}`).join(', ')})` : ''),
+  ];
 }
 
 /** The SDK's metrics and the service's warnings and errors since the previous phase. */
 async function logNotes(metrics?: string[]): Promise<void> {
   for (const l of metrics ?? (await metricNotes())) say(l);
+  for (const l of resultPostNotes()) say(l);
   const lines = serviceLog?.sinceLast() ?? [];
   if (lines.length === 0) say('  service log: no warnings or errors');
   else {
@@ -117,6 +139,11 @@ async function main(): Promise<void> {
   say(machineText(server));
   say(`dev server pid ${server.pid} on ${server.address}, SQLite ${server.dbFile}`);
   bench = new Bench(settings, server, tmpDir);
+  // One bundle of the service's workflows for the whole run (the tree may change meanwhile).
+  bench.workflowBundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+  });
   // As the run command does (its default SDK_METRICS_PORT is 9464), on a free port.
   sdkMetrics = installTemporalRuntime(
     bench.config({ SDK_METRICS_PORT: String(await freePort()) }),
@@ -248,10 +275,9 @@ async function main(): Promise<void> {
   const clean = steps.filter((s) => s.http5xx === 0 && s.noAnswer === 0);
   const bestAccepted = Math.max(0, ...clean.map((s) => s.acceptedPerSecond));
   const everyOnce = steps.every((s) => s.noCall === 0 && s.moreThanOne === 0);
-  const settled = await settle(bench.service!.client, settings.drainTimeoutMs, settings.stallMs);
   say(
-    `  after the last step, leads still before or in their call (New/Calling/WaitingForResult): ${settled.left} ` +
-      `(waited ${(settled.ms / 1000).toFixed(1)} s for the rest to catch up${settled.stalled ? '; no progress, gave up' : ''})`,
+    `  after the last step, leads still before or in their call (New/Calling/WaitingForResult): ` +
+      `${await notYetCalled(bench.service!.client)}`,
   );
   await logNotes();
 
@@ -259,7 +285,10 @@ async function main(): Promise<void> {
   say(
     `\n[4/4] ${settings.sleepers.toLocaleString('en')} sleeping leads: service restarted with a window that opens soon`,
   );
-  const night: SleeperResult = await measureSleepers(bench, say);
+  // What the service carried end to end, judged by its CPU per lead at the lowest rate.
+  const perLead = latency[0]!.cpuPerLead;
+  const leadsPerSecond = (os.cpus().length * 1) / Math.max(0.001, perLead.node + perLead.server);
+  const night: SleeperResult = await measureSleepers(bench, leadsPerSecond, say);
   const n = night.accepted;
   say(
     table(
@@ -299,7 +328,7 @@ async function main(): Promise<void> {
         [
           `all ${n} calls after window start`,
           night.allCallsAfterMs === undefined
-            ? `not all (${night.missingCalls} missing)`
+            ? `not all: ${night.missingCalls} missing${night.stalled ? ' (no new call for a while: gave up)' : ''}`
             : `${(night.allCallsAfterMs / 1000).toFixed(1)} s`,
         ],
         ['ideal at the configured rate', `${(n / night.configuredRate).toFixed(1)} s`],
@@ -308,6 +337,7 @@ async function main(): Promise<void> {
           `${night.maxPerSecondBucket} / ${night.maxPerSlidingSecond} (CALLS_PER_SECOND=${night.configuredRate})`,
         ],
         ['leads with exactly one call / more than one', `${night.exactlyOne} / ${night.moreThanOne}`],
+        ['where the leads ended up (LeadStatus)', night.statuses],
         [
           'peak during the morning: process RSS / heapUsed / server RSS',
           `${mb(night.peakDuringMorning.rss)} / ${mb(night.peakDuringMorning.heapUsed)} / ${mb(night.peakDuringMorning.serverRss)}`,
@@ -325,21 +355,25 @@ async function main(): Promise<void> {
     const connection = await NativeConnection.connect({ address: server.address });
     try {
       const client = new Client({ connection, namespace: server.namespace });
-      const workflows = require.resolve('../../workflows');
+      const workflows = { workflowBundle: bench.workflowBundle! };
       // The service seals payloads; its key lives in DATA_DIR, so the same config opens them.
       const dataConverter = { payloadCodecs: [new AesGcmPayloadCodec(bench.config().encryption)] };
       const bareIds = Array.from({ length: 30 }, (_, i) => `bare-${20 + i}`);
       const out = await replayCost(client, [
-        { label: 'bare (floor run)', workflowsPath: require.resolve('./bareWorkflow'), workflowIds: bareIds },
+        {
+          label: 'bare (floor run)',
+          workflows: { workflowsPath: require.resolve('./bareWorkflow') },
+          workflowIds: bareIds,
+        },
         {
           label: 'processLead (10/s run)',
-          workflowsPath: workflows,
+          workflows,
           workflowIds: replayLeads,
           dataConverter,
         },
         {
           label: 'callCustomer (10/s run)',
-          workflowsPath: workflows,
+          workflows,
           workflowIds: replayLeads.map((id) => `${id}-call`),
           dataConverter,
         },

@@ -9,7 +9,7 @@ import { ms, table } from './stats';
 
 export interface ReplayGroup {
   label: string;
-  workflowsPath: string;
+  workflows: { workflowsPath: string } | { workflowBundle: { code: string } };
   workflowIds: string[];
   /** the service's payload codec, when its histories are sealed */
   dataConverter?: DataConverter;
@@ -36,7 +36,7 @@ async function measure(client: Client, group: ReplayGroup) {
   let firstError: string | undefined;
   for await (const result of Worker.runReplayHistories(
     {
-      workflowsPath: group.workflowsPath,
+      ...group.workflows,
       replayName: `bench-${group.label}`,
       ...(group.dataConverter ? { dataConverter: group.dataConverter } : {}),
     },

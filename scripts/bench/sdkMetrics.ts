@@ -52,7 +52,7 @@ function histogram(
   return { count, mean: count ? sum / count : Number.NaN, fastShare: count ? fast / count : Number.NaN };
 }
 
-export function phaseSummary(before: Snapshot, after: Snapshot, taskQueues: string[]): string[] {
+export function phaseSummary(before: Snapshot, after: Snapshot): string[] {
   if (after.length === 0) return [];
   const d = (n: string, w: Record<string, string> = {}) => delta(before, after, n, w);
   const lines: string[] = [];
@@ -65,6 +65,7 @@ export function phaseSummary(before: Snapshot, after: Snapshot, taskQueues: stri
     })
     .filter(Boolean);
   if (parts.length) lines.push(`workflow tasks run: ${parts.join('; ')}`);
+  const taskQueues = [...new Set(after.map((x) => x.labels.task_queue).filter((q): q is string => !!q))];
   for (const q of taskQueues) {
     const wft = histogram(before, after, 'temporal_workflow_task_schedule_to_start_latency', {
       task_queue: q,
@@ -83,8 +84,12 @@ export function phaseSummary(before: Snapshot, after: Snapshot, taskQueues: stri
   const pollers = after
     .filter((x) => x.name === 'temporal_num_pollers' && x.labels.poller_type?.includes('workflow'))
     .map((x) => `${x.labels.poller_type}@${x.labels.task_queue}=${x.value}`);
+  const cached = after
+    .filter((x) => x.name === 'temporal_sticky_cache_size')
+    .map((x) => `${x.labels.task_queue}=${x.value}`);
   lines.push(
-    `workflow cache: ${hits} hits, ${evicted} forced evictions; pollers now: ${pollers.join(', ') || '—'}`,
+    `workflow cache: ${hits} hits, ${evicted} forced evictions, cached now ${cached.join(', ') || '—'}; ` +
+      `pollers now: ${pollers.join(', ') || '—'}`,
   );
   return lines;
 }

@@ -3,6 +3,7 @@
 import { formatInTimeZone } from 'date-fns-tz';
 import type { Client } from '@temporalio/client';
 import { currentOrNextWindow, isWorkingTime, parseWorkingSchedule } from '../../domain/workingHours';
+import { LEAD_STATUSES } from '../../workflows/types';
 import type { Bench } from './context';
 import { closedLoop, nextPhone, ok2xx } from './load';
 import { leadFields } from './intake';
@@ -62,26 +63,9 @@ async function count(client: Client, query: string): Promise<number> {
   return (await client.workflow.count(query)).count;
 }
 
-/**
- * Waits until no lead is still before or in its call, so earlier phases do not run into this one;
- * gives up when the number has not fallen for `stallMs` (those leads are stuck, not slow).
- */
-export async function settle(
-  client: Client,
-  timeoutMs: number,
-  stallMs: number,
-): Promise<{ ms: number; left: number; stalled: boolean }> {
-  const t0 = Date.now();
-  let left = await count(client, IN_FLIGHT);
-  let lastProgress = Date.now();
-  while (left > 0 && Date.now() - t0 < timeoutMs) {
-    if (Date.now() - lastProgress > stallMs) return { ms: Date.now() - t0, left, stalled: true };
-    await sleep(1_000);
-    const now = await count(client, IN_FLIGHT);
-    if (now < left) lastProgress = Date.now();
-    left = now;
-  }
-  return { ms: Date.now() - t0, left, stalled: false };
+/** Leads still before or in their call (they never reached it, or are on their way). */
+export function notYetCalled(client: Client): Promise<number> {
+  return count(client, IN_FLIGHT);
 }
 
 export interface Memory {
@@ -114,6 +98,8 @@ export interface SleeperResult {
   maxPerSecondBucket: number;
   maxPerSlidingSecond: number;
   configuredRate: number;
+  /** LeadStatus of this phase's leads once no call was in flight any more (bounded wait) */
+  statuses: string;
 }
 
 function memory(bench: Bench): Memory {
@@ -121,11 +107,20 @@ function memory(bench: Bench): Memory {
   return { rss: m.rss, heapUsed: m.heapUsed, serverRss: bench.server.rssBytes() };
 }
 
-export async function measureSleepers(bench: Bench, say: (line: string) => void): Promise<SleeperResult> {
+/**
+ * `leadsPerSecond`: what the service was seen to carry end to end (from its CPU per lead); the window
+ * opens late enough for every lead to be posted and fall asleep at that pace, within the settings' bounds.
+ */
+export async function measureSleepers(
+  bench: Bench,
+  leadsPerSecond: number,
+  say: (line: string) => void,
+): Promise<SleeperResult> {
   const n = bench.settings.sleepers;
   const rate = 50;
-  // Room to post every lead and let it fall asleep, at ~30 leads/s end to end, before the window.
-  const leadMs = Math.max(bench.settings.minNightSeconds, n / 30 + 60) * 1000;
+  const { minNightSeconds, maxNightSeconds } = bench.settings;
+  const needed = (n / Math.max(1, leadsPerSecond)) * 1.2 + 60;
+  const leadMs = Math.min(maxNightSeconds, Math.max(minNightSeconds, needed)) * 1000;
   const leftover = bench.service
     ? await count(bench.service.client, "WorkflowType = 'processLead' AND ExecutionStatus = 'Running'")
     : 0;
@@ -133,7 +128,8 @@ export async function measureSleepers(bench: Bench, say: (line: string) => void)
   say(`  ${leftover} leads of the earlier phases still open (left on their own task queues)`);
   const window = chooseWindow(Date.now(), leadMs);
   say(
-    `  window ${window.hours} in ${window.zone}: opens at ${new Date(window.startMs).toISOString()} ` +
+    `  room for ${n} leads to fall asleep at ~${leadsPerSecond.toFixed(1)} leads/s (from phase 2's CPU per lead); ` +
+      `window ${window.hours} in ${window.zone}: opens at ${new Date(window.startMs).toISOString()} ` +
       `(in ${Math.round((window.startMs - Date.now()) / 1000)} s); CALLS_PER_SECOND=${rate}`,
   );
   // Fresh task queues: leads of the earlier phases that are still open (stuck ones included) are not
@@ -145,6 +141,7 @@ export async function measureSleepers(bench: Bench, say: (line: string) => void)
     TEMPORAL_TASK_QUEUE: 'night-leads',
     TEMPORAL_CALL_TASK_QUEUE: 'night-calls',
     TEMPORAL_CRM_TASK_QUEUE: 'night-crm',
+    TEMPORAL_CALL_WORKFLOW_TASK_QUEUE: 'night-call-workflows',
   });
   const ledger = bench.ledger!;
   const poster = bench.poster!;
@@ -212,6 +209,19 @@ export async function measureSleepers(bench: Bench, say: (line: string) => void)
     sliding = Math.max(sliding, i - j + 1);
   }
   const counts = phones.map((p) => ledger.count(p));
+  // Let the calls' results land, then see where the leads ended up.
+  const since = `StartTime >= '${new Date(t0 - 5_000).toISOString()}'`;
+  const inCall = `WorkflowType = 'processLead' AND ${since} AND LeadStatus IN ('Calling', 'WaitingForResult')`;
+  const settleUntil = Date.now() + bench.settings.drainTimeoutMs;
+  while ((await count(service.client, inCall)) > 0 && Date.now() < settleUntil) await sleep(2_000);
+  const byStatus: string[] = [];
+  for (const status of LEAD_STATUSES) {
+    const c = await count(
+      service.client,
+      `WorkflowType = 'processLead' AND ${since} AND LeadStatus = '${status}'`,
+    );
+    if (c > 0) byStatus.push(`${status} ${c}`);
+  }
   const first = firstCalls[0];
   const last = firstCalls[firstCalls.length - 1];
   return {
@@ -238,5 +248,6 @@ export async function measureSleepers(bench: Bench, say: (line: string) => void)
     maxPerSecondBucket: Math.max(0, ...buckets.values()),
     maxPerSlidingSecond: sliding,
     configuredRate: rate,
+    statuses: byStatus.join(', '),
   };
 }
