@@ -265,9 +265,9 @@ describe('rate limits', () => {
   });
 
   test('the adapter paces itself under requestsPerSecond and so never trips the portal', async () => {
-    // One request of slack over the adapter's own pace: what reaches the portal jitters with the
-    // event loop, while five requests at once (no pacing) would still trip it.
-    control.setRateLimit({ perSecond: 2, burst: 3 });
+    // Two requests of slack over the adapter's own pace (two at once): what reaches the portal
+    // jitters with a loaded event loop, while five requests at once (no pacing) would still trip it.
+    control.setRateLimit({ perSecond: 2, burst: 4 });
     const crm = createBitrix24Activities(webhookConfig({ requestsPerSecond: 2 }), { dataDir });
     const started = Date.now();
     const results = await Promise.all(Array.from({ length: 5 }, () => crm.findPartner('watchfan')));
