@@ -264,16 +264,18 @@ describe('rate limits', () => {
     });
   });
 
-  test('the adapter paces itself under requestsPerSecond and so never trips the portal', async () => {
-    // Two requests of slack over the adapter's own pace (two at once): what reaches the portal
-    // jitters with a loaded event loop, while five requests at once (no pacing) would still trip it.
-    control.setRateLimit({ perSecond: 2, burst: 4 });
+  test('the adapter paces itself under requestsPerSecond (two at once, then one every 500 ms)', async () => {
+    // Measured where it matters, at the portal: when the requests arrived.
+    control.setRateLimit(false);
     const crm = createBitrix24Activities(webhookConfig({ requestsPerSecond: 2 }), { dataDir });
-    const started = Date.now();
+    state.requests.length = 0;
     const results = await Promise.all(Array.from({ length: 5 }, () => crm.findPartner('watchfan')));
     expect(results.every((r) => r.status === 'not_found')).toBe(true);
-    // Two at once, then one every 500 ms.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    const arrivals = state.requests.map((r) => r.at).sort((a, b) => a - b);
+    expect(arrivals).toHaveLength(5);
+    // Five requests within a second would be a burst the portal refuses; paced, they span 1.5 s.
+    expect(arrivals[4]! - arrivals[0]!).toBeGreaterThanOrEqual(1400);
+    for (let i = 2; i < 5; i++) expect(arrivals[i]! - arrivals[i - 2]!).toBeGreaterThanOrEqual(450);
   });
 });
 
