@@ -6,7 +6,7 @@ import cookieParser from 'cookie-parser';
 import cors from 'cors';
 import helmet from 'helmet';
 import { rateLimit } from 'express-rate-limit';
-import type { Client } from '@temporalio/client';
+import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
 import type { AppConfig } from '../config';
 import type { Logger } from '../support/logger';
 import { LeadValidationError, parseLead, startLead, type RawLead } from './intake';
@@ -184,6 +184,12 @@ export function buildApp(deps: AppDeps): express.Express {
             ? { error: message, details: [{ field: 'body', message: 'is not valid JSON' }] }
             : { error: message },
         );
+      return;
+    }
+    if (err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+      // Temporal unreachable or overloaded: a retry later will do, nothing was changed.
+      logger.warn({ err: String(err), path: req.path }, 'Temporal unavailable');
+      res.status(503).json({ error: 'the lead store is unavailable right now; retry in a few seconds' });
       return;
     }
     logger.error({ err: String(err), path: req.path }, 'unhandled error');

@@ -89,6 +89,10 @@ test('kill -9 of the Temporal server: the intake answers 503, and after a restar
   expect(refused.status).toBe(503);
   expect(String(refused.body.error)).toMatch(/could not be stored/);
   expect((await getJson(`${service.url}/readyz`)).status).toBe(503);
+  // Reading a lead while Temporal is down is a clear 503 too, not a 500.
+  const reading = await getJson(`${service.url}/api/leads/${before[0]}`);
+  expect(reading.status).toBe(503);
+  expect(String(reading.body.error)).toMatch(/unavailable/);
 
   await temporal.restart();
   await eventually(async () => expect((await getJson(`${service.url}/readyz`)).status).toBe(200), 60_000);
