@@ -234,19 +234,45 @@ test('a Bitrix24 outage delays the CRM lead but not the call', async () => {
   }
 }, 60_000);
 
+async function metricValue(name: string): Promise<number> {
+  const text = await (await fetch(`${stack.url}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
 test('dashboard JSON and /metrics reflect the leads made', async () => {
+  const names = [
+    'stl_leads_received_total',
+    'stl_leads_deduplicated_total',
+    'stl_leads_rejected_total',
+    'stl_calls_placed_total',
+    'stl_sms_sent_total',
+    'stl_intake_to_call_request_seconds_count',
+  ];
+  const before = Object.fromEntries(
+    await Promise.all(names.map(async (n) => [n, await metricValue(n)] as const)),
+  );
   const site = `site-${Date.now()}.example`;
   const partner = `dash${Date.now()}`;
-  for (const amount of [1000, 2500.5]) {
+  const phones = [uniquePhone(), uniquePhone(), uniquePhone()];
+  for (const [i, amount] of [1000, 2500.5].entries()) {
     await postJson(`${stack.url}/api/leads`, {
       name: 'Дэш',
-      phone: uniquePhone(),
+      phone: phones[i],
       site,
       partner,
       orderAmount: amount,
     });
   }
-  await postJson(`${stack.url}/api/leads`, { name: 'Дэш', phone: uniquePhone(), site });
+  await postJson(`${stack.url}/api/leads`, { name: 'Дэш', phone: phones[2], site });
+  // A duplicate of one in progress, and an invalid lead.
+  expect((await postJson(`${stack.url}/api/leads`, { name: 'Дэш', phone: phones[2], site })).status).toBe(
+    200,
+  );
+  expect((await postJson(`${stack.url}/api/leads`, { name: 'Дэш' })).status).toBe(400);
+
   const dashboard = await eventually(async () => {
     const { status: code, body } = await getJson(`${stack.url}/api/dashboard`);
     expect(code).toBe(200);
@@ -258,15 +284,19 @@ test('dashboard JSON and /metrics reflect the leads made', async () => {
   expect(partners.find((p) => p.key === partner)).toMatchObject({ leads: 2, orderTotal: 3500.5 });
   expect((await getJson(`${stack.url}/api/dashboard?from=yesterday`)).status).toBe(400);
 
-  const metrics = await (await fetch(`${stack.url}/metrics`)).text();
-  const value = (name: string) =>
-    metrics
-      .split('\n')
-      .filter((l) => l.startsWith(name))
-      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-  expect(value('stl_leads_received_total')).toBeGreaterThanOrEqual(3);
-  expect(value('stl_calls_placed_total')).toBeGreaterThanOrEqual(3);
-  expect(value('stl_intake_to_call_request_seconds_count')).toBeGreaterThanOrEqual(3);
+  // Exact increments for the known sequence: 3 leads, 1 duplicate, 1 rejected, 3 calls and 3 SMS.
+  for (const phone of phones) {
+    await eventually(async () =>
+      expect((await getJson(`${stack.url}/api/leads/${phone}`)).body.status).toBe('Answered'),
+    );
+  }
+  const delta = async (n: string) => (await metricValue(n)) - before[n]!;
+  expect(await delta('stl_leads_received_total')).toBe(3);
+  expect(await delta('stl_leads_deduplicated_total')).toBe(1);
+  expect(await delta('stl_leads_rejected_total')).toBe(1);
+  expect(await delta('stl_calls_placed_total')).toBe(3);
+  expect(await delta('stl_sms_sent_total')).toBe(3);
+  expect(await delta('stl_intake_to_call_request_seconds_count')).toBe(3);
 });
 
 test('health and readiness', async () => {
