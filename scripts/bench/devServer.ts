@@ -26,6 +26,8 @@ export interface DevServer {
   stop(): Promise<void>;
   /** For process 'exit': no waiting possible, so SIGKILL. */
   killNow(): void;
+  /** set when the server exited without stop() asking it to */
+  unexpectedExit?: { code: number | null; signal: string | null; at: Date };
 }
 
 export function freePort(): Promise<number> {
@@ -65,7 +67,11 @@ function fileSize(file: string): number {
   }
 }
 
-export async function startDevServer(dir: string, namespace = 'default'): Promise<DevServer> {
+export async function startDevServer(
+  dir: string,
+  namespace = 'default',
+  onUnexpectedExit?: (server: DevServer) => void,
+): Promise<DevServer> {
   const cli = temporalCliPath();
   const version = execFileSync(cli, ['--version'], { encoding: 'utf8' }).trim();
   fs.mkdirSync(dir, { recursive: true });
@@ -85,14 +91,20 @@ export async function startDevServer(dir: string, namespace = 'default'): Promis
   fs.closeSync(log);
   const address = `127.0.0.1:${port}`;
   let exited = false;
+  let stopping = false;
   const exitPromise = new Promise<void>((resolve) =>
-    child.once('exit', () => {
+    child.once('exit', (code, signal) => {
       exited = true;
+      if (!stopping) {
+        server.unexpectedExit = { code, signal, at: new Date() };
+        onUnexpectedExit?.(server);
+      }
       resolve();
     }),
   );
 
   const killNow = () => {
+    stopping = true;
     if (!exited && child.pid) {
       try {
         process.kill(child.pid, 'SIGKILL');
@@ -134,6 +146,7 @@ export async function startDevServer(dir: string, namespace = 'default'): Promis
       return { db: fileSize(dbFile), wal: fileSize(`${dbFile}-wal`), shm: fileSize(`${dbFile}-shm`) };
     },
     async stop() {
+      stopping = true;
       if (exited) return;
       child.kill('SIGTERM');
       await Promise.race([exitPromise, sleep(10_000)]);

@@ -82,6 +82,11 @@ function cleanup(): Promise<void> {
     await bench?.stopService().catch((err) => console.error('stopping the service:', err));
     await server?.stop().catch((err) => console.error('stopping the dev server:', err));
     serviceLog?.close();
+    if (server?.unexpectedExit && tmpDir) {
+      const kept = `${tmpDir}-temporal-server.log`;
+      fs.copyFileSync(server.logFile, kept);
+      say(`the dev server's log is kept in ${kept}`);
+    }
     if (tmpDir && !process.env.BENCH_KEEP_DATA) fs.rmSync(tmpDir, { recursive: true, force: true });
     else if (tmpDir) say(`kept ${tmpDir} (BENCH_KEEP_DATA)`);
   })();
@@ -135,7 +140,12 @@ async function main(): Promise<void> {
       .join(' / ')}`,
   );
 
-  server = await startDevServer(path.join(tmpDir, 'temporal'));
+  server = await startDevServer(path.join(tmpDir, 'temporal'), 'default', (s) => {
+    const e = s.unexpectedExit!;
+    say(
+      `\n!! the Temporal dev server exited unexpectedly at ${e.at.toISOString()} (code ${e.code}, signal ${e.signal})`,
+    );
+  });
   say(machineText(server));
   say(`dev server pid ${server.pid} on ${server.address}, SQLite ${server.dbFile}`);
   bench = new Bench(settings, server, tmpDir);
