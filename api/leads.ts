@@ -12,7 +12,8 @@ import type { AppDeps } from './app';
 import { HttpError, requireContentType } from './app';
 import { isPossibleRef, leadWorkflowId } from './intake';
 import { getLeadStateQuery, operatorActionUpdate } from '../workflows/processLead';
-import type { LeadState, OperatorAction } from '../workflows/types';
+import { callWorkflowId, getCallStatusQuery } from '../workflows/callCustomer';
+import { FINAL_STATUSES, type LeadState, type OperatorAction } from '../workflows/types';
 
 const actionBody = z
   .object({
@@ -36,10 +37,28 @@ export async function readLead(
     throw err;
   }
   const execution = description.status.name;
-  if (execution === 'RUNNING') return { workflowId, execution, state: await handle.query(getLeadStateQuery) };
+  if (execution === 'RUNNING') {
+    const state = await handle.query(getLeadStateQuery);
+    return { workflowId, execution, state: { ...state, ...(await callStatus(client, workflowId, state)) } };
+  }
   if (execution === 'COMPLETED')
     return { workflowId, execution, state: (await handle.result()) as LeadState };
   return { workflowId, execution };
+}
+
+/**
+ * The lead workflow shows a lead being called as Calling; the call workflow knows whether the call
+ * is still being placed or its result is awaited. A call workflow that is gone, or too old to
+ * answer this query, leaves the lead workflow's view as it is.
+ */
+async function callStatus(client: Client, workflowId: string, state: LeadState): Promise<Partial<LeadState>> {
+  if (state.status !== 'Calling') return {};
+  try {
+    const call = await client.workflow.getHandle(callWorkflowId(workflowId)).query(getCallStatusQuery);
+    return FINAL_STATUSES.includes(call.status) ? {} : { ...call, manualReason: state.manualReason ?? call.manualReason };
+  } catch {
+    return {};
+  }
 }
 
 export function leadRoutes({ client }: AppDeps): Router {

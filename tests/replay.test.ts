@@ -137,7 +137,7 @@ test('histories of every kind of lead replay against the current code', async ()
 
 test('recorded histories of leads from earlier code still replay', async () => {
   const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
-  expect(files.length).toBeGreaterThanOrEqual(16); // two generations: before and after the v2 patch
+  expect(files.length).toBeGreaterThanOrEqual(24); // three generations: v1, then the v2 and v3 patches
   const histories = files.map((f) => {
     const { workflowId, history } = JSON.parse(fs.readFileSync(path.join(FIXTURES, f), 'utf8')) as {
       workflowId: string;

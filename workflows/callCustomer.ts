@@ -3,6 +3,7 @@
 // Deterministic: time comes from the workflow clock, every side effect from an activity.
 import {
   condition,
+  defineQuery,
   defineSignal,
   defineUpdate,
   getExternalWorkflowHandle,
@@ -34,8 +35,17 @@ export const reportCallResultUpdate = defineUpdate<{ accepted: true }, [CallRepo
 export const callOperatorActionSignal = defineSignal<[OperatorAction]>('callOperatorAction');
 /** Sent to the lead workflow whenever the call process changes state. */
 export const callProgressSignal = defineSignal<[CallProgress]>('callProgress');
+/** The call process's own state, finer than what it reports to the lead workflow; costs no history. */
+export const getCallStatusQuery = defineQuery<Omit<CallProgress, 'event'>>('getCallStatus');
+
+/** The call workflow of a lead workflow: one per lead, so a retried start can never make two. */
+export function callWorkflowId(leadWorkflowId: string): string {
+  return `${leadWorkflowId}-call`;
+}
 
 const MISSED: readonly CallResult[] = ['busy', 'no_answer', 'unavailable', 'failed'];
+/** States a lead may stay in for hours: the lead workflow mirrors these for the Web UI's searches. */
+const LONG_STATES: readonly LeadStatus[] = ['WaitingForWorkingHours', 'MissedCall', 'ManualHandling'];
 
 const alerts = proxyActivities<LeadActivities>({
   startToCloseTimeout: '30s',
@@ -79,6 +89,8 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
   let awaitedAttempt: number | undefined;
   let report: CallReport | undefined;
   let pendingAction: OperatorAction | undefined;
+  /** The last status change's event that was not reported by signal: the result carries it. */
+  let finalEvent: string | undefined;
   const crmNotes: Array<{ statusId?: string; comment: string }> = [];
   // Declared before the handlers: a signal that arrived with the first task (the CRM lead id, after
   // a worker crash) is delivered while setHandler runs.
@@ -89,6 +101,7 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
     crmResolved = true;
     flushCrmNotes();
   });
+  setHandler(getCallStatusQuery, () => ({ status, attempts, nextCallAt, lastResult, manualReason, nightSmsSent }));
   setHandler(crmLeadFailedSignal, () => {
     crmResolved = true;
   });
@@ -111,11 +124,24 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
   );
 
   const parent = getExternalWorkflowHandle(input.leadWorkflowId);
+  // Leads started before this change reported every status to the lead workflow. Now only the
+  // states a lead can sit in for a long time (asleep, missed call, manual handling), and leaving
+  // them, are reported: an ordinary lead's "calling" and "waiting for the result" are short, the
+  // lead workflow shows them as Calling, and the final state travels in this workflow's result.
+  // Each report is a signal, two workflow tasks and a search-attribute write: most of a lead's cost.
+  const reportOnlyLongStates = patched('report-only-long-states');
+  let reported: LeadStatus = 'New';
   // Progress reports to the lead workflow go out in order, one after another; a caller that must
   // not wait for the round trip (the first call) need not await its report.
   let progressChain: Promise<void> = Promise.resolve();
   function progress(next: LeadStatus, event?: string): Promise<void> {
     status = next;
+    if (reportOnlyLongStates && !LONG_STATES.includes(next) && !LONG_STATES.includes(reported)) {
+      if (event) finalEvent = event;
+      return progressChain;
+    }
+    reported = next;
+    finalEvent = undefined;
     const snapshot: CallProgress = {
       status,
       attempts,
@@ -233,7 +259,7 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
     await condition(() => crmResolved, '6h');
     flushCrmNotes();
     await condition(() => crmWriter === undefined && (crmNotes.length === 0 || crmLeadId === undefined));
-    return { status: final, attempts, lastResult };
+    return { status: final, attempts, lastResult, manualReason, nightSmsSent, event: finalEvent };
   }
 
   if (!input.phone || input.phone.length > 11) {

@@ -11,6 +11,7 @@ import {
   defineQuery,
   defineUpdate,
   log,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -22,6 +23,7 @@ import { isWorkingTime } from '../domain/workingHours';
 import {
   callCustomer,
   callOperatorActionSignal,
+  callWorkflowId,
   callProgressSignal,
   crmLeadCreatedSignal,
   crmLeadFailedSignal,
@@ -117,7 +119,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   // 1. The call goes first: nothing below may delay it.
   if (input.phoneCallable) {
     child = await startChild(callCustomer, {
-      workflowId: `${workflowId}-call`,
+      workflowId: callWorkflowId(workflowId),
       taskQueue: input.policy.callWorkflowTaskQueue,
       parentClosePolicy: ParentClosePolicy.ABANDON,
       args: [
@@ -141,6 +143,13 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     record(
       input.phoneIssue === 'phone_too_long' ? 'телефон длиннее 11 цифр: без звонка' : 'номер не для звонка',
     );
+  }
+
+  // The call workflow reports only long states now (see callCustomer): until it does, or it ends,
+  // the lead is being called. Leads started before this change got a "Calling" report instead.
+  if (child && patched('report-only-long-states') && progressSeen === 0) {
+    state.status = 'Calling';
+    publish();
   }
 
   // 2. Partner lookup; a broken token does not stop the lead, it makes it a person's job.
@@ -220,6 +229,9 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     state.attempts = outcome.attempts;
     state.lastResult = outcome.lastResult;
     state.nextCallAt = undefined;
+    if (outcome.nightSmsSent !== undefined) state.nightSmsSent = outcome.nightSmsSent;
+    if (outcome.manualReason || ownManualReason) state.manualReason = outcome.manualReason ?? ownManualReason;
+    if (outcome.event) record(outcome.event);
   }
   publish();
   return state;

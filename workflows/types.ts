@@ -138,6 +138,10 @@ export interface CallOutcome {
   status: LeadStatus;
   attempts: number;
   lastResult?: CallResult;
+  /** Since 'report-only-long-states': what the final status change would have reported. */
+  manualReason?: ManualReason;
+  nightSmsSent?: boolean;
+  event?: string;
 }
 
 export interface CallInput {

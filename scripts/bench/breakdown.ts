@@ -6,6 +6,7 @@ import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { leadWorkflowId } from '../../api/intake';
 import { ms, num, percentile, table } from './stats';
+import { callWorkflowId } from '../../workflows/callCustomer';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -46,9 +47,13 @@ const STEPS = [
 export async function latencyBreakdown(client: Client, samples: BreakdownSample[]): Promise<string> {
   const rows: Array<Record<string, number | undefined>> = [];
   const tasksBeforeCall: number[] = [];
+  const leadEvents: number[] = [];
+  const childEvents: number[] = [];
   for (const s of samples) {
     const leadId = leadWorkflowId(s.phone);
-    const [lead, child] = await Promise.all([events(client, leadId), events(client, `${leadId}-call`)]);
+    const [lead, child] = await Promise.all([events(client, leadId), events(client, callWorkflowId(leadId))]);
+    leadEvents.push(lead.length);
+    childEvents.push(child.length);
     const first = (list: HistoryEvent[], key: keyof HistoryEvent) => list.find((e) => e[key] != null);
     const byId = (list: HistoryEvent[], id: unknown) => list.find((e) => idOf(e.eventId) === idOf(id));
     const scheduled = child.find(
@@ -98,5 +103,7 @@ export async function latencyBreakdown(client: Client, samples: BreakdownSample[
   return [
     table(['step (server event times, per lead)', 'p50', 'p90', 'n'], out),
     `callCustomer workflow tasks up to and including the one that schedules the call: median ${num(percentile(tasksBeforeCall, 50))}`,
+    `history events so far per lead (median): processLead ${num(percentile(leadEvents, 50))}, ` +
+      `callCustomer ${num(percentile(childEvents, 50))} (the bare workflow has 11)`,
   ].join('\n');
 }

@@ -19,6 +19,7 @@ import { replayCost } from './replayCost';
 import { phaseSummary, scrape, type Snapshot } from './sdkMetrics';
 import { ServiceLog } from './serviceLog';
 import { mb, ms, num, probeText, table } from './stats';
+import { callWorkflowId } from '../../workflows/callCustomer';
 
 const say = (line = '') => console.log(line);
 
@@ -384,7 +385,7 @@ async function main(): Promise<void> {
         {
           label: 'callCustomer (10/s run)',
           workflows,
-          workflowIds: replayLeads.map((id) => `${id}-call`),
+          workflowIds: replayLeads.map(callWorkflowId),
           dataConverter,
         },
       ]);
