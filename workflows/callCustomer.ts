@@ -101,7 +101,14 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
     crmResolved = true;
     flushCrmNotes();
   });
-  setHandler(getCallStatusQuery, () => ({ status, attempts, nextCallAt, lastResult, manualReason, nightSmsSent }));
+  setHandler(getCallStatusQuery, () => ({
+    status,
+    attempts,
+    nextCallAt,
+    lastResult,
+    manualReason,
+    nightSmsSent,
+  }));
   setHandler(crmLeadFailedSignal, () => {
     crmResolved = true;
   });
