@@ -55,7 +55,9 @@ async function callStatus(client: Client, workflowId: string, state: LeadState):
   if (state.status !== 'Calling') return {};
   try {
     const call = await client.workflow.getHandle(callWorkflowId(workflowId)).query(getCallStatusQuery);
-    return FINAL_STATUSES.includes(call.status) ? {} : { ...call, manualReason: state.manualReason ?? call.manualReason };
+    return FINAL_STATUSES.includes(call.status)
+      ? {}
+      : { ...call, manualReason: state.manualReason ?? call.manualReason };
   } catch {
     return {};
   }

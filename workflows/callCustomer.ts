@@ -1,31 +1,27 @@
-// The robot-call process: quiet hours in the customer's zone, one VoxImplant call per attempt, the
-// scenario's report awaited with a timeout, retries for missed calls, SMS, and manual handling.
-// Deterministic: time comes from the workflow clock, every side effect from an activity.
+// The robot-call workflow of leads accepted before the call moved into the lead's own workflow
+// (see processLead): it stays registered until the last of them has finished. The process itself
+// is workflows/callProcess.ts; this wraps it with the signals and the update the lead workflow and
+// the result endpoint used to talk to it.
 import {
-  condition,
   defineQuery,
   defineSignal,
   defineUpdate,
   getExternalWorkflowHandle,
   log,
   patched,
-  proxyActivities,
   setHandler,
   workflowInfo,
-  ApplicationFailure,
-  ActivityFailure,
 } from '@temporalio/workflow';
-import type { CallActivities, CrmActivities, LeadActivities } from '../activities';
-import { isWorkingTime, nextWorkingTime } from '../domain/workingHours';
-import type {
-  CallInput,
-  CallOutcome,
-  CallProgress,
-  CallReport,
-  CallResult,
-  LeadStatus,
-  ManualReason,
-  OperatorAction,
+import { createCallProcess } from './callProcess';
+import {
+  FINAL_STATUSES,
+  LONG_STATES,
+  type CallInput,
+  type CallOutcome,
+  type CallProgress,
+  type CallReport,
+  type LeadStatus,
+  type OperatorAction,
 } from './types';
 
 export const crmLeadCreatedSignal = defineSignal<[number]>('crmLeadCreated');
@@ -43,332 +39,49 @@ export function callWorkflowId(leadWorkflowId: string): string {
   return `${leadWorkflowId}-call`;
 }
 
-const MISSED: readonly CallResult[] = ['busy', 'no_answer', 'unavailable', 'failed'];
-/** States a lead may stay in for hours: the lead workflow mirrors these for the Web UI's searches. */
-const LONG_STATES: readonly LeadStatus[] = ['WaitingForWorkingHours', 'MissedCall', 'ManualHandling'];
-
-const alerts = proxyActivities<LeadActivities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
-});
-// Each SMS costs money and reaches a person: the activity itself refuses to send twice, and a
-// bounded retry keeps a gateway outage from looping forever.
-const sms = proxyActivities<LeadActivities>({
-  startToCloseTimeout: '30s',
-  heartbeatTimeout: '20s',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6 },
-});
-
 export async function callCustomer(input: CallInput): Promise<CallOutcome> {
-  const { policy } = input;
   const { workflowId, runId } = workflowInfo();
-  const calls = proxyActivities<CallActivities>({
-    taskQueue: policy.callTaskQueue,
-    // Waiting for a slot under the calls-per-second limit counts against schedule-to-start, not
-    // start-to-close, so a morning queue of sleeping leads does not time out. StartScenarios answers
-    // in well under a second: a short timeout lets a crashed worker's call be retried (and
-    // de-duplicated against the call history) quickly.
-    startToCloseTimeout: '10s',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
-  });
-  const crm = proxyActivities<CrmActivities>({
-    taskQueue: policy.crmTaskQueue,
-    startToCloseTimeout: '30s',
-    scheduleToCloseTimeout: '6h',
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
-  });
-
-  let status: LeadStatus = 'New';
-  let attempts = 0;
-  let nextCallAt: number | undefined;
-  let lastResult: CallResult | undefined;
-  let manualReason: ManualReason | undefined;
-  let nightSmsSent = false;
-  let crmLeadId: number | undefined;
-  let crmResolved = false;
-  let awaitedAttempt: number | undefined;
-  let report: CallReport | undefined;
-  let pendingAction: OperatorAction | undefined;
-  /** The last status change's event that was not reported by signal: the result carries it. */
-  let finalEvent: string | undefined;
-  const crmNotes: Array<{ statusId?: string; comment: string }> = [];
-  // Declared before the handlers: a signal that arrived with the first task (the CRM lead id, after
-  // a worker crash) is delivered while setHandler runs.
-  let crmWriter: Promise<void> | undefined;
-
-  setHandler(crmLeadCreatedSignal, (id) => {
-    crmLeadId = id;
-    crmResolved = true;
-    flushCrmNotes();
-  });
-  setHandler(getCallStatusQuery, () => ({
-    status,
-    attempts,
-    nextCallAt,
-    lastResult,
-    manualReason,
-    nightSmsSent,
-  }));
-  setHandler(crmLeadFailedSignal, () => {
-    crmResolved = true;
-  });
-  setHandler(callOperatorActionSignal, (action) => {
-    pendingAction = action;
-  });
-  setHandler(
-    reportCallResultUpdate,
-    (r) => {
-      report = r;
-      return { accepted: true } as const;
-    },
-    {
-      validator: (r) => {
-        if (awaitedAttempt === undefined || r.attempt !== awaitedAttempt || report !== undefined) {
-          throw new Error(`call attempt ${r.attempt} is not awaited`);
-        }
-      },
-    },
-  );
-
   const parent = getExternalWorkflowHandle(input.leadWorkflowId);
-  // Leads started before this change reported every status to the lead workflow. Now only the
-  // states a lead can sit in for a long time (asleep, missed call, manual handling), and leaving
-  // them, are reported: an ordinary lead's "calling" and "waiting for the result" are short, the
-  // lead workflow shows them as Calling, and the final state travels in this workflow's result.
-  // Each report is a signal, two workflow tasks and a search-attribute write: most of a lead's cost.
+  // Three generations of this workflow may still run. From the third, only the states a lead can
+  // sit in for a long time (asleep, missed call, manual handling), and leaving them, are reported,
+  // and the final state travels in the result; before it, every status was. In the first, the
+  // first call waited for its "Calling" report.
   const reportOnlyLongStates = patched('report-only-long-states');
-  let reported: LeadStatus = 'New';
-  // Progress reports to the lead workflow go out in order, one after another; a caller that must
-  // not wait for the round trip (the first call) need not await its report.
-  let progressChain: Promise<void> = Promise.resolve();
-  function progress(next: LeadStatus, event?: string): Promise<void> {
-    status = next;
-    if (reportOnlyLongStates && !LONG_STATES.includes(next) && !LONG_STATES.includes(reported)) {
-      if (event) finalEvent = event;
-      return progressChain;
-    }
-    reported = next;
-    finalEvent = undefined;
-    const snapshot: CallProgress = {
-      status,
-      attempts,
-      nextCallAt,
-      lastResult,
-      manualReason,
-      nightSmsSent,
-      event,
-    };
-    progressChain = progressChain.then(async () => {
-      try {
-        await parent.signal(callProgressSignal, snapshot);
-      } catch (err) {
-        // The lead workflow outlives this one; if it is gone (terminated by hand) the call goes on.
-        log.warn('could not report progress to the lead workflow', { error: String(err) });
-      }
-    });
-    return progressChain;
-  }
-  // Leads started before this change awaited the "Calling" report before placing the call.
   const callWithoutWaitingForReport = patched('call-without-waiting-for-progress-report');
-
-  function noteForCrm(comment: string, statusId?: string): void {
-    crmNotes.push({ comment, statusId });
-    flushCrmNotes();
-  }
-  // CRM notes are written in the background, in order: a slow or rate-limited Bitrix24 must
-  // never delay the next call.
-  function flushCrmNotes(): void {
-    if (crmLeadId === undefined || crmWriter) return;
-    const leadId = crmLeadId;
-    crmWriter = (async () => {
-      while (crmNotes.length > 0) {
-        const note = crmNotes[0]!;
+  // Progress reports to the lead workflow go out in order, one after another.
+  let progressChain: Promise<void> = Promise.resolve();
+  let reported: LeadStatus = 'New';
+  let finalReported = false;
+  const call = createCallProcess(input, {
+    workflowId,
+    runId,
+    callWithoutWaitingForReport,
+    report(snapshot) {
+      if (reportOnlyLongStates && !LONG_STATES.includes(snapshot.status) && !LONG_STATES.includes(reported)) {
+        return progressChain;
+      }
+      reported = snapshot.status;
+      finalReported = FINAL_STATUSES.includes(snapshot.status);
+      progressChain = progressChain.then(async () => {
         try {
-          await crm.recordCallAttempt({ leadId, ...note });
+          await parent.signal(callProgressSignal, snapshot);
         } catch (err) {
-          log.warn('could not write the call attempt to the CRM', { error: String(err) });
+          // The lead workflow outlives this one; if it is gone (terminated by hand) the call goes on.
+          log.warn('could not report progress to the lead workflow', { error: String(err) });
         }
-        crmNotes.shift();
-      }
-    })().finally(() => {
-      crmWriter = undefined;
-    });
-  }
-
-  async function sendSmsOnce(kind: 'night' | 'confirmation' | 'voicemail', text: string): Promise<void> {
-    try {
-      const res = await sms.sendSms({
-        idempotencyKey: `${workflowId}/${runId}/${kind}`,
-        phone: input.phone,
-        text,
       });
-      if (res.status === 'skipped') await toManual('sms_uncertain', `SMS (${kind}) may not have been sent`);
-    } catch (err) {
-      log.warn('SMS failed', { kind, error: String(err) });
-      noteForCrm(`SMS (${kind}) не отправлено: ${failureMessage(err)}`);
-    }
-  }
+      return progressChain;
+    },
+  });
+  // A signal that arrived with the first task (the CRM lead id, after a worker crash) is
+  // delivered while setHandler runs.
+  setHandler(crmLeadCreatedSignal, (id) => call.crmLeadCreated(id));
+  setHandler(crmLeadFailedSignal, () => call.crmLeadFailed());
+  setHandler(callOperatorActionSignal, (action) => call.act(action));
+  setHandler(reportCallResultUpdate, (r) => call.accept(r), { validator: (r) => call.validate(r) });
+  setHandler(getCallStatusQuery, () => call.snapshot());
 
-  async function alertManual(reason: ManualReason, detail: string): Promise<void> {
-    try {
-      await alerts.notifySellers({
-        kind: 'manual_handling',
-        ref: input.ref,
-        workflowId: input.leadWorkflowId,
-        name: input.name,
-        phone: input.phone,
-        city: input.city,
-        partner: input.partnerCode,
-        site: input.site,
-        orderAmount: input.orderAmount,
-        crmLeadId,
-        reason: `${reason}: ${detail}`,
-        actions: true,
-      });
-    } catch (err) {
-      log.error('could not alert sellers', { error: String(err) });
-    }
-  }
-
-  // A notice that does not stop the call process (an uncertain SMS): flagged, alerted, goes on.
-  async function toManual(reason: ManualReason, detail: string): Promise<void> {
-    manualReason = reason;
-    noteForCrm(`Нужна ручная обработка: ${detail}`);
-    await alertManual(reason, detail);
-  }
-
-  /** Waits for a person's decision; undefined when nobody acted in time. */
-  async function awaitOperator(reason: ManualReason, detail: string): Promise<OperatorAction | undefined> {
-    manualReason = reason;
-    nextCallAt = undefined;
-    await progress('ManualHandling', detail);
-    noteForCrm(`Нужна ручная обработка: ${detail}`, 'IN_PROCESS');
-    await alertManual(reason, detail);
-    pendingAction = undefined;
-    await condition(() => pendingAction !== undefined, policy.manualHandlingTimeoutMs);
-    const action = pendingAction as OperatorAction | undefined;
-    pendingAction = undefined;
-    if (action?.action === 'call_now') manualReason = undefined;
-    return action;
-  }
-
-  function closeAfterManual(action: OperatorAction | undefined): Promise<CallOutcome> {
-    if (action?.action === 'cancel') return finish('Cancelled', `Отменено${by(action)}`);
-    if (action?.action === 'handled') return finish('Handled', `Обработано вручную${by(action)}`);
-    return finish('ManualHandling', 'Никто не обработал заявку вовремя');
-  }
-
-  async function finish(final: LeadStatus, comment: string): Promise<CallOutcome> {
-    nextCallAt = undefined;
-    noteForCrm(comment, final === 'WrongNumber' ? 'JUNK' : undefined);
-    await progress(final, comment);
-    // The CRM lead may still be on its way (Bitrix24 slow or down): wait for it, bounded.
-    await condition(() => crmResolved, '6h');
-    flushCrmNotes();
-    await condition(() => crmWriter === undefined && (crmNotes.length === 0 || crmLeadId === undefined));
-    return { status: final, attempts, lastResult, manualReason, nightSmsSent, event: finalEvent };
-  }
-
-  if (!input.phone || input.phone.length > 11) {
-    return finish('PhoneNotDialable', 'Телефон длиннее 11 цифр: звонок не выполняется');
-  }
-
-  for (;;) {
-    const action = pendingAction as OperatorAction | undefined;
-    pendingAction = undefined;
-    if (action?.action === 'cancel') return finish('Cancelled', `Отменено${by(action)}`);
-    if (action?.action === 'handled') return finish('Handled', `Обработано вручную${by(action)}`);
-
-    const now = Date.now();
-    if (!isWorkingTime(now, input.timezone, policy.workingSchedule)) {
-      if (!nightSmsSent) {
-        nightSmsSent = true;
-        await sendSmsOnce('night', fill(policy.texts.nightSms, input.name, policy.workingHoursText));
-      }
-      nextCallAt = nextWorkingTime(now, input.timezone, policy.workingSchedule);
-      await progress('WaitingForWorkingHours');
-      // One timer to the window's opening, not a polling loop; an operator may cancel meanwhile.
-      await condition(
-        () => pendingAction !== undefined && pendingAction.action !== 'call_now',
-        nextCallAt - now,
-      );
-      continue;
-    }
-
-    attempts += 1;
-    nextCallAt = undefined;
-    report = undefined;
-    awaitedAttempt = attempts;
-    if (callWithoutWaitingForReport) void progress('Calling');
-    else await progress('Calling');
-    try {
-      await calls.placeRobotCall({
-        workflowId,
-        runId,
-        ref: input.ref,
-        attempt: attempts,
-        name: input.name,
-        phone: input.phone,
-        resultUrl: policy.resultUrl,
-        tokenTtlSeconds: Math.ceil((policy.resultTimeoutMs + 3_600_000) / 1000),
-        receivedAt: input.receivedAt,
-      });
-    } catch (err) {
-      awaitedAttempt = undefined;
-      const decision = await awaitOperator('call_provider_rejected', `VoxImplant: ${failureMessage(err)}`);
-      if (decision?.action === 'call_now') continue;
-      return closeAfterManual(decision);
-    }
-    await progress('WaitingForResult');
-    const gotReport = await condition(() => report !== undefined, policy.resultTimeoutMs);
-    awaitedAttempt = undefined;
-    if (!gotReport || !report) {
-      noteForCrm(`Попытка ${attempts}: нет отчёта о звонке`);
-      const decision = await awaitOperator('no_call_result', `нет отчёта о звонке (попытка ${attempts})`);
-      if (decision?.action === 'call_now') continue;
-      return closeAfterManual(decision);
-    }
-    const r: CallReport = report;
-    lastResult = r.result;
-    noteForCrm(`Попытка ${attempts}: ${r.result}${r.code ? ` (код ${r.code})` : ''}, ${r.duration ?? 0} с`);
-
-    if (r.result === 'wrong_number') return finish('WrongNumber', 'Неверный номер: звонки прекращены');
-    if (r.result === 'answered') {
-      await sendSmsOnce(
-        'confirmation',
-        fill(policy.texts.confirmationSms, input.name, policy.workingHoursText),
-      );
-      return finish('Answered', 'Клиент ответил, SMS с подтверждением отправлено');
-    }
-    if (r.result === 'voicemail') {
-      await sendSmsOnce('voicemail', fill(policy.texts.voicemailSms, input.name, policy.workingHoursText));
-      return finish('Voicemail', 'Автоответчик: SMS отправлено, повторных звонков нет');
-    }
-    if (MISSED.includes(r.result)) {
-      if (attempts >= policy.maxAttempts) {
-        const decision = await awaitOperator('attempts_exhausted', `недозвон после ${attempts} попыток`);
-        if (decision?.action === 'call_now') continue;
-        return closeAfterManual(decision);
-      }
-      const now2 = Date.now();
-      nextCallAt = nextWorkingTime(now2 + policy.retryDelayMs, input.timezone, policy.workingSchedule);
-      await progress('MissedCall', `недозвон (${r.result})`);
-      await condition(() => pendingAction !== undefined, nextCallAt - now2);
-    }
-  }
-}
-
-function by(action: OperatorAction | undefined): string {
-  if (!action) return '';
-  return `${action.by ? ` (${action.by})` : ''}${action.note ? `: ${action.note}` : ''}`;
-}
-
-function fill(template: string, name: string, hours: string): string {
-  return template.replaceAll('{name}', name).replaceAll('{hours}', hours);
-}
-
-function failureMessage(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.message;
-  if (err instanceof Error) return err.message;
-  return String(err);
+  const outcome = await call.run();
+  // The lead workflow already recorded a final event it was sent.
+  return finalReported ? { ...outcome, event: undefined } : outcome;
 }

@@ -28,6 +28,9 @@ export const FINAL_STATUSES: readonly LeadStatus[] = [
   'Cancelled',
 ];
 
+/** States a lead may stay in for hours: what operators search for in the Web UI. */
+export const LONG_STATES: readonly LeadStatus[] = ['WaitingForWorkingHours', 'MissedCall', 'ManualHandling'];
+
 export type ManualReason =
   | 'crm_auth_failed'
   | 'crm_unavailable'
