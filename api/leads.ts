@@ -11,8 +11,8 @@ import {
 import type { AppDeps } from './app';
 import { HttpError, requireContentType } from './app';
 import { isPossibleRef, leadWorkflowId } from './intake';
-import { getLeadStateQuery, operatorActionUpdate } from '../workflows/processLead';
-import { callWorkflowId, getCallStatusQuery } from '../workflows/callCustomer';
+import { getLeadStateQuery, operatorActionUpdate } from '../workflows/definitions';
+import { callWorkflowId, getCallStatusQuery } from '../workflows/definitions';
 import { FINAL_STATUSES, type LeadState, type OperatorAction } from '../workflows/types';
 
 const actionBody = z

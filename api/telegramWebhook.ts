@@ -8,7 +8,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/cl
 import type { AppDeps } from './app';
 import { HttpError } from './app';
 import { leadWorkflowId } from './intake';
-import { operatorActionUpdate } from '../workflows/processLead';
+import { operatorActionUpdate } from '../workflows/definitions';
 import type { OperatorAction } from '../workflows/types';
 
 interface CallbackQuery {

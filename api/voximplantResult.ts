@@ -13,7 +13,7 @@ import { status } from '@grpc/grpc-js';
 import type { AppDeps } from './app';
 import { HttpError } from './app';
 import { verifyResultToken } from '../domain/resultToken';
-import { reportCallResultUpdate } from '../workflows/callCustomer';
+import { reportCallResultUpdate } from '../workflows/definitions';
 import { CALL_RESULTS, type CallResult } from '../workflows/types';
 
 const reportSchema = z.object({

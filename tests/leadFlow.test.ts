@@ -1,11 +1,12 @@
 // The whole loop on a real Temporal dev server: intake over HTTP → processLead → CRM lead in the
-// Bitrix24 emulator → callCustomer → StartScenarios at the VoxImplant emulator → the scenario's
+// Bitrix24 emulator → processLead (call process) → StartScenarios at the VoxImplant emulator → the scenario's
 // report posted back to our result endpoint → SMS at the SMS.ru emulator.
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startDevServer, startStack, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { received } from './support/received';
-import { callCustomer, crmLeadCreatedSignal } from '../workflows/callCustomer';
+import { callCustomer } from '../workflows/callCustomer';
+import { crmLeadCreatedSignal } from '../workflows/definitions';
 import { leadPolicy } from '../api/intake';
 
 let env: TestWorkflowEnvironment;
@@ -239,7 +240,7 @@ test('GET /api/leads/:ref of an unknown ref is 404', async () => {
   expect(res.status).toBe(404);
 });
 
-test('a CRM lead id delivered with the call workflow’s first task (as after a worker crash) is handled', async () => {
+test('a callCustomer workflow (leads accepted before v4) handles a CRM lead id delivered with its first task', async () => {
   const phone = uniquePhone();
   const handle = await stack.service.client.workflow.signalWithStart(callCustomer, {
     taskQueue: stack.config.temporal.taskQueue,

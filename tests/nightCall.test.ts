@@ -92,8 +92,8 @@ test('busy three times then answered: four calls 30 minutes apart in workflow ti
   );
   expect(calls()).toHaveLength(4);
 
-  // The spacing, read from the call workflow's own history (server time, not wall time).
-  const history = await env.client.workflow.getHandle(`${String(body.workflowId)}-call`).fetchHistory();
+  // The spacing, read from the lead workflow’s own history (server time, not wall time).
+  const history = await env.client.workflow.getHandle(String(body.workflowId)).fetchHistory();
   const scheduled = (history.events ?? [])
     .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'placeRobotCall')
     .map((e) => Number(e.eventTime!.seconds) * 1000);

@@ -163,7 +163,7 @@ test('operator actions are validated: unknown ref 404, call-now while calling 40
   await eventually(async () => expect((await status(String(body.ref))).status).toBe('WaitingForResult'));
   const refused = await postJson(`${stack.url}/api/leads/${body.ref}/call-now`, {});
   expect(refused.status).toBe(409);
-  expect(String(refused.body.error)).toMatch(/cannot call again while the lead is Calling/);
+  expect(String(refused.body.error)).toMatch(/cannot call again while the lead is WaitingForResult/);
   const bad = await postJson(`${stack.url}/api/leads/${body.ref}/handled`, { by: { name: 'x' } });
   expect(bad.status).toBe(400);
   const cancelled = await postJson(`${stack.url}/api/leads/${body.ref}/cancel`, { by: 'Олег' });

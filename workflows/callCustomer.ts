@@ -2,42 +2,17 @@
 // (see processLead): it stays registered until the last of them has finished. The process itself
 // is workflows/callProcess.ts; this wraps it with the signals and the update the lead workflow and
 // the result endpoint used to talk to it.
-import {
-  defineQuery,
-  defineSignal,
-  defineUpdate,
-  getExternalWorkflowHandle,
-  log,
-  patched,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { getExternalWorkflowHandle, log, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { createCallProcess } from './callProcess';
 import {
-  FINAL_STATUSES,
-  LONG_STATES,
-  type CallInput,
-  type CallOutcome,
-  type CallProgress,
-  type CallReport,
-  type LeadStatus,
-  type OperatorAction,
-} from './types';
-
-export const crmLeadCreatedSignal = defineSignal<[number]>('crmLeadCreated');
-export const crmLeadFailedSignal = defineSignal('crmLeadFailed');
-/** The scenario's report; an update so the result endpoint learns at once whether it was awaited. */
-export const reportCallResultUpdate = defineUpdate<{ accepted: true }, [CallReport]>('reportCallResult');
-export const callOperatorActionSignal = defineSignal<[OperatorAction]>('callOperatorAction');
-/** Sent to the lead workflow whenever the call process changes state. */
-export const callProgressSignal = defineSignal<[CallProgress]>('callProgress');
-/** The call process's own state, finer than what it reports to the lead workflow; costs no history. */
-export const getCallStatusQuery = defineQuery<Omit<CallProgress, 'event'>>('getCallStatus');
-
-/** The call workflow of a lead workflow: one per lead, so a retried start can never make two. */
-export function callWorkflowId(leadWorkflowId: string): string {
-  return `${leadWorkflowId}-call`;
-}
+  callOperatorActionSignal,
+  callProgressSignal,
+  crmLeadCreatedSignal,
+  crmLeadFailedSignal,
+  getCallStatusQuery,
+  reportCallResultUpdate,
+} from './definitions';
+import { FINAL_STATUSES, LONG_STATES, type CallInput, type CallOutcome, type LeadStatus } from './types';
 
 export async function callCustomer(input: CallInput): Promise<CallOutcome> {
   const { workflowId, runId } = workflowInfo();

@@ -1,39 +1,31 @@
-// The lead process of the original: partner lookup, CRM lead, seller alerts, and the robot call
-// "copied" into its own workflow. The call starts first, as soon as the phone is known, so the CRM
-// never holds it up; this workflow stays open while the call process runs, which is what makes a
-// second lead with the same ref a duplicate, and it keeps the lead's searchable state.
+// One lead, one workflow: the robot call, the partner lookup, the CRM lead and the sellers' alerts
+// of the original process. The call starts in the workflow's first task, before anything else, so
+// neither Bitrix24 nor Telegram ever holds it up; the CRM branch runs alongside. The workflow stays
+// open until the call process ends, which is what makes a second lead with the same ref a
+// duplicate, and it keeps the lead's searchable state.
+//
+// The call process used to run in a child workflow of its own (callCustomer) that mirrored its
+// status into this one by signal. Measured on the dev server, that doubled the server's work per
+// lead and put a second workflow start between the form and the first call; see README "Figures".
 import {
-  ActivityFailure,
-  ApplicationFailure,
-  ChildWorkflowHandle,
-  ParentClosePolicy,
   condition,
-  defineQuery,
-  defineUpdate,
   log,
   patched,
   proxyActivities,
   setHandler,
-  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CrmActivities, LeadActivities } from '../activities';
 import { isWorkingTime } from '../domain/workingHours';
-import {
-  callCustomer,
-  callOperatorActionSignal,
-  callWorkflowId,
-  callProgressSignal,
-  crmLeadCreatedSignal,
-  crmLeadFailedSignal,
-} from './callCustomer';
+import { createCallProcess, failureMessage } from './callProcess';
+import { getLeadStateQuery, operatorActionUpdate, reportCallResultUpdate } from './definitions';
+import { processLeadWithCallWorkflow } from './leadWithCallWorkflow';
 import { CallAttemptsKey, LeadStatusKey, ManualReasonKey, NextCallAtKey } from './searchAttributes';
-import { FINAL_STATUSES, type LeadInput, type LeadState, type OperatorAction } from './types';
+import { FINAL_STATUSES, type LeadInput, type LeadState, type LeadStatus, type ManualReason } from './types';
 
-export const getLeadStateQuery = defineQuery<LeadState>('getLeadState');
-/** Operator actions are updates: the caller learns at once whether the action was allowed. */
-export const operatorActionUpdate = defineUpdate<LeadState, [OperatorAction]>('operatorAction');
+// The definitions the API uses, where they used to be.
+export { getLeadStateQuery, operatorActionUpdate } from './definitions';
 
 const alerts = proxyActivities<LeadActivities>({
   startToCloseTimeout: '30s',
@@ -41,7 +33,14 @@ const alerts = proxyActivities<LeadActivities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
 });
 
+/** What the Web UI searches on; "waiting for the result" is short and shows as Calling. */
+function searchableStatus(status: LeadStatus): LeadStatus {
+  return status === 'WaitingForResult' ? 'Calling' : status;
+}
+
 export async function processLead(input: LeadInput): Promise<LeadState> {
+  if (!patched('call-inside-lead-workflow')) return processLeadWithCallWorkflow(input);
+
   const { workflowId, runId } = workflowInfo();
   const crm = proxyActivities<CrmActivities>({
     taskQueue: input.policy.crmTaskQueue,
@@ -59,33 +58,73 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     history: [{ at: Date.now(), what: `заявка принята (${input.source})` }],
   };
   for (const warning of input.warnings) state.history.push({ at: Date.now(), what: warning });
-  let child: ChildWorkflowHandle<typeof callCustomer> | undefined;
-  let progressSeen = 0;
-  // Manual handling this workflow itself asked for (CRM trouble) stays flagged whatever the call does.
-  let ownManualReason: LeadState['manualReason'];
-
   const record = (what: string) => state.history.push({ at: Date.now(), what });
-  const publish = () =>
+  // Manual handling this workflow itself asked for (CRM trouble) stays flagged whatever the call does.
+  let ownManualReason: ManualReason | undefined;
+
+  // Search attributes are written only when what they show changes: each write is a history event
+  // and a visibility update on the server.
+  let published = '';
+  const publish = () => {
+    const shown = {
+      status: searchableStatus(state.status),
+      attempts: state.attempts,
+      nextCallAt: state.nextCallAt,
+      manualReason: state.manualReason,
+    };
+    const key = JSON.stringify(shown);
+    if (key === published) return;
+    published = key;
     upsertSearchAttributes([
-      { key: LeadStatusKey, value: state.status },
-      { key: CallAttemptsKey, value: state.attempts },
-      { key: NextCallAtKey, value: state.nextCallAt ? new Date(state.nextCallAt) : null },
-      { key: ManualReasonKey, value: state.manualReason ?? null },
+      { key: LeadStatusKey, value: shown.status },
+      { key: CallAttemptsKey, value: shown.attempts },
+      { key: NextCallAtKey, value: shown.nextCallAt ? new Date(shown.nextCallAt) : null },
+      { key: ManualReasonKey, value: shown.manualReason ?? null },
     ]);
+  };
+
+  const call = input.phoneCallable
+    ? createCallProcess(
+        {
+          leadWorkflowId: workflowId,
+          ref: input.ref,
+          name: input.name,
+          phone: input.phone,
+          timezone: input.timezone,
+          city: input.city,
+          partnerCode: input.partnerCode,
+          site: input.site,
+          orderAmount: input.orderAmount,
+          receivedAt: input.receivedAt,
+          policy: input.policy,
+        },
+        {
+          workflowId,
+          runId,
+          callWithoutWaitingForReport: true,
+          report(p) {
+            Object.assign(state, {
+              status: p.status,
+              attempts: p.attempts,
+              nextCallAt: p.nextCallAt,
+              lastResult: p.lastResult,
+              manualReason: p.manualReason ?? ownManualReason,
+              nightSmsSent: p.nightSmsSent,
+            });
+            if (p.event) record(p.event);
+            publish();
+            return Promise.resolve();
+          },
+        },
+      )
+    : undefined;
 
   setHandler(getLeadStateQuery, () => state);
-  setHandler(callProgressSignal, (p) => {
-    Object.assign(state, {
-      status: p.status,
-      attempts: p.attempts,
-      nextCallAt: p.nextCallAt,
-      lastResult: p.lastResult,
-      manualReason: p.manualReason ?? ownManualReason,
-      nightSmsSent: p.nightSmsSent,
-    });
-    if (p.event) record(p.event);
-    progressSeen += 1;
-    publish();
+  setHandler(reportCallResultUpdate, (r) => call!.accept(r), {
+    validator: (r) => {
+      if (!call) throw new Error(`call attempt ${r.attempt} is not awaited`);
+      call.validate(r);
+    },
   });
   setHandler(
     operatorActionUpdate,
@@ -93,15 +132,15 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
       record(
         `оператор: ${action.action}${action.by ? ` (${action.by})` : ''}${action.note ? `: ${action.note}` : ''}`,
       );
-      const before = progressSeen;
-      await child!.signal(callOperatorActionSignal, action);
-      // The call process reports its new state by signal; wait for it (briefly) so the answer is current.
-      await condition(() => progressSeen > before, '5s');
+      const before = state.status;
+      call!.act(action);
+      // The call process acts on it at its next step; wait for that (briefly) so the answer is current.
+      await condition(() => state.status !== before, '5s');
       return state;
     },
     {
       validator: (action) => {
-        if (!child || FINAL_STATUSES.includes(state.status)) {
+        if (!call || FINAL_STATUSES.includes(state.status)) {
           throw new Error(`the lead is ${state.status}: nothing to do`);
         }
         if (action.action === 'call_now') {
@@ -116,44 +155,23 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     },
   );
 
-  // 1. The call goes first: nothing below may delay it.
-  if (input.phoneCallable) {
-    child = await startChild(callCustomer, {
-      workflowId: callWorkflowId(workflowId),
-      taskQueue: input.policy.callWorkflowTaskQueue,
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      args: [
-        {
-          leadWorkflowId: workflowId,
-          ref: input.ref,
-          name: input.name,
-          phone: input.phone,
-          timezone: input.timezone,
-          city: input.city,
-          partnerCode: input.partnerCode,
-          site: input.site,
-          orderAmount: input.orderAmount,
-          receivedAt: input.receivedAt,
-          policy: input.policy,
-        },
-      ],
-    });
-  } else {
+  // 1. The call goes first, in this very task: nothing below may delay it.
+  const callDone = call?.run();
+  if (!call) {
     state.status = 'PhoneNotDialable';
     record(
       input.phoneIssue === 'phone_too_long' ? 'телефон длиннее 11 цифр: без звонка' : 'номер не для звонка',
     );
-  }
-
-  // The call workflow reports only long states now (see callCustomer): until it does, or it ends,
-  // the lead is being called. Leads started before this change got a "Calling" report instead.
-  if (child && patched('report-only-long-states') && progressSeen === 0) {
-    state.status = 'Calling';
     publish();
   }
 
   // 2. Partner lookup; a broken token does not stop the lead, it makes it a person's job.
   let partnerAlert: string | undefined;
+  const needsPerson = (reason: ManualReason) => {
+    ownManualReason ??= reason;
+    state.manualReason ??= ownManualReason;
+    publish();
+  };
   if (input.partnerCode) {
     try {
       const found = await crm.findPartner(input.partnerCode);
@@ -164,11 +182,9 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
       record(found.status === 'found' ? `партнёр: ${found.partner.title}` : 'партнёр не найден');
     } catch (err) {
       state.partner = { status: 'lookup_failed' };
-      ownManualReason = 'crm_auth_failed';
-      state.manualReason ??= ownManualReason;
       partnerAlert = `поиск партнёра в Bitrix24 не удался: ${failureMessage(err)}`;
       record(partnerAlert);
-      publish();
+      needsPerson('crm_auth_failed');
     }
   }
 
@@ -191,14 +207,12 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     });
     state.crmLeadId = created.leadId;
     record(`лид в CRM: ${created.leadId}`);
-    await child?.signal(crmLeadCreatedSignal, created.leadId);
+    call?.crmLeadCreated(created.leadId);
   } catch (err) {
-    ownManualReason ??= 'crm_unavailable';
-    state.manualReason ??= ownManualReason;
     partnerAlert = `${partnerAlert ? `${partnerAlert}; ` : ''}лид в CRM не создан: ${failureMessage(err)}`;
     record(`лид в CRM не создан: ${failureMessage(err)}`);
-    publish();
-    await child?.signal(crmLeadFailedSignal);
+    needsPerson('crm_unavailable');
+    call?.crmLeadFailed();
   }
 
   // 4. Sellers hear of every lead, and of one that needs a person.
@@ -223,22 +237,11 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   }
 
   // 5. Stay open while the call process runs, so the ref counts as in progress.
-  if (child) {
-    const outcome = await child.result();
-    state.status = outcome.status;
-    state.attempts = outcome.attempts;
-    state.lastResult = outcome.lastResult;
+  if (callDone) {
+    const outcome = await callDone;
     state.nextCallAt = undefined;
-    if (outcome.nightSmsSent !== undefined) state.nightSmsSent = outcome.nightSmsSent;
-    if (outcome.manualReason || ownManualReason) state.manualReason = outcome.manualReason ?? ownManualReason;
-    if (outcome.event) record(outcome.event);
+    state.manualReason = outcome.manualReason ?? ownManualReason;
   }
   publish();
   return state;
-}
-
-function failureMessage(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.message;
-  if (err instanceof Error) return err.message;
-  return String(err);
 }

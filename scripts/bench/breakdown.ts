@@ -6,7 +6,7 @@ import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { leadWorkflowId } from '../../api/intake';
 import { ms, num, percentile, table } from './stats';
-import { callWorkflowId } from '../../workflows/callCustomer';
+import { callWorkflowId } from '../../workflows/definitions';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 

@@ -19,7 +19,7 @@ import { replayCost } from './replayCost';
 import { phaseSummary, scrape, type Snapshot } from './sdkMetrics';
 import { ServiceLog } from './serviceLog';
 import { mb, ms, num, probeText, table } from './stats';
-import { callWorkflowId } from '../../workflows/callCustomer';
+import { callWorkflowId } from '../../workflows/definitions';
 
 const say = (line = '') => console.log(line);
 
