@@ -27,7 +27,7 @@ import {
   operatorActionUpdate,
 } from './definitions';
 import { CallAttemptsKey, LeadStatusKey, ManualReasonKey, NextCallAtKey } from './searchAttributes';
-import { FINAL_STATUSES, type LeadInput, type LeadState, type OperatorAction } from './types';
+import { FINAL_STATUSES, type LeadInput, type LeadState } from './types';
 
 const alerts = proxyActivities<LeadActivities>({
   startToCloseTimeout: '30s',
