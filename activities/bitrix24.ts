@@ -34,6 +34,11 @@ export interface CrmLeadResult {
   leadId: number;
   created: boolean;
 }
+/** What registering a lead found of its partner; lookup_failed when Bitrix24 refused the search. */
+export type PartnerOutcome = PartnerLookup | { status: 'lookup_failed'; reason: string };
+export interface RegisteredLead extends CrmLeadResult {
+  partner?: PartnerOutcome;
+}
 export interface CallAttemptNote {
   leadId: number;
   statusId?: string;
@@ -42,7 +47,11 @@ export interface CallAttemptNote {
 export interface Bitrix24Activities {
   findPartner(code: string): Promise<PartnerLookup>;
   createCrmLead(input: CrmLeadInput): Promise<CrmLeadResult>;
+  /** The partner lookup and the lead in one activity: one workflow task per lead fewer. */
+  registerLead(input: Omit<CrmLeadInput, 'partner'>): Promise<RegisteredLead>;
   recordCallAttempt(note: CallAttemptNote): Promise<void>;
+  /** Several notes for one lead, in order; a retry resumes after the last one written. */
+  recordCallAttempts(batch: { leadId: number; notes: Array<Omit<CallAttemptNote, 'leadId'>> }): Promise<void>;
 }
 
 type Bitrix24Config = AppConfig['bitrix24'];
@@ -87,10 +96,11 @@ export function createBitrix24Activities(
   const limiter = sharedLimiter(base, cfg.requestsPerSecond);
   const oauth = auth.kind === 'oauth' ? sharedOAuthSession(auth, opts.dataDir, http) : undefined;
 
-  async function send<T>(method: string, body: Params): Promise<Answer<T>> {
+  // `progress` rides along in the heartbeat, so a retried activity knows what was already done.
+  async function send<T>(method: string, body: Params, progress?: Params): Promise<Answer<T>> {
     await limiter();
     const context = activityContext();
-    context?.heartbeat({ bitrix24: method });
+    context?.heartbeat({ bitrix24: method, ...progress });
     const started = Date.now();
     let res: AxiosResponse<unknown>;
     try {
@@ -113,19 +123,36 @@ export function createBitrix24Activities(
     throw ApplicationFailure.nonRetryable(msg, 'Bitrix24RequestError');
   }
 
-  async function call<T>(method: string, params: Params): Promise<Answer<T>> {
-    if (!oauth) return rethrowExpired(method, () => send<T>(method, params));
+  async function call<T>(method: string, params: Params, progress?: Params): Promise<Answer<T>> {
+    if (!oauth) return rethrowExpired(method, () => send<T>(method, params, progress));
     const token = await oauth.accessToken();
     try {
-      return await send<T>(method, { ...params, auth: token });
+      return await send<T>(method, { ...params, auth: token }, progress);
     } catch (err) {
       if (!(err instanceof ExpiredToken)) throw err;
       const fresh = await oauth.renew(token);
-      return rethrowExpired(method, () => send<T>(method, { ...params, auth: fresh }));
+      return rethrowExpired(method, () => send<T>(method, { ...params, auth: fresh }, progress));
     }
   }
 
-  return {
+  async function recordNote(note: CallAttemptNote, progress?: Params): Promise<void> {
+    // The status update is idempotent and the comment is not: doing the update first means a
+    // retry after a failed update cannot leave a duplicate comment behind.
+    if (note.statusId) {
+      await call<boolean>(
+        'crm.lead.update',
+        { id: note.leadId, fields: { STATUS_ID: note.statusId } },
+        progress,
+      );
+    }
+    await call<number>(
+      'crm.timeline.comment.add',
+      { fields: { ENTITY_ID: note.leadId, ENTITY_TYPE: 'lead', COMMENT: note.comment } },
+      progress,
+    );
+  }
+
+  const activities: Bitrix24Activities = {
     async findPartner(code) {
       const value = (code ?? '').trim();
       if (value === '') return { status: 'not_found' };
@@ -180,17 +207,39 @@ export function createBitrix24Activities(
       return { leadId, created: true };
     },
 
-    async recordCallAttempt(note) {
-      // The status update is idempotent and the comment is not: doing the update first means a
-      // retry after a failed update cannot leave a duplicate comment behind.
-      if (note.statusId) {
-        await call<boolean>('crm.lead.update', { id: note.leadId, fields: { STATUS_ID: note.statusId } });
+    async registerLead(input) {
+      let partner: PartnerOutcome | undefined;
+      if (input.partnerCode) {
+        try {
+          partner = await activities.findPartner(input.partnerCode);
+        } catch (err) {
+          // A refusal (bad token, no rights, a wrong field name) will not pass on retry: the lead
+          // goes in without its partner and a person is told. Anything else is retried whole.
+          if (!(err instanceof ApplicationFailure && err.nonRetryable)) throw err;
+          partner = { status: 'lookup_failed', reason: err.message };
+        }
       }
-      await call<number>('crm.timeline.comment.add', {
-        fields: { ENTITY_ID: note.leadId, ENTITY_TYPE: 'lead', COMMENT: note.comment },
+      const lead = await activities.createCrmLead({
+        ...input,
+        partner: partner?.status === 'found' ? partner.partner : undefined,
       });
+      return { ...lead, partner };
+    },
+
+    async recordCallAttempt(note) {
+      await recordNote(note);
+    },
+
+    async recordCallAttempts({ leadId, notes }) {
+      const previous = activityContext()?.info.heartbeatDetails as { notesDone?: unknown } | undefined;
+      const done = typeof previous?.notesDone === 'number' ? previous.notesDone : 0;
+      for (let i = done; i < notes.length; i++) {
+        await recordNote({ leadId, ...notes[i]! }, { notesDone: i });
+        activityContext()?.heartbeat({ notesDone: i + 1 });
+      }
     },
   };
+  return activities;
 }
 
 async function rethrowExpired<T>(method: string, run: () => Promise<T>): Promise<T> {

@@ -130,6 +130,50 @@ describe('createCrmLead', () => {
   });
 });
 
+describe('registerLead', () => {
+  test('looks the partner up and adds the lead with its company, in one activity', async () => {
+    const id = control.addCompany({ TITLE: 'Watch Fan', UF_CRM_PARTNER_CODE: 'watchfan' });
+    const crm = createBitrix24Activities(webhookConfig(), { dataDir });
+    const { partner: _partner, ...input } = lead;
+    const registered = await crm.registerLead(input);
+    expect(registered).toEqual({
+      leadId: 1,
+      created: true,
+      partner: { status: 'found', partner: { id, title: 'Watch Fan', code: 'watchfan' } },
+    });
+    expect(state.leads[0]).toMatchObject({ COMPANY_ID: id, UTM_SOURCE: 'watchfan' });
+    expect(state.requests.map((r) => r.method)).toEqual([
+      'crm.company.list',
+      'crm.lead.list',
+      'crm.lead.add',
+    ]);
+    // Retried (say the answer was lost): the same lead, not a second one.
+    await expect(crm.registerLead(input)).resolves.toMatchObject({ leadId: 1, created: false });
+    expect(state.leads).toHaveLength(1);
+  });
+
+  test('an unknown partner code still adds the lead, without a company', async () => {
+    const crm = createBitrix24Activities(webhookConfig(), { dataDir });
+    const { partner: _partner, ...input } = lead;
+    await expect(crm.registerLead({ ...input, partnerCode: 'nobody' })).resolves.toEqual({
+      leadId: 1,
+      created: true,
+      partner: { status: 'not_found' },
+    });
+    expect(state.leads[0]!.COMPANY_ID).toBeUndefined();
+  });
+
+  test('a portal that is down fails the whole activity as retryable, adding nothing', async () => {
+    control.setMode('down');
+    const crm = createBitrix24Activities(webhookConfig(), { dataDir });
+    const { partner: _partner, ...input } = lead;
+    const failure = await failureOf(crm.registerLead(input));
+    expect(failure.nonRetryable).toBe(false);
+    control.setMode('ok');
+    expect(state.leads).toHaveLength(0);
+  });
+});
+
 describe('findPartner', () => {
   test('finds a company by the partner code field, or reports not_found', async () => {
     control.addCompany({ TITLE: 'Other', UF_CRM_PARTNER_CODE: 'other' });
@@ -182,6 +226,32 @@ describe('recordCallAttempt', () => {
       expect.objectContaining({ ENTITY_ID: leadId, ENTITY_TYPE: 'lead', COMMENT: 'Попытка 2: ответил' }),
     ]);
     expect(state.leads[0]!.STATUS_ID).toBe('IN_PROCESS');
+  });
+
+  test('a batch of notes is written in order, and a retry resumes after the last one written', async () => {
+    const crm = createBitrix24Activities(webhookConfig(), { dataDir });
+    const { leadId } = await crm.createCrmLead(lead);
+    const notes = [
+      { statusId: 'IN_PROCESS', comment: 'Попытка 1: недозвон' },
+      { comment: 'Попытка 2: ответил' },
+      { comment: 'SMS отправлено' },
+    ];
+    const env = new MockActivityEnvironment();
+    const beats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    await env.run(crm.recordCallAttempts, { leadId, notes: notes.slice(0, 2) });
+    expect(beats).toContainEqual({ notesDone: 2 });
+    expect(state.comments.map((c) => c.COMMENT)).toEqual(['Попытка 1: недозвон', 'Попытка 2: ответил']);
+    expect(state.leads[0]!.STATUS_ID).toBe('IN_PROCESS');
+
+    // The same three notes retried after the first two went through (the heartbeat said so).
+    const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { notesDone: 2 } });
+    await retry.run(crm.recordCallAttempts, { leadId, notes });
+    expect(state.comments.map((c) => c.COMMENT)).toEqual([
+      'Попытка 1: недозвон',
+      'Попытка 2: ответил',
+      'SMS отправлено',
+    ]);
   });
 
   test('a missing lead is a non-retryable request error', async () => {

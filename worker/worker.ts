@@ -24,8 +24,12 @@ export function defaultWorkflowSource(): WorkflowSource {
   return { workflowsPath: require.resolve('../workflows') };
 }
 
-/** createCrmLead makes two Bitrix24 requests (look up, add): half the portal's rate in activities. */
-const BITRIX24_REQUESTS_PER_ACTIVITY = 2;
+/**
+ * registerLead makes up to three Bitrix24 requests (partner, look up, add), a batch of call notes
+ * one or two per note: a third of the portal's rate in activities. Each process also paces its own
+ * requests to the portal's rate, so a burst of notes cannot exceed it.
+ */
+const BITRIX24_REQUESTS_PER_ACTIVITY = 3;
 
 export async function createLeadWorkers(
   connection: NativeConnection,
@@ -49,8 +53,8 @@ export async function createLeadWorkers(
     // when an evicted lead wakes up.
     maxCachedWorkflows: 1000,
   });
-  // Same workflow code, its own queue: the call workflows' tasks (the path to the first call) are
-  // polled apart from the backlog the CRM and alerts of other leads leave on the main queue.
+  // The callCustomer workflows of leads accepted before the call moved into processLead run here
+  // until they finish; new leads put nothing on this queue, so its pollers cost next to nothing.
   const callWorkflowWorker = await Worker.create({
     ...common,
     taskQueue: config.temporal.callWorkflowTaskQueue,

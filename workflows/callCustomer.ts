@@ -31,6 +31,7 @@ export async function callCustomer(input: CallInput): Promise<CallOutcome> {
     workflowId,
     runId,
     callWithoutWaitingForReport,
+    batchCrmNotes: false,
     report(snapshot) {
       if (reportOnlyLongStates && !LONG_STATES.includes(snapshot.status) && !LONG_STATES.includes(reported)) {
         return progressChain;

@@ -41,6 +41,8 @@ export interface CallProcessOptions {
    */
   report(progress: CallProgress): Promise<void>;
   callWithoutWaitingForReport: boolean;
+  /** Write the notes that piled up in one activity (the older callCustomer wrote them one by one). */
+  batchCrmNotes: boolean;
 }
 
 export interface CallProcess {
@@ -107,13 +109,14 @@ export function createCallProcess(input: CallInput, options: CallProcessOptions)
     const leadId = crmLeadId;
     crmWriter = (async () => {
       while (crmNotes.length > 0) {
-        const note = crmNotes[0]!;
+        const notes = options.batchCrmNotes ? crmNotes.slice() : crmNotes.slice(0, 1);
         try {
-          await crm.recordCallAttempt({ leadId, ...note });
+          if (options.batchCrmNotes) await crm.recordCallAttempts({ leadId, notes });
+          else await crm.recordCallAttempt({ leadId, ...notes[0]! });
         } catch (err) {
           log.warn('could not write the call attempt to the CRM', { error: String(err) });
         }
-        crmNotes.shift();
+        crmNotes.splice(0, notes.length);
       }
     })().finally(() => {
       crmWriter = undefined;

@@ -8,6 +8,8 @@
 // status into this one by signal. Measured on the dev server, that doubled the server's work per
 // lead and put a second workflow start between the form and the first call; see README "Figures".
 import {
+  ActivityFailure,
+  ApplicationFailure,
   condition,
   log,
   patched,
@@ -102,6 +104,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
           workflowId,
           runId,
           callWithoutWaitingForReport: true,
+          batchCrmNotes: true,
           report(p) {
             Object.assign(state, {
               status: p.status,
@@ -165,53 +168,49 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     publish();
   }
 
-  // 2. Partner lookup; a broken token does not stop the lead, it makes it a person's job.
+  // 2. The partner and the CRM lead, in one activity, idempotent on ref + run so a retry or a
+  // replay never makes a second lead. A refused partner search does not stop the lead, it makes it
+  // a person's job.
   let partnerAlert: string | undefined;
   const needsPerson = (reason: ManualReason) => {
     ownManualReason ??= reason;
     state.manualReason ??= ownManualReason;
     publish();
   };
-  if (input.partnerCode) {
-    try {
-      const found = await crm.findPartner(input.partnerCode);
-      state.partner =
-        found.status === 'found'
-          ? { status: 'found', id: found.partner.id, title: found.partner.title }
-          : { status: 'not_found' };
-      record(found.status === 'found' ? `партнёр: ${found.partner.title}` : 'партнёр не найден');
-    } catch (err) {
-      state.partner = { status: 'lookup_failed' };
-      partnerAlert = `поиск партнёра в Bitrix24 не удался: ${failureMessage(err)}`;
-      record(partnerAlert);
-      needsPerson('crm_auth_failed');
-    }
-  }
-
-  // 3. The CRM lead, idempotent on ref + run so a retry or a replay never makes a second one.
   try {
-    const created = await crm.createCrmLead({
+    const registered = await crm.registerLead({
       ref: `${input.ref}#${runId}`,
       name: input.name,
       phone: input.phone,
       city: input.city,
       timezone: input.timezone,
       partnerCode: input.partnerCode,
-      partner:
-        state.partner?.status === 'found'
-          ? { id: state.partner.id, title: state.partner.title, code: input.partnerCode ?? '' }
-          : undefined,
       site: input.site,
       orderAmount: input.orderAmount,
       comment: [input.comment, ...input.warnings].filter(Boolean).join('\n') || undefined,
     });
-    state.crmLeadId = created.leadId;
-    record(`лид в CRM: ${created.leadId}`);
-    call?.crmLeadCreated(created.leadId);
+    const partner = registered.partner;
+    if (partner?.status === 'found') {
+      state.partner = { status: 'found', id: partner.partner.id, title: partner.partner.title };
+      record(`партнёр: ${partner.partner.title}`);
+    } else if (partner?.status === 'not_found') {
+      state.partner = { status: 'not_found' };
+      record('партнёр не найден');
+    } else if (partner?.status === 'lookup_failed') {
+      state.partner = { status: 'lookup_failed' };
+      partnerAlert = `поиск партнёра в Bitrix24 не удался: ${partner.reason}`;
+      record(partnerAlert);
+      needsPerson('crm_auth_failed');
+    }
+    state.crmLeadId = registered.leadId;
+    record(`лид в CRM: ${registered.leadId}`);
+    call?.crmLeadCreated(registered.leadId);
   } catch (err) {
-    partnerAlert = `${partnerAlert ? `${partnerAlert}; ` : ''}лид в CRM не создан: ${failureMessage(err)}`;
-    record(`лид в CRM не создан: ${failureMessage(err)}`);
-    needsPerson('crm_unavailable');
+    if (input.partnerCode) state.partner = { status: 'lookup_failed' };
+    partnerAlert = `лид в CRM не создан: ${failureMessage(err)}`;
+    record(partnerAlert);
+    const refused = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure;
+    needsPerson(refused && err.cause.type === 'Bitrix24AuthError' ? 'crm_auth_failed' : 'crm_unavailable');
     call?.crmLeadFailed();
   }
 

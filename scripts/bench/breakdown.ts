@@ -1,7 +1,7 @@
 // Where a lead's first-call latency goes, read from the workflow histories of a sample of leads:
 // the server's event times (same machine, same clock) between the POST and the call's arrival.
 // Found by the events' own links (the workflow task that scheduled placeRobotCall), so it follows
-// the workflows whatever their shape.
+// the workflow whatever its shape, and the callCustomer workflow of older leads.
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { leadWorkflowId } from '../../api/intake';
@@ -35,43 +35,51 @@ const idOf = (v: unknown) => (v == null ? '' : String(v));
 const STEPS = [
   ['POST sent → processLead started (HTTP, parse, StartWorkflowExecution)', 'sent', 'leadStarted'],
   ['processLead started → its 1st workflow task started (eager start?)', 'leadStarted', 'leadWft1'],
-  ['processLead 1st task started → completed (StartChildWorkflow command)', 'leadWft1', 'leadWft1Done'],
-  ['processLead task completed → callCustomer started', 'leadWft1Done', 'childStarted'],
-  ['callCustomer started → its 1st workflow task started (no eager start)', 'childStarted', 'childWft1'],
-  ['1st task started → the task that schedules the call started', 'childWft1', 'callWftStarted'],
+  ['1st task started → the task that schedules the call started', 'leadWft1', 'callWftStarted'],
   ['that task started → completed (placeRobotCall scheduled)', 'callWftStarted', 'activityScheduled'],
   ['placeRobotCall scheduled → started (call queue)', 'activityScheduled', 'activityStarted'],
   ['activity started → StartScenarios at the emulator', 'activityStarted', 'call'],
 ] as const;
 
+const isCallScheduled = (e: HistoryEvent) =>
+  e.activityTaskScheduledEventAttributes?.activityType?.name === 'placeRobotCall';
+
+/** The history that holds the call: the lead’s own, or (older leads) its callCustomer workflow’s. */
+async function callHistory(client: Client, leadId: string, lead: HistoryEvent[]): Promise<HistoryEvent[]> {
+  if (lead.some(isCallScheduled)) return lead;
+  return events(client, callWorkflowId(leadId)).catch(() => []);
+}
+
 export async function latencyBreakdown(client: Client, samples: BreakdownSample[]): Promise<string> {
   const rows: Array<Record<string, number | undefined>> = [];
   const tasksBeforeCall: number[] = [];
   const leadEvents: number[] = [];
-  const childEvents: number[] = [];
+  const workflowTasks: number[] = [];
   for (const s of samples) {
     const leadId = leadWorkflowId(s.phone);
-    const [lead, child] = await Promise.all([events(client, leadId), events(client, callWorkflowId(leadId))]);
-    leadEvents.push(lead.length);
-    childEvents.push(child.length);
+    const lead = await events(client, leadId);
+    const calling = await callHistory(client, leadId, lead);
+    leadEvents.push(lead.length + (calling === lead ? 0 : calling.length));
+    workflowTasks.push(
+      lead.filter((e) => e.workflowTaskCompletedEventAttributes != null).length +
+        (calling === lead ? 0 : calling.filter((e) => e.workflowTaskCompletedEventAttributes != null).length),
+    );
     const first = (list: HistoryEvent[], key: keyof HistoryEvent) => list.find((e) => e[key] != null);
     const byId = (list: HistoryEvent[], id: unknown) => list.find((e) => idOf(e.eventId) === idOf(id));
-    const scheduled = child.find(
-      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'placeRobotCall',
-    );
-    const started = child.find(
+    const scheduled = calling.find(isCallScheduled);
+    const started = calling.find(
       (e) =>
         e.activityTaskStartedEventAttributes != null &&
         idOf(e.activityTaskStartedEventAttributes.scheduledEventId) === idOf(scheduled?.eventId),
     );
     const wftDone = byId(
-      child,
+      calling,
       scheduled?.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId,
     );
-    const wftStarted = byId(child, wftDone?.workflowTaskCompletedEventAttributes?.startedEventId);
+    const wftStarted = byId(calling, wftDone?.workflowTaskCompletedEventAttributes?.startedEventId);
     if (wftDone) {
       tasksBeforeCall.push(
-        child.filter(
+        calling.filter(
           (e) =>
             e.workflowTaskCompletedEventAttributes != null && Number(e.eventId) <= Number(wftDone.eventId),
         ).length,
@@ -81,9 +89,6 @@ export async function latencyBreakdown(client: Client, samples: BreakdownSample[
       sent: s.sentAt,
       leadStarted: timeOf(lead[0]),
       leadWft1: timeOf(first(lead, 'workflowTaskStartedEventAttributes')),
-      leadWft1Done: timeOf(first(lead, 'workflowTaskCompletedEventAttributes')),
-      childStarted: timeOf(child[0]),
-      childWft1: timeOf(first(child, 'workflowTaskStartedEventAttributes')),
       callWftStarted: timeOf(wftStarted),
       activityScheduled: timeOf(scheduled),
       activityStarted: timeOf(started),
@@ -102,8 +107,8 @@ export async function latencyBreakdown(client: Client, samples: BreakdownSample[
   out.push(['  (POST sent → HTTP 202 back at the client)', ...stat('sent', 'responded')]);
   return [
     table(['step (server event times, per lead)', 'p50', 'p90', 'n'], out),
-    `callCustomer workflow tasks up to and including the one that schedules the call: median ${num(percentile(tasksBeforeCall, 50))}`,
-    `history events so far per lead (median): processLead ${num(percentile(leadEvents, 50))}, ` +
-      `callCustomer ${num(percentile(childEvents, 50))} (the bare workflow has 11)`,
+    `workflow tasks up to and including the one that schedules the call: median ${num(percentile(tasksBeforeCall, 50))}`,
+    `per lead so far (median): ${num(percentile(leadEvents, 50))} history events, ` +
+      `${num(percentile(workflowTasks, 50))} workflow tasks (the bare workflow: 11 and 2)`,
   ].join('\n');
 }

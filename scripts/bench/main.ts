@@ -19,7 +19,6 @@ import { replayCost } from './replayCost';
 import { phaseSummary, scrape, type Snapshot } from './sdkMetrics';
 import { ServiceLog } from './serviceLog';
 import { mb, ms, num, probeText, table } from './stats';
-import { callWorkflowId } from '../../workflows/definitions';
 
 const say = (line = '') => console.log(line);
 
@@ -380,12 +379,6 @@ async function main(): Promise<void> {
           label: 'processLead (10/s run)',
           workflows,
           workflowIds: replayLeads,
-          dataConverter,
-        },
-        {
-          label: 'callCustomer (10/s run)',
-          workflows,
-          workflowIds: replayLeads.map(callWorkflowId),
           dataConverter,
         },
       ]);
