@@ -77,6 +77,42 @@ const NO_CREDENTIALS: Record<string, string> = {
   TELEGRAM_CHAT_ID: '',
 };
 
+/** How the providers behave around the service; every emulator answers its API requests at once. */
+export interface ProviderProfile {
+  label: string;
+  /** how long a call lasts: the scenario reports its result this long after StartScenarios */
+  callMs: number;
+  /** whether the Bitrix24 emulator enforces the portal's 2 requests/s (and the service paces itself) */
+  bitrix24RateLimit: boolean;
+  env: Record<string, string>;
+}
+
+/** The worst case for the service: every step of every lead competes for the same two cores. */
+export const INSTANT_PROVIDERS: ProviderProfile = {
+  label: 'instant providers: the call reports 5 ms after it starts, Bitrix24 at 50 requests/s',
+  callMs: 5,
+  bitrix24RateLimit: false,
+  env: {},
+};
+
+/**
+ * What a shop sees: a robot call with its recording lasts about 20 s before the scenario reports,
+ * and a Bitrix24 portal takes 2 requests/s, so the CRM work of a burst trails behind it. On task
+ * queues of their own, so the CRM backlog it leaves never weighs on the phases after it.
+ */
+export const REAL_PACE_PROVIDERS: ProviderProfile = {
+  label: 'real pace: calls last 20 s, Bitrix24 at its 2 requests/s',
+  callMs: 20_000,
+  bitrix24RateLimit: true,
+  env: {
+    BITRIX24_REQUESTS_PER_SECOND: '2',
+    TEMPORAL_TASK_QUEUE: 'pace-leads',
+    TEMPORAL_CALL_TASK_QUEUE: 'pace-calls',
+    TEMPORAL_CRM_TASK_QUEUE: 'pace-crm',
+    TEMPORAL_CALL_WORKFLOW_TASK_QUEUE: 'pace-call-workflows',
+  },
+};
+
 export class Bench {
   service?: RunningService;
   /** one bundle for the whole run: the service and the replay diagnostic run the same code */
@@ -119,16 +155,24 @@ export class Bench {
     return loadConfig(this.env(overrides));
   }
 
-  async startService(overrides: Record<string, string> = {}): Promise<RunningService> {
+  async startService(
+    overrides: Record<string, string> = {},
+    providers: ProviderProfile = INSTANT_PROVIDERS,
+  ): Promise<RunningService> {
     await this.stopService();
-    const service = await startService(this.config(overrides), {
+    const service = await startService(this.config({ ...providers.env, ...overrides }), {
       role: 'all',
       ...(this.workflowBundle ? { workflows: { workflowBundle: this.workflowBundle } } : {}),
-      // Instant providers: the benchmark measures the service, not Bitrix24's 2 requests/s,
-      // and a funded SMS account (the emulator's default balance runs out after ~285 messages).
-      emulatorOptions: { bitrix24: { rateLimit: false }, smsru: { balance: 1e9 } },
+      // A funded SMS account (the emulator's default balance runs out after ~285 messages).
+      emulatorOptions: {
+        bitrix24: providers.bitrix24RateLimit ? {} : { rateLimit: false },
+        smsru: { balance: 1e9 },
+      },
     });
-    service.emulators!.voximplant.control.setDefaultOutcome({ result: 'answered', delayMs: 5 });
+    service.emulators!.voximplant.control.setDefaultOutcome({
+      result: 'answered',
+      delayMs: providers.callMs,
+    });
     this.service = service;
     this.poster = new LeadPoster(service.url!);
     this.ledger = new CallLedger(service.emulators!.voximplant.state);

@@ -144,22 +144,21 @@ async function expectAnswered(
   return Date.now() - started;
 }
 
-/** The last workflow-task failure of each lead's workflows, if any (a bug in the workflow code). */
+/** The last workflow-task failure of each lead's workflow, if any (a bug in the workflow code). */
 async function whyStuck(leads: Array<{ ref: string }>): Promise<string[]> {
   const out: string[] = [];
   for (const { ref } of leads) {
-    for (const workflowId of [`lead-${ref}`, `lead-${ref}-call`]) {
-      try {
-        const history = await temporal.workflow.getHandle(workflowId).fetchHistory();
-        const failed = (history.events ?? [])
-          .map((e) => e.workflowTaskFailedEventAttributes?.failure)
-          .filter(Boolean)
-          .pop();
-        if (failed)
-          out.push(`${workflowId}: workflow task fails: ${failed.message}\n${failed.stackTrace ?? ''}`);
-      } catch (err) {
-        out.push(`${workflowId}: ${(err as Error).message}`);
-      }
+    const workflowId = `lead-${ref}`;
+    try {
+      const history = await temporal.workflow.getHandle(workflowId).fetchHistory();
+      const failed = (history.events ?? [])
+        .map((e) => e.workflowTaskFailedEventAttributes?.failure)
+        .filter(Boolean)
+        .pop();
+      if (failed)
+        out.push(`${workflowId}: workflow task fails: ${failed.message}\n${failed.stackTrace ?? ''}`);
+    } catch (err) {
+      out.push(`${workflowId}: ${(err as Error).message}`);
     }
   }
   return out;
@@ -181,7 +180,8 @@ async function callsPerLead(info: ClusterInfo, since: number): Promise<Map<strin
     }).toString();
     const body = (await (await fetch(url)).json()) as { result: Array<{ custom_data: string }> };
     for (const row of body.result) {
-      // The session's custom data is the callKey: <call workflow id>#<attempt>#<run id>.
+      // The session's custom data is the callKey: <lead workflow id>#<attempt>#<run id> (older
+      // leads: their call workflow's id, lead-<ref>-call).
       const workflowId = row.custom_data.split('#')[0]!;
       const ref = workflowId.replace(/^lead-/, '').replace(/-call$/, '');
       counts.set(ref, (counts.get(ref) ?? 0) + 1);
@@ -203,13 +203,11 @@ async function identitiesOf(client: Client, leads: Lead[]): Promise<Map<string, 
   const byLead = new Map<string, Set<string>>();
   for (const lead of leads) {
     const ids = new Set<string>();
-    for (const workflowId of [`lead-${lead.ref}`, `lead-${lead.ref}-call`]) {
-      const history = await client.workflow.getHandle(workflowId).fetchHistory();
-      for (const e of history.events ?? []) {
-        const identity =
-          e.workflowTaskStartedEventAttributes?.identity ?? e.activityTaskStartedEventAttributes?.identity;
-        if (identity) ids.add(identity);
-      }
+    const history = await client.workflow.getHandle(`lead-${lead.ref}`).fetchHistory();
+    for (const e of history.events ?? []) {
+      const identity =
+        e.workflowTaskStartedEventAttributes?.identity ?? e.activityTaskStartedEventAttributes?.identity;
+      if (identity) ids.add(identity);
     }
     byLead.set(lead.ref, ids);
   }
