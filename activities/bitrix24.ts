@@ -10,6 +10,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { AppConfig } from '../config';
 import { logger, maskPhone } from '../support/logger';
+import { createRateLimiter } from '../support/rateLimiter';
 
 export interface Partner {
   id: number;
@@ -301,20 +302,6 @@ function sharedLimiter(base: string, perSecond: number): () => Promise<void> {
   let limiter = limiters.get(key);
   if (!limiter) limiters.set(key, (limiter = createRateLimiter(perSecond)));
   return limiter;
-}
-
-/** GCRA token bucket: `perSecond` sustained, bursts of up to one second's worth. */
-export function createRateLimiter(perSecond: number): () => Promise<void> {
-  const interval = 1000 / perSecond;
-  const tolerance = (Math.max(1, Math.floor(perSecond)) - 1) * interval;
-  let theoreticalArrival = 0;
-  return async () => {
-    const now = Date.now();
-    theoreticalArrival = Math.max(theoreticalArrival, now);
-    const waitMs = theoreticalArrival - tolerance - now;
-    theoreticalArrival += interval;
-    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
-  };
 }
 
 interface OAuthSession {

@@ -1,12 +1,14 @@
 // What every phase needs: the dev server, the running service, its emulators' call ledger, and how
 // to start or restart the service with config overrides.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig, type AppConfig } from '../../config';
+import { Client, Connection } from '@temporalio/client';
+import { EMULATOR_CREDENTIALS, loadConfig, type AppConfig } from '../../config';
+import { startEmulators, type RunningEmulators } from '../../emulators';
 import { startService, type RunningService } from '../../service';
-import type { DevServer } from './devServer';
+import { freePort, type DevServer } from './devServer';
 import { CallLedger, LeadPoster } from './load';
 
 export interface BenchSettings {
@@ -33,7 +35,7 @@ export const FULL: BenchSettings = {
   latencyRates: [10, 50],
   throughputRates: [100, 150, 200, 300],
   throughputSeconds: 10,
-  sleepers: 10_000,
+  sleepers: Number(process.env.BENCH_SLEEPERS ?? 10_000),
   sleeperConcurrency: 50,
   minNightSeconds: 90,
   maxNightSeconds: 45 * 60,
@@ -48,7 +50,7 @@ export const QUICK: BenchSettings = {
   latencyRates: [10, 50],
   throughputRates: [100, 150, 200, 300],
   throughputSeconds: 3,
-  sleepers: 1_000,
+  sleepers: Number(process.env.BENCH_SLEEPERS ?? 1_000),
   sleeperConcurrency: 50,
   minNightSeconds: 45,
   maxNightSeconds: 150,
@@ -112,6 +114,23 @@ export const REAL_PACE_PROVIDERS: ProviderProfile = {
     TEMPORAL_CALL_WORKFLOW_TASK_QUEUE: 'pace-call-workflows',
   },
 };
+
+/**
+ * The service as `npm run service` runs it, in a process of its own, against emulators that stay in
+ * this one: its memory is the service's alone, not the benchmark's, the emulators' or the ledger's.
+ */
+export interface ServiceProcess {
+  url: string;
+  pid: number;
+  /** a client of the benchmark's own, for visibility counts */
+  client: Client;
+  emulators: RunningEmulators;
+  /** resident set of the service process, bytes */
+  rss(): number;
+  /** the service's V8 heap in use, from its /metrics (prom-client's default metrics) */
+  heapUsed(): Promise<number | undefined>;
+  close(): Promise<void>;
+}
 
 export class Bench {
   service?: RunningService;
@@ -177,6 +196,89 @@ export class Bench {
     this.poster = new LeadPoster(service.url!);
     this.ledger = new CallLedger(service.emulators!.voximplant.state);
     return service;
+  }
+
+  async startServiceProcess(overrides: Record<string, string>, logFile: string): Promise<ServiceProcess> {
+    await this.stopService();
+    const emulators = await startEmulators({ bitrix24: { rateLimit: false }, smsru: { balance: 1e9 } });
+    emulators.voximplant.control.setDefaultOutcome({ result: 'answered', delayMs: 5 });
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const env = {
+      ...this.env(overrides),
+      PORT: String(port),
+      PUBLIC_URL: url,
+      // Real-provider mode, pointed at this process's emulators.
+      BITRIX24_WEBHOOK_URL: `${emulators.urls.bitrix24}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`,
+      VOXIMPLANT_API_URL: emulators.urls.voximplant,
+      VOXIMPLANT_ACCOUNT_ID: EMULATOR_CREDENTIALS.voximplantAccountId,
+      VOXIMPLANT_API_KEY: EMULATOR_CREDENTIALS.voximplantApiKey,
+      VOXIMPLANT_RULE_ID: EMULATOR_CREDENTIALS.voximplantRuleId,
+      SMSRU_API_URL: emulators.urls.smsru,
+      SMSRU_API_ID: EMULATOR_CREDENTIALS.smsruApiId,
+      TELEGRAM_API_URL: emulators.urls.telegram,
+      TELEGRAM_BOT_TOKEN: EMULATOR_CREDENTIALS.telegramBotToken,
+      TELEGRAM_CHAT_ID: EMULATOR_CREDENTIALS.telegramChatId,
+    };
+    const repo = path.resolve(__dirname, '..', '..');
+    const log = fs.openSync(logFile, 'a');
+    const child: ChildProcess = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(repo, 'service', 'main.ts')],
+      {
+        cwd: repo,
+        env,
+        stdio: ['ignore', log, log],
+      },
+    );
+    fs.closeSync(log);
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const ready = await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ready) break;
+      if (child.exitCode !== null || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        await emulators.close();
+        throw new Error(`the service process did not become ready (see ${logFile})`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const connection = await Connection.connect({ address: this.server.address });
+    const client = new Client({ connection, namespace: this.server.namespace });
+    this.poster = new LeadPoster(url);
+    this.ledger = new CallLedger(emulators.voximplant.state);
+    const pid = child.pid!;
+    return {
+      url,
+      pid,
+      client,
+      emulators,
+      rss: () => {
+        const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+        return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+      },
+      heapUsed: async () => {
+        const text = await fetch(`${url}/metrics`).then(
+          (r) => r.text(),
+          () => '',
+        );
+        const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
+        return m ? Number(m[1]) : undefined;
+      },
+      close: async () => {
+        this.poster?.close();
+        this.poster = undefined;
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+        await connection.close();
+        await emulators.close();
+      },
+    };
   }
 
   async stopService(): Promise<void> {

@@ -132,6 +132,63 @@ function verdict(value: number, target: number, floor: number, lowerIsBetter: bo
   return meets(floor) ? 'missed target (issue floor met)' : 'missed (floor too)';
 }
 
+function nightTable(night: SleeperResult): string {
+  const n = night.accepted;
+  return table(
+    ['night and morning', 'value'],
+    [
+      ['leads posted / accepted / non-2xx', `${night.posted} / ${night.accepted} / ${night.non2xx}`],
+      [
+        'posting time (50 in flight)',
+        `${(night.postMs / 1000).toFixed(1)} s (${num((night.posted / night.postMs) * 1000, 1)}/s)`,
+      ],
+      [
+        'asleep (LeadStatus = WaitingForWorkingHours)',
+        `${night.asleep} after ${(night.asleepAfterMs / 1000).toFixed(1)} s`,
+      ],
+      [
+        'service process RSS / heapUsed before posting',
+        `${mb(night.baseline.rss)} / ${mb(night.baseline.heapUsed)}`,
+      ],
+      [
+        `service process RSS / heapUsed with ${night.asleep} asleep`,
+        `${mb(night.asleepMemory.rss)} / ${mb(night.asleepMemory.heapUsed)}`,
+      ],
+      [
+        `dev server RSS before posting / with ${night.asleep} asleep`,
+        `${mb(night.baseline.serverRss)} / ${mb(night.asleepMemory.serverRss)}`,
+      ],
+      [
+        'SQLite file + -wal (+ -shm)',
+        `${mb(night.db.db)} + ${mb(night.db.wal)} (+ ${mb(night.db.shm)}) = ${mb(night.db.db + night.db.wal)}`,
+      ],
+      ['night SMS sent / CRM leads created so far', `${night.nightSms} / ${night.crmLeadsSoFar}`],
+      ['calls before the window opened', night.callsBeforeWindow],
+      [
+        'first call after window start',
+        night.firstCallAfterMs === undefined ? '—' : `${(night.firstCallAfterMs / 1000).toFixed(2)} s`,
+      ],
+      [
+        `all ${n} calls after window start`,
+        night.allCallsAfterMs === undefined
+          ? `not all: ${night.missingCalls} missing${night.stalled ? ' (no new call for a while: gave up)' : ''}`
+          : `${(night.allCallsAfterMs / 1000).toFixed(1)} s`,
+      ],
+      ['ideal at the configured rate', `${(n / night.configuredRate).toFixed(1)} s`],
+      [
+        'max calls in one 1-s bucket / any sliding 1 s',
+        `${night.maxPerSecondBucket} / ${night.maxPerSlidingSecond} (CALLS_PER_SECOND=${night.configuredRate})`,
+      ],
+      ['leads with exactly one call / more than one', `${night.exactlyOne} / ${night.moreThanOne}`],
+      ['where the leads ended up (LeadStatus)', night.statuses],
+      [
+        'peak during the morning: process RSS / heapUsed / server RSS',
+        `${mb(night.peakDuringMorning.rss)} / ${mb(night.peakDuringMorning.heapUsed)} / ${mb(night.peakDuringMorning.serverRss)}`,
+      ],
+    ],
+  );
+}
+
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
   const settings = quick ? QUICK : FULL;
@@ -167,6 +224,12 @@ async function main(): Promise<void> {
     bench.config({ SDK_METRICS_PORT: String(await freePort()) }),
   ).sdkMetrics;
   lastSnapshot = await scrape(sdkMetrics);
+
+  if (process.env.BENCH_ONLY === 'sleepers') {
+    say(`\nBENCH_ONLY=sleepers: ${settings.sleepers.toLocaleString('en')} sleeping leads only`);
+    say(nightTable(await measureSleepers(bench, 10, say)));
+    return;
+  }
 
   // 1. The floor.
   let floorMetrics: string[] = [];
@@ -322,62 +385,7 @@ async function main(): Promise<void> {
   const leadsPerSecond = (os.cpus().length * 1) / Math.max(0.001, perLead.node + perLead.server);
   const night: SleeperResult = await measureSleepers(bench, leadsPerSecond, say);
   const n = night.accepted;
-  say(
-    table(
-      ['night and morning', 'value'],
-      [
-        ['leads posted / accepted / non-2xx', `${night.posted} / ${night.accepted} / ${night.non2xx}`],
-        [
-          'posting time (50 in flight)',
-          `${(night.postMs / 1000).toFixed(1)} s (${num((night.posted / night.postMs) * 1000, 1)}/s)`,
-        ],
-        [
-          'asleep (LeadStatus = WaitingForWorkingHours)',
-          `${night.asleep} after ${(night.asleepAfterMs / 1000).toFixed(1)} s`,
-        ],
-        [
-          'service process RSS / heapUsed before posting',
-          `${mb(night.baseline.rss)} / ${mb(night.baseline.heapUsed)}`,
-        ],
-        [
-          `service process RSS / heapUsed with ${night.asleep} asleep`,
-          `${mb(night.asleepMemory.rss)} / ${mb(night.asleepMemory.heapUsed)}`,
-        ],
-        [
-          `dev server RSS before posting / with ${night.asleep} asleep`,
-          `${mb(night.baseline.serverRss)} / ${mb(night.asleepMemory.serverRss)}`,
-        ],
-        [
-          'SQLite file + -wal (+ -shm)',
-          `${mb(night.db.db)} + ${mb(night.db.wal)} (+ ${mb(night.db.shm)}) = ${mb(night.db.db + night.db.wal)}`,
-        ],
-        ['night SMS sent / CRM leads created so far', `${night.nightSms} / ${night.crmLeadsSoFar}`],
-        ['calls before the window opened', night.callsBeforeWindow],
-        [
-          'first call after window start',
-          night.firstCallAfterMs === undefined ? '—' : `${(night.firstCallAfterMs / 1000).toFixed(2)} s`,
-        ],
-        [
-          `all ${n} calls after window start`,
-          night.allCallsAfterMs === undefined
-            ? `not all: ${night.missingCalls} missing${night.stalled ? ' (no new call for a while: gave up)' : ''}`
-            : `${(night.allCallsAfterMs / 1000).toFixed(1)} s`,
-        ],
-        ['ideal at the configured rate', `${(n / night.configuredRate).toFixed(1)} s`],
-        [
-          'max calls in one 1-s bucket / any sliding 1 s',
-          `${night.maxPerSecondBucket} / ${night.maxPerSlidingSecond} (CALLS_PER_SECOND=${night.configuredRate})`,
-        ],
-        ['leads with exactly one call / more than one', `${night.exactlyOne} / ${night.moreThanOne}`],
-        ['where the leads ended up (LeadStatus)', night.statuses],
-        [
-          'peak during the morning: process RSS / heapUsed / server RSS',
-          `${mb(night.peakDuringMorning.rss)} / ${mb(night.peakDuringMorning.heapUsed)} / ${mb(night.peakDuringMorning.serverRss)}`,
-        ],
-      ],
-    ),
-  );
-
+  say(nightTable(night));
   await logNotes();
 
   // Diagnostic: the workflow code's own CPU cost per workflow task, replayed without the server.

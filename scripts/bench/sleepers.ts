@@ -4,10 +4,10 @@ import { formatInTimeZone } from 'date-fns-tz';
 import type { Client } from '@temporalio/client';
 import { currentOrNextWindow, isWorkingTime, parseWorkingSchedule } from '../../domain/workingHours';
 import { LEAD_STATUSES } from '../../workflows/types';
-import type { Bench } from './context';
+import type { Bench, ServiceProcess } from './context';
 import { closedLoop, nextPhone, ok2xx } from './load';
 import { leadFields } from './intake';
-import { collectGarbage, sleep } from './stats';
+import { sleep } from './stats';
 
 export interface NightWindow {
   zone: string;
@@ -102,9 +102,12 @@ export interface SleeperResult {
   statuses: string;
 }
 
-function memory(bench: Bench): Memory {
-  const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed, serverRss: bench.server.rssBytes() };
+async function memory(bench: Bench, service: ServiceProcess): Promise<Memory> {
+  return {
+    rss: service.rss(),
+    heapUsed: (await service.heapUsed()) ?? 0,
+    serverRss: bench.server.rssBytes(),
+  };
 }
 
 /**
@@ -134,19 +137,39 @@ export async function measureSleepers(
   );
   // Fresh task queues: leads of the earlier phases that are still open (stuck ones included) are not
   // polled by the restarted service, so they neither help nor hinder this phase. Same server.
-  const service = await bench.startService({
-    WORKING_HOURS: window.hours,
-    DEFAULT_TIMEZONE: window.zone,
-    CALLS_PER_SECOND: String(rate),
-    TEMPORAL_TASK_QUEUE: 'night-leads',
-    TEMPORAL_CALL_TASK_QUEUE: 'night-calls',
-    TEMPORAL_CRM_TASK_QUEUE: 'night-crm',
-    TEMPORAL_CALL_WORKFLOW_TASK_QUEUE: 'night-call-workflows',
-  });
+  // The service in a process of its own, so its memory is measured alone (emulators stay here).
+  const service = await bench.startServiceProcess(
+    {
+      WORKING_HOURS: window.hours,
+      DEFAULT_TIMEZONE: window.zone,
+      CALLS_PER_SECOND: String(rate),
+      TEMPORAL_TASK_QUEUE: 'night-leads',
+      TEMPORAL_CALL_TASK_QUEUE: 'night-calls',
+      TEMPORAL_CRM_TASK_QUEUE: 'night-crm',
+      TEMPORAL_CALL_WORKFLOW_TASK_QUEUE: 'night-call-workflows',
+    },
+    `${bench.tmpDir}-night-service.log`,
+  );
+  try {
+    return await night(bench, service, window, rate, say);
+  } finally {
+    await service.close();
+  }
+}
+
+async function night(
+  bench: Bench,
+  service: ServiceProcess,
+  window: NightWindow,
+  rate: number,
+  say: (line: string) => void,
+): Promise<SleeperResult> {
+  const n = bench.settings.sleepers;
   const ledger = bench.ledger!;
   const poster = bench.poster!;
-  collectGarbage();
-  const baseline = memory(bench);
+  // Settled after its start (the workflow bundle is built at start-up).
+  await sleep(5_000);
+  const baseline = await memory(bench, service);
 
   const t0 = Date.now();
   const posts = await closedLoop(n, bench.settings.sleeperConcurrency, () =>
@@ -162,10 +185,9 @@ export async function measureSleepers(
     asleep = await count(service.client, ASLEEP);
   }
   const asleepAfterMs = Date.now() - t0;
-  collectGarbage();
-  const asleepMemory = memory(bench);
+  const asleepMemory = await memory(bench, service);
   const db = bench.server.dbSizes();
-  const emulators = service.emulators!;
+  const emulators = service.emulators;
   const crmLeadsSoFar = emulators.bitrix24.state.leads.length;
   const nightSms = emulators.smsru.state.sms.length;
   say(
@@ -174,8 +196,8 @@ export async function measureSleepers(
   );
 
   const peak: Memory = { ...asleepMemory };
-  const samplePeak = () => {
-    const m = memory(bench);
+  const samplePeak = async () => {
+    const m = await memory(bench, service);
     peak.rss = Math.max(peak.rss, m.rss);
     peak.heapUsed = Math.max(peak.heapUsed, m.heapUsed);
     peak.serverRss = Math.max(peak.serverRss ?? 0, m.serverRss ?? 0);
@@ -189,7 +211,7 @@ export async function measureSleepers(
     onTick: () => {
       if (Date.now() - lastSample >= 1_000) {
         lastSample = Date.now();
-        samplePeak();
+        void samplePeak();
       }
     },
   });
