@@ -1,12 +1,12 @@
-// In-process pacing of requests to a provider (GCRA): `perSecond` sustained, with bursts of up to
-// `burst` requests at once (default: one second's worth, as Bitrix24's leaky bucket allows).
-// `burst: 1` spaces requests evenly, so no sliding second ever holds more than `perSecond`.
-export function createRateLimiter(
-  perSecond: number,
-  { burst = Math.max(1, Math.floor(perSecond)) }: { burst?: number } = {},
-): () => Promise<void> {
+// In-process pacing of requests to a provider.
+
+/**
+ * GCRA token bucket: `perSecond` sustained, with bursts of up to one second's worth, as Bitrix24's
+ * leaky bucket allows.
+ */
+export function createRateLimiter(perSecond: number): () => Promise<void> {
   const interval = 1000 / perSecond;
-  const tolerance = (Math.max(1, burst) - 1) * interval;
+  const tolerance = (Math.max(1, Math.floor(perSecond)) - 1) * interval;
   let theoreticalArrival = 0;
   return async () => {
     const now = Date.now();
@@ -14,5 +14,24 @@ export function createRateLimiter(
     const waitMs = theoreticalArrival - tolerance - now;
     theoreticalArrival += interval;
     if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+  };
+}
+
+/**
+ * Strict spacing: callers pass one at a time, each at least 1000/perSecond ms after the one before
+ * actually went, so a late timer (a busy event loop) never lets a bunch through to catch up.
+ */
+export function createSpacer(perSecond: number): () => Promise<void> {
+  const interval = 1000 / perSecond;
+  let last = -Infinity;
+  let queue: Promise<void> = Promise.resolve();
+  return () => {
+    const turn = queue.then(async () => {
+      const waitMs = last + interval - Date.now();
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+      last = Date.now();
+    });
+    queue = turn;
+    return turn;
   };
 }

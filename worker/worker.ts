@@ -2,11 +2,11 @@
 // and the robot call on a call queue. Those two queues carry server-side rate limits, so activities
 // wait in Temporal's queue (not inside a running activity) and every worker process together stays
 // under the provider's limit.
-import { Worker, bundleWorkflowCode, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config';
 import { createCallActivities, createCrmActivities, createLeadActivities } from '../activities';
 import type { Metrics } from '../support/metrics';
-import { logger } from '../support/logger';
+import { buildWorkflowBundle } from './bundle';
 import type { DataConverter } from '@temporalio/common';
 
 export interface LeadWorkers {
@@ -19,11 +19,8 @@ export interface LeadWorkers {
   shutdown(): void;
 }
 
-export type WorkflowSource = Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'>;
-
-export function defaultWorkflowSource(): WorkflowSource {
-  return { workflowsPath: require.resolve('../workflows') };
-}
+/** A prebuilt bundle (tests, the benchmark); without one the workers build their own at start. */
+export type WorkflowSource = Pick<WorkerOptions, 'workflowBundle'>;
 
 /**
  * registerLead makes up to three Bitrix24 requests (partner, look up, add), a batch of call notes
@@ -35,19 +32,12 @@ const BITRIX24_REQUESTS_PER_ACTIVITY = 3;
 export async function createLeadWorkers(
   connection: NativeConnection,
   config: AppConfig,
-  workflows: WorkflowSource = defaultWorkflowSource(),
+  source: WorkflowSource = {},
   metrics?: Metrics,
   dataConverter?: DataConverter,
 ): Promise<LeadWorkers> {
-  // One bundle for both workflow workers: webpack runs once at start-up, not once per worker.
-  if (!workflows.workflowBundle && workflows.workflowsPath) {
-    workflows = {
-      workflowBundle: await bundleWorkflowCode({
-        workflowsPath: workflows.workflowsPath,
-        logger: quietBundler,
-      }),
-    };
-  }
+  // One bundle for both workflow workers, built outside this process (see ./bundle).
+  const workflows = { workflowBundle: source.workflowBundle ?? (await buildWorkflowBundle(config.dataDir)) };
   const common = {
     connection,
     namespace: config.temporal.namespace,
@@ -106,17 +96,3 @@ export async function createLeadWorkers(
     },
   };
 }
-
-/** The bundler's progress lines are noise in the service's log; its warnings still matter. */
-const quietBundler = {
-  log() {},
-  trace() {},
-  debug() {},
-  info() {},
-  warn(message: string, meta?: Record<string, unknown>) {
-    logger.warn({ ...meta, component: 'workflow-bundler' }, message);
-  },
-  error(message: string, meta?: Record<string, unknown>) {
-    logger.error({ ...meta, component: 'workflow-bundler' }, message);
-  },
-};
