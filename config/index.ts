@@ -72,6 +72,7 @@ const envSchema = z.object({
   TEMPORAL_CALL_TASK_QUEUE: z.string().min(1).default('lead-calls'),
   TEMPORAL_CRM_TASK_QUEUE: z.string().min(1).default('lead-crm'),
   TEMPORAL_CALL_WORKFLOW_TASK_QUEUE: z.string().min(1).default('lead-call-workflows'),
+  WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(0).max(100_000).default(250),
 
   BITRIX24_WEBHOOK_URL: httpUrl.optional().or(z.literal('').transform(() => undefined)),
   BITRIX24_PORTAL_URL: httpUrl.optional().or(z.literal('').transform(() => undefined)),
@@ -176,6 +177,8 @@ export interface AppConfig {
     callTaskQueue: string;
     crmTaskQueue: string;
     callWorkflowTaskQueue: string;
+    /** lead workflows a worker keeps in memory between their tasks */
+    workflowCacheSize: number;
   };
   bitrix24: {
     mode: ProviderMode;
@@ -376,6 +379,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       callTaskQueue: e.TEMPORAL_CALL_TASK_QUEUE,
       crmTaskQueue: e.TEMPORAL_CRM_TASK_QUEUE,
       callWorkflowTaskQueue: e.TEMPORAL_CALL_WORKFLOW_TASK_QUEUE,
+      workflowCacheSize: e.WORKFLOW_CACHE_SIZE,
     },
     bitrix24: {
       mode: bitrix24Mode,

@@ -2,15 +2,12 @@
 // buildWorkflowBundle so that webpack's memory (about 200 MB) is returned with this process.
 import fs from 'node:fs';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { quietBundler } from './bundle';
+import { workflowBundleOptions } from './bundle';
 
 async function main(): Promise<void> {
   const out = process.argv[2];
   if (!out) throw new Error('usage: bundleMain <output file>');
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    logger: quietBundler,
-  });
+  const { code } = await bundleWorkflowCode(workflowBundleOptions());
   fs.writeFileSync(`${out}.tmp`, code);
   fs.renameSync(`${out}.tmp`, out);
 }

@@ -7,6 +7,7 @@ import { Client } from '@temporalio/client';
 import { NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
 import { leadWorkflowId } from '../../api/intake';
 import { installTemporalRuntime } from '../../service/runtime';
+import { workflowBundleOptions } from '../../worker/bundle';
 import { AesGcmPayloadCodec } from '../../support/codec';
 import { latencyBreakdown } from './breakdown';
 import {
@@ -215,10 +216,7 @@ async function main(): Promise<void> {
   say(`dev server pid ${server.pid} on ${server.address}, SQLite ${server.dbFile}`);
   bench = new Bench(settings, server, tmpDir);
   // One bundle of the service's workflows for the whole run (the tree may change meanwhile).
-  bench.workflowBundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
-    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
-  });
+  bench.workflowBundle = await bundleWorkflowCode(workflowBundleOptions());
   // As the run command does (its default SDK_METRICS_PORT is 9464), on a free port.
   sdkMetrics = installTemporalRuntime(
     bench.config({ SDK_METRICS_PORT: String(await freePort()) }),

@@ -5,14 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { temporalCliPath, timeSkippingServerPath } from '../../support/temporalServer';
+import { workflowBundleOptions } from '../../worker/bundle';
 
 export default async function globalSetup(): Promise<void> {
   process.env.STL_TEMPORAL_CLI = temporalCliPath();
   process.env.STL_TEST_SERVER = timeSkippingServerPath();
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
-    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
-  });
+  const { code } = await bundleWorkflowCode(workflowBundleOptions());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stl-bundle-'));
   const file = path.join(dir, 'workflow-bundle.js');
   fs.writeFileSync(file, code);
