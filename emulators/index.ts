@@ -6,6 +6,7 @@ import { createBitrix24Emulator, type Bitrix24EmulatorOptions } from './bitrix24
 import { createVoximplantEmulator, type VoximplantEmulatorOptions } from './voximplant';
 import { createSmsRuEmulator, type SmsRuEmulatorOptions } from './smsru';
 import { createTelegramEmulator, type TelegramEmulatorOptions } from './telegram';
+import { EMULATOR_CREDENTIALS } from '../config';
 
 export interface EmulatorOptions {
   host?: string;
@@ -66,5 +67,25 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Run
         ),
       );
     },
+  };
+}
+
+/**
+ * The environment that points a service process at these emulators as if they were the real
+ * providers (credentials set, base URLs overridden): what tests and the benchmark use for a service
+ * in a process of its own.
+ */
+export function emulatorProviderEnv(urls: RunningEmulators['urls']): Record<string, string> {
+  return {
+    BITRIX24_WEBHOOK_URL: `${urls.bitrix24}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`,
+    VOXIMPLANT_API_URL: urls.voximplant,
+    VOXIMPLANT_ACCOUNT_ID: EMULATOR_CREDENTIALS.voximplantAccountId,
+    VOXIMPLANT_API_KEY: EMULATOR_CREDENTIALS.voximplantApiKey,
+    VOXIMPLANT_RULE_ID: EMULATOR_CREDENTIALS.voximplantRuleId,
+    SMSRU_API_URL: urls.smsru,
+    SMSRU_API_ID: EMULATOR_CREDENTIALS.smsruApiId,
+    TELEGRAM_API_URL: urls.telegram,
+    TELEGRAM_BOT_TOKEN: EMULATOR_CREDENTIALS.telegramBotToken,
+    TELEGRAM_CHAT_ID: EMULATOR_CREDENTIALS.telegramChatId,
   };
 }

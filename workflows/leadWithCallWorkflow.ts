@@ -5,17 +5,21 @@ import {
   ChildWorkflowHandle,
   ParentClosePolicy,
   condition,
-  log,
   patched,
-  proxyActivities,
   setHandler,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { CrmActivities, LeadActivities } from '../activities';
-import { isWorkingTime } from '../domain/workingHours';
 import { callCustomer } from './callCustomer';
+import {
+  alertSellers,
+  callInputOf,
+  checkOperatorAction,
+  crmActivities,
+  newLeadState,
+  operatorNote,
+} from './leadParts';
 import { failureMessage } from './callProcess';
 import {
   callOperatorActionSignal,
@@ -27,32 +31,12 @@ import {
   operatorActionUpdate,
 } from './definitions';
 import { CallAttemptsKey, LeadStatusKey, ManualReasonKey, NextCallAtKey } from './searchAttributes';
-import { FINAL_STATUSES, type LeadInput, type LeadState } from './types';
-
-const alerts = proxyActivities<LeadActivities>({
-  startToCloseTimeout: '30s',
-  scheduleToCloseTimeout: '1h',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
-});
+import type { LeadInput, LeadState } from './types';
 
 export async function processLeadWithCallWorkflow(input: LeadInput): Promise<LeadState> {
   const { workflowId, runId } = workflowInfo();
-  const crm = proxyActivities<CrmActivities>({
-    taskQueue: input.policy.crmTaskQueue,
-    startToCloseTimeout: '30s',
-    // Bitrix24 down for an hour delays the CRM lead, never the call; past six hours (the queue may
-    // also be long at the portal's 2 requests/s) it is a person's job and the sellers are told.
-    scheduleToCloseTimeout: '6h',
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
-  });
-  const state: LeadState = {
-    ref: input.ref,
-    status: 'New',
-    attempts: 0,
-    nightSmsSent: false,
-    history: [{ at: Date.now(), what: `заявка принята (${input.source})` }],
-  };
-  for (const warning of input.warnings) state.history.push({ at: Date.now(), what: warning });
+  const crm = crmActivities(input);
+  const state = newLeadState(input);
   let child: ChildWorkflowHandle<typeof callCustomer> | undefined;
   let progressSeen = 0;
   // Manual handling this workflow itself asked for (CRM trouble) stays flagged whatever the call does.
@@ -84,9 +68,7 @@ export async function processLeadWithCallWorkflow(input: LeadInput): Promise<Lea
   setHandler(
     operatorActionUpdate,
     async (action) => {
-      record(
-        `оператор: ${action.action}${action.by ? ` (${action.by})` : ''}${action.note ? `: ${action.note}` : ''}`,
-      );
+      record(operatorNote(action));
       const before = progressSeen;
       await child!.signal(callOperatorActionSignal, action);
       // The call process reports its new state by signal; wait for it (briefly) so the answer is current.
@@ -94,19 +76,7 @@ export async function processLeadWithCallWorkflow(input: LeadInput): Promise<Lea
       return state;
     },
     {
-      validator: (action) => {
-        if (!child || FINAL_STATUSES.includes(state.status)) {
-          throw new Error(`the lead is ${state.status}: nothing to do`);
-        }
-        if (action.action === 'call_now') {
-          if (!['ManualHandling', 'MissedCall'].includes(state.status)) {
-            throw new Error(`cannot call again while the lead is ${state.status}`);
-          }
-          if (!isWorkingTime(Date.now(), input.timezone, input.policy.workingSchedule)) {
-            throw new Error('outside working hours in the customer’s time zone: no calls at night');
-          }
-        }
-      },
+      validator: (action) => checkOperatorAction(action, state, input, !!child),
     },
   );
 
@@ -116,21 +86,7 @@ export async function processLeadWithCallWorkflow(input: LeadInput): Promise<Lea
       workflowId: callWorkflowId(workflowId),
       taskQueue: input.policy.callWorkflowTaskQueue,
       parentClosePolicy: ParentClosePolicy.ABANDON,
-      args: [
-        {
-          leadWorkflowId: workflowId,
-          ref: input.ref,
-          name: input.name,
-          phone: input.phone,
-          timezone: input.timezone,
-          city: input.city,
-          partnerCode: input.partnerCode,
-          site: input.site,
-          orderAmount: input.orderAmount,
-          receivedAt: input.receivedAt,
-          policy: input.policy,
-        },
-      ],
+      args: [callInputOf(input, workflowId)],
     });
   } else {
     state.status = 'PhoneNotDialable';
@@ -196,25 +152,7 @@ export async function processLeadWithCallWorkflow(input: LeadInput): Promise<Lea
   }
 
   // 4. Sellers hear of every lead, and of one that needs a person.
-  try {
-    await alerts.notifySellers({
-      kind: partnerAlert ? 'manual_handling' : 'new_lead',
-      ref: input.ref,
-      workflowId,
-      name: input.name,
-      phone: input.phone,
-      city: input.city,
-      partner: state.partner?.status === 'found' ? state.partner.title : input.partnerCode,
-      site: input.site,
-      orderAmount: input.orderAmount,
-      crmLeadId: state.crmLeadId,
-      reason: partnerAlert,
-      actions: false,
-    });
-  } catch (err) {
-    log.error('seller alert failed', { error: String(err) });
-    record('уведомление продавцам не отправлено');
-  }
+  await alertSellers(input, workflowId, state, partnerAlert);
 
   // 5. Stay open while the call process runs, so the ref counts as in progress.
   if (child) {

@@ -11,29 +11,27 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
-  log,
   patched,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { CrmActivities, LeadActivities } from '../activities';
-import { isWorkingTime } from '../domain/workingHours';
 import { createCallProcess, failureMessage } from './callProcess';
+import {
+  alertSellers,
+  callInputOf,
+  checkOperatorAction,
+  crmActivities,
+  newLeadState,
+  operatorNote,
+} from './leadParts';
 import { getLeadStateQuery, operatorActionUpdate, reportCallResultUpdate } from './definitions';
 import { processLeadWithCallWorkflow } from './leadWithCallWorkflow';
 import { CallAttemptsKey, LeadStatusKey, ManualReasonKey, NextCallAtKey } from './searchAttributes';
-import { FINAL_STATUSES, type LeadInput, type LeadState, type LeadStatus, type ManualReason } from './types';
+import type { LeadInput, LeadState, LeadStatus, ManualReason } from './types';
 
 // The definitions the API uses, where they used to be.
 export { getLeadStateQuery, operatorActionUpdate } from './definitions';
-
-const alerts = proxyActivities<LeadActivities>({
-  startToCloseTimeout: '30s',
-  scheduleToCloseTimeout: '1h',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
-});
 
 /** What the Web UI searches on; "waiting for the result" is short and shows as Calling. */
 function searchableStatus(status: LeadStatus): LeadStatus {
@@ -44,22 +42,8 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   if (!patched('call-inside-lead-workflow')) return processLeadWithCallWorkflow(input);
 
   const { workflowId, runId } = workflowInfo();
-  const crm = proxyActivities<CrmActivities>({
-    taskQueue: input.policy.crmTaskQueue,
-    startToCloseTimeout: '30s',
-    // Bitrix24 down for an hour delays the CRM lead, never the call; past six hours (the queue may
-    // also be long at the portal's 2 requests/s) it is a person's job and the sellers are told.
-    scheduleToCloseTimeout: '6h',
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
-  });
-  const state: LeadState = {
-    ref: input.ref,
-    status: 'New',
-    attempts: 0,
-    nightSmsSent: false,
-    history: [{ at: Date.now(), what: `заявка принята (${input.source})` }],
-  };
-  for (const warning of input.warnings) state.history.push({ at: Date.now(), what: warning });
+  const crm = crmActivities(input);
+  const state = newLeadState(input);
   const record = (what: string) => state.history.push({ at: Date.now(), what });
   // Manual handling this workflow itself asked for (CRM trouble) stays flagged whatever the call does.
   let ownManualReason: ManualReason | undefined;
@@ -86,40 +70,25 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   };
 
   const call = input.phoneCallable
-    ? createCallProcess(
-        {
-          leadWorkflowId: workflowId,
-          ref: input.ref,
-          name: input.name,
-          phone: input.phone,
-          timezone: input.timezone,
-          city: input.city,
-          partnerCode: input.partnerCode,
-          site: input.site,
-          orderAmount: input.orderAmount,
-          receivedAt: input.receivedAt,
-          policy: input.policy,
+    ? createCallProcess(callInputOf(input, workflowId), {
+        workflowId,
+        runId,
+        callWithoutWaitingForReport: true,
+        batchCrmNotes: true,
+        report(p) {
+          Object.assign(state, {
+            status: p.status,
+            attempts: p.attempts,
+            nextCallAt: p.nextCallAt,
+            lastResult: p.lastResult,
+            manualReason: p.manualReason ?? ownManualReason,
+            nightSmsSent: p.nightSmsSent,
+          });
+          if (p.event) record(p.event);
+          publish();
+          return Promise.resolve();
         },
-        {
-          workflowId,
-          runId,
-          callWithoutWaitingForReport: true,
-          batchCrmNotes: true,
-          report(p) {
-            Object.assign(state, {
-              status: p.status,
-              attempts: p.attempts,
-              nextCallAt: p.nextCallAt,
-              lastResult: p.lastResult,
-              manualReason: p.manualReason ?? ownManualReason,
-              nightSmsSent: p.nightSmsSent,
-            });
-            if (p.event) record(p.event);
-            publish();
-            return Promise.resolve();
-          },
-        },
-      )
+      })
     : undefined;
 
   setHandler(getLeadStateQuery, () => state);
@@ -132,9 +101,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   setHandler(
     operatorActionUpdate,
     async (action) => {
-      record(
-        `оператор: ${action.action}${action.by ? ` (${action.by})` : ''}${action.note ? `: ${action.note}` : ''}`,
-      );
+      record(operatorNote(action));
       const before = state.status;
       call!.act(action);
       // The call process acts on it at its next step; wait for that (briefly) so the answer is current.
@@ -142,19 +109,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
       return state;
     },
     {
-      validator: (action) => {
-        if (!call || FINAL_STATUSES.includes(state.status)) {
-          throw new Error(`the lead is ${state.status}: nothing to do`);
-        }
-        if (action.action === 'call_now') {
-          if (!['ManualHandling', 'MissedCall'].includes(state.status)) {
-            throw new Error(`cannot call again while the lead is ${state.status}`);
-          }
-          if (!isWorkingTime(Date.now(), input.timezone, input.policy.workingSchedule)) {
-            throw new Error('outside working hours in the customer’s time zone: no calls at night');
-          }
-        }
-      },
+      validator: (action) => checkOperatorAction(action, state, input, !!call),
     },
   );
 
@@ -215,25 +170,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   }
 
   // 4. Sellers hear of every lead, and of one that needs a person.
-  try {
-    await alerts.notifySellers({
-      kind: partnerAlert ? 'manual_handling' : 'new_lead',
-      ref: input.ref,
-      workflowId,
-      name: input.name,
-      phone: input.phone,
-      city: input.city,
-      partner: state.partner?.status === 'found' ? state.partner.title : input.partnerCode,
-      site: input.site,
-      orderAmount: input.orderAmount,
-      crmLeadId: state.crmLeadId,
-      reason: partnerAlert,
-      actions: false,
-    });
-  } catch (err) {
-    log.error('seller alert failed', { error: String(err) });
-    record('уведомление продавцам не отправлено');
-  }
+  await alertSellers(input, workflowId, state, partnerAlert);
 
   // 5. Stay open while the call process runs, so the ref counts as in progress.
   if (callDone) {

@@ -5,8 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { EMULATOR_CREDENTIALS, loadConfig, type AppConfig } from '../../config';
-import { startEmulators, type RunningEmulators } from '../../emulators';
+import { loadConfig, type AppConfig } from '../../config';
+import { emulatorProviderEnv, startEmulators, type RunningEmulators } from '../../emulators';
 import { startService, type RunningService } from '../../service';
 import { freePort, type DevServer } from './devServer';
 import { CallLedger, LeadPoster } from './load';
@@ -209,16 +209,7 @@ export class Bench {
       PORT: String(port),
       PUBLIC_URL: url,
       // Real-provider mode, pointed at this process's emulators.
-      BITRIX24_WEBHOOK_URL: `${emulators.urls.bitrix24}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`,
-      VOXIMPLANT_API_URL: emulators.urls.voximplant,
-      VOXIMPLANT_ACCOUNT_ID: EMULATOR_CREDENTIALS.voximplantAccountId,
-      VOXIMPLANT_API_KEY: EMULATOR_CREDENTIALS.voximplantApiKey,
-      VOXIMPLANT_RULE_ID: EMULATOR_CREDENTIALS.voximplantRuleId,
-      SMSRU_API_URL: emulators.urls.smsru,
-      SMSRU_API_ID: EMULATOR_CREDENTIALS.smsruApiId,
-      TELEGRAM_API_URL: emulators.urls.telegram,
-      TELEGRAM_BOT_TOKEN: EMULATOR_CREDENTIALS.telegramBotToken,
-      TELEGRAM_CHAT_ID: EMULATOR_CREDENTIALS.telegramChatId,
+      ...emulatorProviderEnv(emulators.urls),
     };
     const repo = path.resolve(__dirname, '..', '..');
     const log = fs.openSync(logFile, 'a');

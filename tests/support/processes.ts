@@ -6,8 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { devServerArgs } from '../../support/temporalServer';
-import { EMULATOR_CREDENTIALS } from '../../config';
-import type { RunningEmulators } from '../../emulators';
+import { emulatorProviderEnv, type RunningEmulators } from '../../emulators';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -110,17 +109,8 @@ export async function serviceProcess(
     DATA_DIR: dataDir,
     TEMPORAL_ADDRESS: temporalAddress,
     SDK_METRICS_PORT: '0',
-    BITRIX24_WEBHOOK_URL: `${emulators.urls.bitrix24}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`,
+    ...emulatorProviderEnv(emulators.urls),
     BITRIX24_REQUESTS_PER_SECOND: '50',
-    VOXIMPLANT_API_URL: emulators.urls.voximplant,
-    VOXIMPLANT_ACCOUNT_ID: EMULATOR_CREDENTIALS.voximplantAccountId,
-    VOXIMPLANT_API_KEY: EMULATOR_CREDENTIALS.voximplantApiKey,
-    VOXIMPLANT_RULE_ID: EMULATOR_CREDENTIALS.voximplantRuleId,
-    SMSRU_API_URL: emulators.urls.smsru,
-    SMSRU_API_ID: EMULATOR_CREDENTIALS.smsruApiId,
-    TELEGRAM_API_URL: emulators.urls.telegram,
-    TELEGRAM_BOT_TOKEN: EMULATOR_CREDENTIALS.telegramBotToken,
-    TELEGRAM_CHAT_ID: EMULATOR_CREDENTIALS.telegramChatId,
     INTAKE_RATE_LIMIT_PER_MINUTE: '100000',
     CALLS_PER_SECOND: '100',
     ...extraEnv,
