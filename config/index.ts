@@ -72,7 +72,7 @@ const envSchema = z.object({
   TEMPORAL_CALL_TASK_QUEUE: z.string().min(1).default('lead-calls'),
   TEMPORAL_CRM_TASK_QUEUE: z.string().min(1).default('lead-crm'),
   TEMPORAL_CALL_WORKFLOW_TASK_QUEUE: z.string().min(1).default('lead-call-workflows'),
-  WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(0).max(100_000).default(250),
+  WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(0).max(100_000).default(1000),
 
   BITRIX24_WEBHOOK_URL: httpUrl.optional().or(z.literal('').transform(() => undefined)),
   BITRIX24_PORTAL_URL: httpUrl.optional().or(z.literal('').transform(() => undefined)),
