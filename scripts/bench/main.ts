@@ -250,10 +250,17 @@ async function main(): Promise<void> {
   const ratio = (a: number, b: number | undefined) =>
     b && Number.isFinite(a) ? `${(a / b).toFixed(1)}×` : '—';
   const byProfile: Array<{ profile: ProviderProfile; runs: LatencyRun[] }> = [];
+  // Leads that went the whole way, for the replay-cost diagnostic at the end (the first profile's:
+  // each profile starts the service, and with it the call ledger, afresh).
+  let replayLeads: string[] | undefined;
   for (const profile of [INSTANT_PROVIDERS, REAL_PACE_PROVIDERS]) {
     say(`\n  -- ${profile.label}`);
     await bench.startService({}, profile);
     const runs = await measureIntakeLatency(bench);
+    replayLeads ??= runs[0]!.posts
+      .filter((p) => ok2xx(p) && bench!.ledger!.first(p.phone) !== undefined)
+      .slice(0, 20)
+      .map((p) => leadWorkflowId(p.phone));
     byProfile.push({ profile, runs });
     for (const r of runs) say(`  ${r.rate}/s: ${probeText(r.probe)}`);
     await logNotes();
@@ -318,10 +325,6 @@ async function main(): Promise<void> {
     return;
   }
   // Leads that went the whole way, for the replay-cost diagnostic at the end.
-  const replayLeads = latency[0]!.posts
-    .filter((p) => ok2xx(p) && bench!.ledger!.first(p.phone) !== undefined)
-    .slice(0, 20)
-    .map((p) => leadWorkflowId(p.phone));
 
   // 3. Throughput.
   say(
@@ -406,7 +409,7 @@ async function main(): Promise<void> {
         {
           label: 'processLead (10/s run)',
           workflows,
-          workflowIds: replayLeads,
+          workflowIds: replayLeads ?? [],
           dataConverter,
         },
       ]);

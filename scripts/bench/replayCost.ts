@@ -66,7 +66,15 @@ export async function replayCost(client: Client, groups: ReplayGroup[]): Promise
   const errors: string[] = [];
   for (const g of groups) {
     const r = await measure(client, g);
-    rows.push([g.label, r.histories, r.wfts, r.failed, ms(r.perHistory), ms(r.perTask)]);
+    const none = r.histories === 0;
+    rows.push([
+      g.label,
+      r.histories,
+      r.wfts,
+      r.failed,
+      none ? '—' : ms(r.perHistory),
+      none ? '—' : ms(r.perTask),
+    ]);
     if (r.firstError) errors.push(`first replay error (${g.label}): ${r.firstError}`);
   }
   return [
