@@ -225,7 +225,8 @@ async function main(): Promise<void> {
 
   if (process.env.BENCH_ONLY === 'sleepers') {
     say(`\nBENCH_ONLY=sleepers: ${settings.sleepers.toLocaleString('en')} sleeping leads only`);
-    say(nightTable(await measureSleepers(bench, 10, say)));
+    // Without phase 2 there is no measured pace: assume 20 leads/s (BENCH_SLEEP_RATE) for the night.
+    say(nightTable(await measureSleepers(bench, Number(process.env.BENCH_SLEEP_RATE ?? 20), say)));
     return;
   }
 
