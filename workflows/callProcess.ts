@@ -4,7 +4,14 @@
 // callCustomer workflow): the owner wires its handlers to `accept`, `act` and the CRM hooks, and
 // decides how a status change is made known (`report`).
 // Deterministic: time comes from the workflow clock, every side effect from an activity.
-import { ActivityFailure, ApplicationFailure, condition, log, proxyActivities } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  log,
+  patched,
+  proxyActivities,
+} from '@temporalio/workflow';
 import type { CallActivities, CrmActivities, LeadActivities } from '../activities';
 import { isWorkingTime, nextWorkingTime } from '../domain/workingHours';
 import type {
@@ -169,10 +176,13 @@ export function createCallProcess(input: CallInput, options: CallProcessOptions)
   async function awaitOperator(reason: ManualReason, detail: string): Promise<OperatorAction | undefined> {
     manualReason = reason;
     nextCallAt = undefined;
+    // An operator may act before the alert is out (cancel at any time, or as soon as the lead shows
+    // ManualHandling); runs before this change dropped such an action once the alert was sent.
+    const keepEarlyAction = patched('keep-operator-action-during-alert');
     await progress('ManualHandling', detail);
     noteForCrm(`Нужна ручная обработка: ${detail}`, 'IN_PROCESS');
     await alertManual(reason, detail);
-    pendingAction = undefined;
+    if (!keepEarlyAction) pendingAction = undefined;
     await condition(() => pendingAction !== undefined, policy.manualHandlingTimeoutMs);
     const action = pendingAction as OperatorAction | undefined;
     pendingAction = undefined;
