@@ -174,7 +174,6 @@ export function leadPolicy(config: AppConfig): LeadPolicy {
     resultTimeoutMs: config.call.resultTimeoutMs,
     callTaskQueue: config.temporal.callTaskQueue,
     crmTaskQueue: config.temporal.crmTaskQueue,
-    callWorkflowTaskQueue: config.temporal.callWorkflowTaskQueue,
     resultUrl: `${config.publicUrl}/api/voximplant/result`,
     manualHandlingTimeoutMs: config.call.manualHandlingTimeoutMs,
     texts: config.texts,

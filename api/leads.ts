@@ -12,8 +12,7 @@ import type { AppDeps } from './app';
 import { HttpError, requireContentType } from './app';
 import { isPossibleRef, leadWorkflowId } from './intake';
 import { getLeadStateQuery, operatorActionUpdate } from '../workflows/definitions';
-import { callWorkflowId, getCallStatusQuery } from '../workflows/definitions';
-import { FINAL_STATUSES, type LeadState, type OperatorAction } from '../workflows/types';
+import { type LeadState, type OperatorAction } from '../workflows/types';
 
 const actionBody = z
   .object({
@@ -38,29 +37,11 @@ export async function readLead(
   }
   const execution = description.status.name;
   if (execution === 'RUNNING') {
-    const state = await handle.query(getLeadStateQuery);
-    return { workflowId, execution, state: { ...state, ...(await callStatus(client, workflowId, state)) } };
+    return { workflowId, execution, state: await handle.query(getLeadStateQuery) };
   }
   if (execution === 'COMPLETED')
     return { workflowId, execution, state: (await handle.result()) as LeadState };
   return { workflowId, execution };
-}
-
-/**
- * The lead workflow shows a lead being called as Calling; the call workflow knows whether the call
- * is still being placed or its result is awaited. A call workflow that is gone, or too old to
- * answer this query, leaves the lead workflow's view as it is.
- */
-async function callStatus(client: Client, workflowId: string, state: LeadState): Promise<Partial<LeadState>> {
-  if (state.status !== 'Calling') return {};
-  try {
-    const call = await client.workflow.getHandle(callWorkflowId(workflowId)).query(getCallStatusQuery);
-    return FINAL_STATUSES.includes(call.status)
-      ? {}
-      : { ...call, manualReason: state.manualReason ?? call.manualReason };
-  } catch {
-    return {};
-  }
 }
 
 export function leadRoutes({ client }: AppDeps): Router {

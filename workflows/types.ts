@@ -28,9 +28,6 @@ export const FINAL_STATUSES: readonly LeadStatus[] = [
   'Cancelled',
 ];
 
-/** States a lead may stay in for hours: what operators search for in the Web UI. */
-export const LONG_STATES: readonly LeadStatus[] = ['WaitingForWorkingHours', 'MissedCall', 'ManualHandling'];
-
 export type ManualReason =
   | 'crm_auth_failed'
   | 'crm_unavailable'
@@ -69,11 +66,6 @@ export interface LeadPolicy {
   callTaskQueue: string;
   /** Bitrix24 activities: a queue of their own, rate-limited to what the portal allows. */
   crmTaskQueue: string;
-  /**
-   * The call workflows' own task queue, so a call's workflow tasks never wait behind the CRM and
-   * alert work of other leads (absent for leads accepted before it existed).
-   */
-  callWorkflowTaskQueue?: string;
   resultUrl: string;
   /** How long a lead waits in manual handling for a person before it closes as unhandled. */
   manualHandlingTimeoutMs: number;
@@ -106,18 +98,24 @@ export interface LeadEvent {
   what: string;
 }
 
-export interface LeadState {
-  ref: string;
+/** The call process's part of a lead's state; it alone changes it. */
+export interface CallState {
   status: LeadStatus;
-  manualReason?: ManualReason;
-  partner?:
-    { status: 'found'; id: number; title: string } | { status: 'not_found' } | { status: 'lookup_failed' };
-  crmLeadId?: number;
   attempts: number;
   nextCallAt?: number;
   lastResult?: CallResult;
+  manualReason?: ManualReason;
   nightSmsSent: boolean;
-  handledBy?: string;
+  /** An operator's action that was accepted and is about to be carried out. */
+  pendingAction?: OperatorAction['action'];
+}
+
+/** What the lead-state query and the workflow's result tell. */
+export interface LeadState extends CallState {
+  ref: string;
+  partner?:
+    { status: 'found'; id: number; title: string } | { status: 'not_found' } | { status: 'lookup_failed' };
+  crmLeadId?: number;
   history: LeadEvent[];
 }
 
@@ -125,39 +123,4 @@ export interface OperatorAction {
   action: 'call_now' | 'handled' | 'cancel';
   by?: string;
   note?: string;
-}
-
-export interface CallProgress {
-  status: LeadStatus;
-  attempts: number;
-  nextCallAt?: number;
-  lastResult?: CallResult;
-  manualReason?: ManualReason;
-  nightSmsSent: boolean;
-  event?: string;
-}
-
-export interface CallOutcome {
-  status: LeadStatus;
-  attempts: number;
-  lastResult?: CallResult;
-  /** Since 'report-only-long-states': what the final status change would have reported. */
-  manualReason?: ManualReason;
-  nightSmsSent?: boolean;
-  event?: string;
-}
-
-export interface CallInput {
-  leadWorkflowId: string;
-  ref: string;
-  name: string;
-  phone: string;
-  timezone: string;
-  city?: string;
-  partnerCode?: string;
-  site?: string;
-  orderAmount?: number;
-  /** When the API accepted the lead (epoch ms): the first call's latency is measured from it. */
-  receivedAt: number;
-  policy: LeadPolicy;
 }
