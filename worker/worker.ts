@@ -64,8 +64,7 @@ export async function createLeadWorkers(
     taskQueue: config.temporal.callTaskQueue,
     activities: createCallActivities(config, metrics),
     // The server's limit is for all workers together, but lets a burst through after a quiet spell
-    // (measured: 61 calls in one second at 50/s when a morning of sleeping leads woke at once); this
-    // worker's own limit spaces its calls evenly.
+    // (a morning of sleeping leads waking at once); this worker's own limit spaces its calls evenly.
     maxTaskQueueActivitiesPerSecond: config.call.callsPerSecond,
     maxActivitiesPerSecond: config.call.callsPerSecond,
     maxConcurrentActivityTaskExecutions: config.call.maxConcurrentCalls,
