@@ -9,6 +9,7 @@ import { activity } from './activityOptions';
 import { createCrmNoteQueue } from './crmNotes';
 import {
   FINAL_STATUSES,
+  type CallClaim,
   type CallReport,
   type CallResult,
   type CallState,
@@ -40,6 +41,10 @@ export interface CallProcess {
   accept(report: CallReport): { accepted: true };
   /** Throws unless `report` is for the attempt being awaited (the update's validator). */
   validateReport(report: CallReport): void;
+  /** The scenario's claim of the attempt it is about to dial (an update handler). */
+  claim(claim: CallClaim): { claimed: true };
+  /** Throws unless the attempt is awaited, unclaimed and not stopped (the update's validator). */
+  validateClaim(claim: CallClaim): void;
   /**
    * Throws the reason an operator's action cannot be taken now (the update's validator). An action
    * it lets through is always taken: every wait of the process ends on it.
@@ -60,6 +65,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
   const state: CallState = { status: 'New', attempts: 0, nightSmsSent: false };
   let crmLeadId: number | undefined;
   let awaitedAttempt: number | undefined;
+  let claimedAttempt: number | undefined;
   let report: CallReport | undefined;
   let pendingAction: OperatorAction | undefined;
   /** Set once the outcome is decided: from then on no operator action can change it. */
@@ -263,6 +269,18 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
       if (awaitedAttempt === undefined || r.attempt !== awaitedAttempt || report !== undefined) {
         throw new Error(`call attempt ${r.attempt} is not awaited`);
       }
+    },
+    claim(c) {
+      claimedAttempt = c.attempt;
+      hooks.record(`звонок, попытка ${c.attempt}${c.sessionId ? ` (сессия ${c.sessionId})` : ''}`);
+      return { claimed: true } as const;
+    },
+    validateClaim(c) {
+      if (awaitedAttempt === undefined || c.attempt !== awaitedAttempt) {
+        throw new Error(`call attempt ${c.attempt} is not awaited`);
+      }
+      if (claimedAttempt === c.attempt) throw new Error(`call attempt ${c.attempt} is already claimed`);
+      if (stopRequested()) throw new Error(`an operator's ${pendingAction!.action} stopped the call`);
     },
     validateAction(action) {
       if (closed || FINAL_STATUSES.includes(state.status)) {

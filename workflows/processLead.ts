@@ -13,7 +13,12 @@ import {
 } from '@temporalio/workflow';
 import { activity } from './activityOptions';
 import { createCallProcess, failureMessage } from './callProcess';
-import { getLeadStateQuery, operatorActionUpdate, reportCallResultUpdate } from './definitions';
+import {
+  claimCallUpdate,
+  getLeadStateQuery,
+  operatorActionUpdate,
+  reportCallResultUpdate,
+} from './definitions';
 import { CallAttemptsKey, LeadStatusKey, ManualReasonKey, NextCallAtKey } from './searchAttributes';
 import type { CallState, LeadInput, LeadState, LeadStatus, ManualReason, OperatorAction } from './types';
 
@@ -70,6 +75,12 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     validator: (r) => {
       if (!call) throw new Error(`call attempt ${r.attempt} is not awaited`);
       call.validateReport(r);
+    },
+  });
+  setHandler(claimCallUpdate, (c) => call!.claim(c), {
+    validator: (c) => {
+      if (!call) throw new Error(`call attempt ${c.attempt} is not awaited`);
+      call.validateClaim(c);
     },
   });
   setHandler(

@@ -56,6 +56,13 @@ export interface CallReport {
   duration?: number;
 }
 
+/** The scenario's claim of an attempt, made before it dials. */
+export interface CallClaim {
+  attempt: number;
+  /** The VoxEngine session that claims it, for the record. */
+  sessionId?: string;
+}
+
 /** What a lead's workflows are told at start; the policy is fixed per lead so replays agree. */
 export interface LeadPolicy {
   workingSchedule: WorkingSchedule;
