@@ -95,10 +95,12 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
       if (res.status === 'skipped')
         await flagForPerson('sms_uncertain', `SMS (${kind}) may not have been sent`);
     } catch (err) {
+      // The customer was promised a text and did not get it (the gateway refused it, the account is
+      // out of money, retries ran out): a person calls or texts instead.
       log.warn('SMS failed', { kind, error: String(err) });
       const what = `SMS (${kind}) не отправлено: ${failureMessage(err)}`;
       hooks.record(what);
-      crmNotes.add(what);
+      await flagForPerson('sms_failed', what);
     }
   }
 

@@ -34,7 +34,8 @@ export type ManualReason =
   | 'no_call_result'
   | 'attempts_exhausted'
   | 'call_provider_rejected'
-  | 'sms_uncertain';
+  | 'sms_uncertain'
+  | 'sms_failed';
 
 export type CallResult =
   'answered' | 'voicemail' | 'busy' | 'no_answer' | 'unavailable' | 'wrong_number' | 'failed';
