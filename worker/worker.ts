@@ -92,13 +92,13 @@ export async function createLeadWorkers(
     if (!(await legacyCallWorkflowsRunning(client))) return false;
     callWorkflowWorker = await Worker.create({
       ...common,
-      taskQueue: config.temporal.callWorkflowTaskQueue,
+      taskQueue: LEGACY_CALL_WORKFLOW_TASK_QUEUE,
       ...workflows,
       activities: createLeadActivities(config, metrics),
       maxCachedWorkflows: Math.min(100, config.temporal.workflowCacheSize),
     });
     log.info(
-      { taskQueue: config.temporal.callWorkflowTaskQueue },
+      { taskQueue: LEGACY_CALL_WORKFLOW_TASK_QUEUE },
       'callCustomer workflows of older leads found: polling their queue',
     );
     if (running) legacyRun = callWorkflowWorker.run();
@@ -133,6 +133,7 @@ export async function createLeadWorkers(
 }
 
 const LEGACY_RECHECK_MS = 5 * 60_000;
+const LEGACY_CALL_WORKFLOW_TASK_QUEUE = 'lead-call-workflows';
 
 /** Whether any callCustomer workflow is still running; when visibility cannot tell, assume so. */
 async function legacyCallWorkflowsRunning(client: Client): Promise<boolean> {
