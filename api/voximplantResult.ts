@@ -10,8 +10,7 @@ import {
   WorkflowUpdateRPCTimeoutOrCancelledError,
 } from '@temporalio/client';
 import { status } from '@grpc/grpc-js';
-import type { AppDeps } from './app';
-import { HttpError } from './app';
+import { HttpError, parseOr400, type AppDeps } from './http';
 import { verifyResultToken } from '../domain/resultToken';
 import { reportCallResultUpdate } from '../workflows/definitions';
 import { CALL_RESULTS, type CallResult } from '../workflows/types';
@@ -42,21 +41,13 @@ export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): 
       const token = body?.token ?? req.get('authorization')?.replace(/^Bearer\s+/i, '');
       const check = verifyResultToken(token, config.voximplant.resultSecret);
       if (!check.ok) throw new HttpError(401, `result token ${check.reason.replace('_', ' ')}`);
-      const parsed = reportSchema.safeParse(body);
-      if (!parsed.success) {
-        throw new HttpError(400, 'malformed call report', {
-          details: parsed.error.issues.map((i) => ({
-            field: i.path.join('.') || 'body',
-            message: i.message,
-          })),
-        });
-      }
+      const parsed = parseOr400(reportSchema, body, 'malformed call report');
       const { wf, run, a } = check.claims;
       const report = {
         attempt: a,
-        result: parsed.data.result,
-        code: parsed.data.code ?? undefined,
-        duration: parsed.data.duration ?? undefined,
+        result: parsed.result,
+        code: parsed.code ?? undefined,
+        duration: parsed.duration ?? undefined,
       };
       try {
         await client.workflow.getHandle(wf, run).executeUpdate(reportCallResultUpdate, { args: [report] });
