@@ -65,7 +65,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
   const state: CallState = { status: 'New', attempts: 0, nightSmsSent: false };
   let crmLeadId: number | undefined;
   let awaitedAttempt: number | undefined;
-  let claimedAttempt: number | undefined;
+  let claimed: CallClaim | undefined;
   let report: CallReport | undefined;
   let pendingAction: OperatorAction | undefined;
   /** Set once the outcome is decided: from then on no operator action can change it. */
@@ -273,7 +273,8 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
       }
     },
     claim(c) {
-      claimedAttempt = c.attempt;
+      if (claimed?.attempt === c.attempt) return { claimed: true } as const;
+      claimed = c;
       hooks.record(`звонок, попытка ${c.attempt}${c.sessionId ? ` (сессия ${c.sessionId})` : ''}`);
       return { claimed: true } as const;
     },
@@ -281,7 +282,11 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
       if (awaitedAttempt === undefined || c.attempt !== awaitedAttempt) {
         throw new Error(`call attempt ${c.attempt} is not awaited`);
       }
-      if (claimedAttempt === c.attempt) throw new Error(`call attempt ${c.attempt} is already claimed`);
+      // The same session asking again (its answer was lost on the way) is granted again.
+      const again = claimed?.attempt === c.attempt;
+      if (again && (c.sessionId === undefined || claimed?.sessionId !== c.sessionId)) {
+        throw new Error(`call attempt ${c.attempt} is already claimed`);
+      }
       if (stopRequested()) throw new Error(`an operator's ${pendingAction!.action} stopped the call`);
     },
     validateAction(action) {

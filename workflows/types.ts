@@ -60,7 +60,7 @@ export interface CallReport {
 /** The scenario's claim of an attempt, made before it dials. */
 export interface CallClaim {
   attempt: number;
-  /** The VoxEngine session that claims it, for the record. */
+  /** The VoxEngine session that claims it: a repeated claim of that session is granted again. */
   sessionId?: string;
 }
 
