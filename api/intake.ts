@@ -165,6 +165,7 @@ export function leadPolicy(config: AppConfig): LeadPolicy {
     callTaskQueue: config.temporal.callTaskQueue,
     crmTaskQueue: config.temporal.crmTaskQueue,
     resultUrl: `${config.publicUrl}/api/voximplant/result`,
+    claimUrl: `${config.publicUrl}/api/voximplant/claim`,
     manualHandlingTimeoutMs: config.call.manualHandlingTimeoutMs,
     texts: config.texts,
   };

@@ -114,6 +114,7 @@ describe('VoxImplant', () => {
     name: 'Иван "Ваня" <Петров>',
     phone: '79161234567',
     resultUrl,
+    claimUrl: resultUrl.replace(/result$/, 'claim'),
     tokenTtlSeconds: 600,
     ...over,
   });

@@ -197,6 +197,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
           name: input.name,
           phone: input.phone,
           resultUrl: policy.resultUrl,
+          claimUrl: policy.claimUrl,
           tokenTtlSeconds: Math.ceil((policy.resultTimeoutMs + 3_600_000) / 1000),
           receivedAt: input.receivedAt,
         });

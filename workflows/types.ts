@@ -75,6 +75,8 @@ export interface LeadPolicy {
   /** Bitrix24 activities: a queue of their own, rate-limited to what the portal allows. */
   crmTaskQueue: string;
   resultUrl: string;
+  /** Where the scenario claims an attempt before it dials. */
+  claimUrl: string;
   /** How long a lead waits in manual handling for a person before it closes as unhandled. */
   manualHandlingTimeoutMs: number;
   texts: { nightSms: string; confirmationSms: string; voicemailSms: string };
