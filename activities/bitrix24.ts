@@ -10,6 +10,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { AppConfig } from '../config';
 import { logger, maskPhone } from '../support/logger';
+import { systemClock, type Clock } from '../support/clock';
 import { createRateLimiter } from '../support/rateLimiter';
 
 export interface Partner {
@@ -89,13 +90,19 @@ class ExpiredToken extends Error {}
 
 export function createBitrix24Activities(
   cfg: Bitrix24Config,
-  opts: { dataDir: string; http?: AxiosInstance },
+  opts: {
+    dataDir: string;
+    http?: AxiosInstance;
+    /** Paces requests and ages access tokens; injectable so tests run the schedule exactly. */
+    clock?: Clock;
+  },
 ): Bitrix24Activities {
   const http = opts.http ?? axios.create({ timeout: REQUEST_TIMEOUT_MS });
+  const clock = opts.clock ?? systemClock;
   const auth = cfg.auth;
   const base = auth.kind === 'webhook' ? auth.webhookUrl : `${auth.portalUrl}rest/`;
-  const limiter = sharedLimiter(base, cfg.requestsPerSecond);
-  const oauth = auth.kind === 'oauth' ? sharedOAuthSession(auth, opts.dataDir, http) : undefined;
+  const limiter = sharedLimiter(base, cfg.requestsPerSecond, clock);
+  const oauth = auth.kind === 'oauth' ? sharedOAuthSession(auth, opts.dataDir, http, clock) : undefined;
 
   // `progress` rides along in the heartbeat, so a retried activity knows what was already done.
   async function send<T>(method: string, body: Params, progress?: Params): Promise<Answer<T>> {
@@ -295,12 +302,15 @@ function activityContext(): Context | undefined {
 }
 
 // Bitrix24 counts requests per portal, so the budget is shared by every adapter in the process
-// that talks to the same portal, not per adapter instance.
-const limiters = new Map<string, () => Promise<void>>();
-function sharedLimiter(base: string, perSecond: number): () => Promise<void> {
+// that talks to the same portal, not per adapter instance (per clock too: a test's virtual clock
+// gets a bucket of its own).
+const limiters = new WeakMap<Clock, Map<string, () => Promise<void>>>();
+function sharedLimiter(base: string, perSecond: number, clock: Clock): () => Promise<void> {
   const key = `${new URL(base).origin}#${perSecond}`;
-  let limiter = limiters.get(key);
-  if (!limiter) limiters.set(key, (limiter = createRateLimiter(perSecond)));
+  let byPortal = limiters.get(clock);
+  if (!byPortal) limiters.set(clock, (byPortal = new Map()));
+  let limiter = byPortal.get(key);
+  if (!limiter) byPortal.set(key, (limiter = createRateLimiter(perSecond, clock)));
   return limiter;
 }
 
@@ -324,15 +334,25 @@ interface TokenAnswer {
 // Bitrix24 invalidates a refresh token once it is used, so two sessions on one token file would
 // log each other out: there is exactly one session per file in the process.
 const sessions = new Map<string, OAuthSession>();
-function sharedOAuthSession(auth: OAuthConfig, dataDir: string, http: AxiosInstance): OAuthSession {
+function sharedOAuthSession(
+  auth: OAuthConfig,
+  dataDir: string,
+  http: AxiosInstance,
+  clock: Clock,
+): OAuthSession {
   const file = path.resolve(dataDir, OAUTH_STATE_FILE);
   const key = `${file}#${auth.portalUrl}#${auth.clientId}`;
   let session = sessions.get(key);
-  if (!session) sessions.set(key, (session = createOAuthSession(auth, file, http)));
+  if (!session) sessions.set(key, (session = createOAuthSession(auth, file, http, clock)));
   return session;
 }
 
-function createOAuthSession(auth: OAuthConfig, file: string, http: AxiosInstance): OAuthSession {
+function createOAuthSession(
+  auth: OAuthConfig,
+  file: string,
+  http: AxiosInstance,
+  clock: Clock,
+): OAuthSession {
   const source = crypto.createHash('sha256').update(auth.refreshToken).digest('hex').slice(0, 16);
   // What the file held when last read or written: a different value there later means another
   // process rotated the token; the same value means ours is at least as new.
@@ -370,7 +390,7 @@ function createOAuthSession(auth: OAuthConfig, file: string, http: AxiosInstance
       if (await persistToken(file, { refreshToken, source, updatedAt: new Date().toISOString() })) {
         fileToken = refreshToken;
       }
-      access = { token: body.access_token, expiresAt: Date.now() + body.expires_in * 1000 };
+      access = { token: body.access_token, expiresAt: clock.now() + body.expires_in * 1000 };
       log.info({ expiresIn: body.expires_in }, 'bitrix24 access token refreshed');
       return access.token;
     }
@@ -386,7 +406,7 @@ function createOAuthSession(auth: OAuthConfig, file: string, http: AxiosInstance
 
   return {
     async accessToken() {
-      if (access && access.expiresAt - EXPIRY_MARGIN_MS > Date.now()) return access.token;
+      if (access && access.expiresAt - EXPIRY_MARGIN_MS > clock.now()) return access.token;
       return refresh();
     },
     async renew(rejected) {

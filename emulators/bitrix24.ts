@@ -17,8 +17,11 @@ export interface Bitrix24EmulatorState {
   companies: Bitrix24Entity[];
   contacts: Bitrix24Entity[];
   comments: Bitrix24TimelineComment[];
-  /** Every REST call that reached the portal, `auth` removed from its params. */
-  requests: Array<{ method: string; params: unknown; at: number }>;
+  /**
+   * Every REST call that reached the portal, `auth` removed from its params; `abandoned` when the
+   * client closed the connection before the answer was written.
+   */
+  requests: Array<{ method: string; params: unknown; at: number; abandoned?: boolean }>;
   /** `refreshToken` is the one refresh token the OAuth server accepts right now. */
   oauth: { refreshes: number; refreshToken: string };
 }
@@ -32,11 +35,16 @@ export interface Bitrix24EmulatorOptions {
   refreshToken?: string;
   rateLimit?: Bitrix24RateLimit;
   accessTokenTtlSeconds?: number;
+  /** Epoch ms for the leaky bucket, token expiry and timestamps; a test may pass a virtual clock. */
+  now?: () => number;
 }
 export interface Bitrix24EmulatorControl {
   addCompany(fields: Record<string, unknown>): number;
   addContact(fields: Record<string, unknown>): number;
-  /** 'down' answers 503 INTERNAL_SERVER_ERROR, or drops the connection with `disconnect`. */
+  /**
+   * 'down' answers 503 INTERNAL_SERVER_ERROR, or drops the connection with `disconnect`; 'slow'
+   * answers after `delayMs`, or without it holds the answer until the client hangs up.
+   */
   setMode(mode: Bitrix24EmulatorMode, opts?: { delayMs?: number; disconnect?: boolean }): void;
   setRateLimit(limit: Bitrix24RateLimit): void;
   /** Every access token issued so far answers 401 expired_token from now on. */
@@ -76,6 +84,7 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
   const clientSecret = opts.clientSecret ?? BITRIX24_EMULATOR_DEFAULTS.clientSecret;
   const initialRefresh = opts.refreshToken ?? BITRIX24_EMULATOR_DEFAULTS.refreshToken;
   const ttlSeconds = opts.accessTokenTtlSeconds ?? 3600;
+  const now = opts.now ?? Date.now;
 
   const state: Bitrix24EmulatorState = {
     leads: [],
@@ -90,13 +99,13 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
   let mode: Bitrix24EmulatorMode = 'ok';
   let modeOpts: { delayMs?: number; disconnect?: boolean } = {};
   let rateLimit: Bitrix24RateLimit = opts.rateLimit ?? BITRIX24_EMULATOR_DEFAULTS.rateLimit;
-  let bucket = { level: 0, at: Date.now() };
+  let bucket = { level: 0, at: now() };
 
   function overLimit(): boolean {
     if (!rateLimit) return false;
-    const now = Date.now();
-    bucket.level = Math.max(0, bucket.level - ((now - bucket.at) / 1000) * rateLimit.perSecond);
-    bucket.at = now;
+    const t = now();
+    bucket.level = Math.max(0, bucket.level - ((t - bucket.at) / 1000) * rateLimit.perSecond);
+    bucket.at = t;
     if (bucket.level + 1 > rateLimit.burst) return true;
     bucket.level += 1;
     return false;
@@ -116,17 +125,17 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     const expiresAt = accessTokens.get(token);
     if (expiresAt === undefined)
       throw new BitrixError(401, 'invalid_token', 'Unable to get application by token');
-    if (expiresAt <= Date.now())
+    if (expiresAt <= now())
       throw new BitrixError(401, 'expired_token', 'The access token provided has expired.');
   }
 
   function store(kind: 'lead' | 'company' | 'contact', list: Bitrix24Entity[], fields: Params): number {
-    const now = new Date().toISOString();
+    const created = new Date(now()).toISOString();
     const entity: Bitrix24Entity = {
       ...withMultiFields(fields),
       ID: nextId[kind]++,
-      DATE_CREATE: now,
-      DATE_MODIFY: now,
+      DATE_CREATE: created,
+      DATE_MODIFY: created,
     };
     if (kind === 'lead') {
       entity.STATUS_ID ??= 'NEW';
@@ -157,7 +166,7 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
       const lead = byId(state.leads, p.id);
       Object.assign(lead, withMultiFields(fieldsOf(p)), {
         ID: lead.ID,
-        DATE_MODIFY: new Date().toISOString(),
+        DATE_MODIFY: new Date(now()).toISOString(),
       });
       return { result: true };
     },
@@ -196,15 +205,31 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
   app.use(express.urlencoded({ extended: true }));
 
   app.use('/rest', async (req: Request, res: Response) => {
-    const started = Date.now();
+    const started = now();
     const segments = req.path.split('/').filter(Boolean);
     const params: Params = { ...(req.query as Params), ...(isRecord(req.body) ? req.body : {}) };
     const method = (segments.at(-1) ?? '').replace(/\.json$/i, '').toLowerCase();
     const loggable = { ...params };
     delete loggable.auth;
-    state.requests.push({ method, params: loggable, at: started });
+    const entry: Bitrix24EmulatorState['requests'][number] = { method, params: loggable, at: started };
+    state.requests.push(entry);
+    const hungUp = new Promise<void>((resolve) =>
+      res.once('close', () => {
+        if (!res.writableFinished) entry.abandoned = true;
+        resolve();
+      }),
+    );
     try {
-      if (mode === 'slow') await new Promise((r) => setTimeout(r, modeOpts.delayMs ?? 2000));
+      if (mode === 'slow') {
+        let timer: NodeJS.Timeout | undefined;
+        const answerDue =
+          modeOpts.delayMs === undefined
+            ? new Promise<never>(() => {})
+            : new Promise<void>((r) => (timer = setTimeout(r, modeOpts.delayMs)));
+        await Promise.race([answerDue, hungUp]);
+        clearTimeout(timer);
+        if (entry.abandoned) return;
+      }
       if (mode === 'down') {
         if (modeOpts.disconnect) return void req.socket.destroy();
         throw new BitrixError(503, 'INTERNAL_SERVER_ERROR', 'Internal server error');
@@ -219,7 +244,7 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
         throw new BitrixError(503, 'QUERY_LIMIT_EXCEEDED', 'Too many requests');
       const handler = methods[method];
       if (!handler) throw new BitrixError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
-      res.status(200).json({ ...handler(params), time: timing(started) });
+      res.status(200).json({ ...handler(params), time: timing(started, now()) });
     } catch (err) {
       const e =
         err instanceof BitrixError
@@ -240,13 +265,13 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     }
     if (q.refresh_token !== state.oauth.refreshToken) return fail(400, 'invalid_grant', 'Invalid grant');
     const accessToken = crypto.randomBytes(32).toString('hex');
-    accessTokens.set(accessToken, Date.now() + ttlSeconds * 1000);
+    accessTokens.set(accessToken, now() + ttlSeconds * 1000);
     state.oauth.refreshToken = crypto.randomBytes(32).toString('hex');
     state.oauth.refreshes += 1;
     const endpoint = `${req.protocol}://${req.get('host') ?? 'localhost'}/rest/`;
     res.status(200).json({
       access_token: accessToken,
-      expires: Math.floor(Date.now() / 1000) + ttlSeconds,
+      expires: Math.floor(now() / 1000) + ttlSeconds,
       expires_in: ttlSeconds,
       scope: 'crm',
       domain: req.get('host') ?? 'localhost',
@@ -273,7 +298,7 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     },
     setRateLimit(limit) {
       rateLimit = limit;
-      bucket = { level: 0, at: Date.now() };
+      bucket = { level: 0, at: now() };
     },
     expireAccessTokens() {
       for (const token of accessTokens.keys()) accessTokens.set(token, 0);
@@ -288,7 +313,7 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
       mode = 'ok';
       modeOpts = {};
       rateLimit = opts.rateLimit ?? BITRIX24_EMULATOR_DEFAULTS.rateLimit;
-      bucket = { level: 0, at: Date.now() };
+      bucket = { level: 0, at: now() };
     },
   };
   return { app, state, control };
@@ -349,8 +374,7 @@ function present(item: Bitrix24Entity, select: string[]): Params {
   return out;
 }
 
-function timing(startedMs: number): Params {
-  const finished = Date.now();
+function timing(startedMs: number, finished: number): Params {
   return {
     start: startedMs / 1000,
     finish: finished / 1000,

@@ -37,7 +37,10 @@ export interface SmsRuEmulatorControl {
   setMode(mode: EmulatorMode, opts?: { times?: number }): void;
   /** answer this per-number status code for `phone` (e.g. 202 bad number, 207 no route, 209 stop list) */
   rejectNumber(phone: string, statusCode?: number): void;
-  /** delay every answer; the message is accepted first, as a slow real gateway would */
+  /**
+   * Delay every answer; the message is accepted first, as a slow real gateway would. `Infinity`
+   * holds the answer until the client hangs up.
+   */
   setLatency(ms: number): void;
   reset(): void;
 }
@@ -139,14 +142,15 @@ export function createSmsRuEmulator(opts: SmsRuEmulatorOptions = {}): SmsRuEmula
     const current = faults.take();
     let answer: Answer | undefined;
     if (current === 'down') {
-      await wait(latencyMs);
+      await wait(latencyMs, res);
       res.status(503).type('html').send(DOWN_PAGE);
       return;
     }
     if (current === 'rate_limit') answer = topError(220);
     else if (current === 'auth_error') answer = topError(200);
     else answer = send(p);
-    await wait(latencyMs);
+    await wait(latencyMs, res);
+    if (res.destroyed) return;
     if (p.json === '1') {
       res.json(answer);
       return;
@@ -216,6 +220,8 @@ function collectParams(req: Request): Record<string, string> {
   return out;
 }
 
-function wait(ms: number): Promise<void> {
-  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms).unref()) : Promise.resolve();
+function wait(ms: number, res: Response): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  if (ms === Number.POSITIVE_INFINITY) return new Promise((resolve) => res.once('close', resolve));
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -12,10 +12,15 @@ import type { AppConfig } from '../config';
 import { EMULATOR_CREDENTIALS } from '../emulators/credentials';
 import { createBitrix24Activities, OAUTH_STATE_FILE, type CrmLeadInput } from '../activities/bitrix24';
 import { BITRIX24_EMULATOR_DEFAULTS, createBitrix24Emulator } from '../emulators/bitrix24';
+import { eventually } from './support/http';
+import { VirtualClock } from './support/virtualClock';
 
 type Bitrix24Config = AppConfig['bitrix24'];
 
-const emulator = createBitrix24Emulator({ rateLimit: false });
+// The portal's clock moves only when a test moves it: its leaky bucket and the arrival times it
+// records then come out exact. Adapters pace on the real clock unless a test gives them this one.
+const clock = new VirtualClock();
+const emulator = createBitrix24Emulator({ rateLimit: false, now: clock.now });
 const { state, control } = emulator;
 let server: Server;
 let baseUrl: string;
@@ -296,7 +301,7 @@ describe('failures', () => {
   });
 
   test('a portal slower than the HTTP timeout is retryable', async () => {
-    control.setMode('slow', { delayMs: 500 });
+    control.setMode('slow');
     const crm = createBitrix24Activities(webhookConfig(), { dataDir, http: axios.create({ timeout: 100 }) });
     const failure = await failureOf(crm.findPartner('watchfan'));
     expect(failure).toMatchObject({ type: 'Bitrix24Unavailable', nonRetryable: false });
@@ -312,12 +317,15 @@ describe('inside an activity', () => {
     await expect(env.run(crm.findPartner, 'watchfan')).resolves.toEqual({ status: 'not_found' });
     expect(beats).toEqual([{ bitrix24: 'crm.company.list' }]);
 
-    control.setMode('slow', { delayMs: 1500 });
-    const started = Date.now();
+    // The portal holds its answer until the client hangs up: only the cancellation can end the call.
+    control.setMode('slow');
     const pending = env.run(crm.findPartner, 'watchfan');
-    setTimeout(() => env.cancel(), 100);
+    await eventually(() => expect(state.requests).toHaveLength(2), 20_000, 5);
+    expect(state.requests[1]!.abandoned).toBeUndefined();
+    env.cancel();
     await expect(pending).rejects.toBeInstanceOf(CancelledFailure);
-    expect(Date.now() - started).toBeLessThan(1000);
+    // The request itself was aborted, not left to run on after the activity gave up.
+    await eventually(() => expect(state.requests[1]!.abandoned).toBe(true), 20_000, 5);
   });
 });
 
@@ -325,28 +333,42 @@ describe('rate limits', () => {
   test("the emulator enforces Bitrix24's leaky bucket", async () => {
     control.setRateLimit({ perSecond: 2, burst: 3 });
     const url = `${baseUrl}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}crm.lead.list.json`;
-    const answers = await Promise.all(
-      Array.from({ length: 5 }, () => axios.post(url, {}, { validateStatus: () => true })),
-    );
+    const post = () => axios.post(url, {}, { validateStatus: () => true });
+    const answers = await Promise.all(Array.from({ length: 5 }, post));
     expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 503, 503]);
     expect(answers.find((a) => a.status === 503)!.data).toEqual({
       error: 'QUERY_LIMIT_EXCEEDED',
       error_description: 'Too many requests',
     });
+    // Drained at 2/s: 499 ms later the bucket is still full, 500 ms later one more fits.
+    await clock.advance(499);
+    expect((await post()).status).toBe(503);
+    await clock.advance(1);
+    expect((await post()).status).toBe(200);
+    expect((await post()).status).toBe(503);
   });
 
   test('the adapter paces itself under requestsPerSecond (two at once, then one every 500 ms)', async () => {
-    // Measured where it matters, at the portal: when the requests arrived.
-    control.setRateLimit(false);
-    const crm = createBitrix24Activities(webhookConfig({ requestsPerSecond: 2 }), { dataDir });
-    state.requests.length = 0;
-    const results = await Promise.all(Array.from({ length: 5 }, () => crm.findPartner('watchfan')));
+    // Observed where it matters, at the portal: when each request arrived, on the portal's clock,
+    // and that a bucket of exactly that size refuses none of them.
+    control.setRateLimit({ perSecond: 2, burst: 2 });
+    const crm = createBitrix24Activities(webhookConfig({ requestsPerSecond: 2 }), { dataDir, clock });
+    const t0 = clock.now();
+    const arrivals = () => state.requests.map((r) => r.at - t0);
+    const all = Promise.all(Array.from({ length: 5 }, () => crm.findPartner('watchfan')));
+
+    await eventually(() => expect(arrivals()).toEqual([0, 0]), 20_000, 5);
+    expect(clock.pending()).toEqual([500, 1000, 1500]);
+    for (const expected of [500, 1000, 1500]) {
+      await clock.advance(499);
+      expect(clock.pending()[0]).toBe(1); // the next one is still held back
+      expect(arrivals()).toHaveLength(expected / 500 + 1);
+      await clock.advance(1);
+      await eventually(() => expect(arrivals().at(-1)).toBe(expected), 20_000, 5);
+    }
+    const results = await all;
     expect(results.every((r) => r.status === 'not_found')).toBe(true);
-    const arrivals = state.requests.map((r) => r.at).sort((a, b) => a - b);
-    expect(arrivals).toHaveLength(5);
-    // Five requests within a second would be a burst the portal refuses; paced, they span 1.5 s.
-    expect(arrivals[4]! - arrivals[0]!).toBeGreaterThanOrEqual(1400);
-    for (let i = 2; i < 5; i++) expect(arrivals[i]! - arrivals[i - 2]!).toBeGreaterThanOrEqual(450);
+    expect(arrivals()).toEqual([0, 0, 500, 1000, 1500]);
   });
 });
 

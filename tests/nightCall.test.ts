@@ -4,6 +4,7 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startStack, startTimeSkippingServer, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
+import { timelineOf, type Timeline } from './support/history';
 import { parseWorkingSchedule } from '../domain/workingHours';
 import { dayZone as dayZoneFor, nightZone as nightZoneFor } from './support/zones';
 
@@ -11,6 +12,9 @@ let env: TestWorkflowEnvironment;
 let stack: TestStack;
 const HOURS = '09:00-21:00';
 const schedule = parseWorkingSchedule(HOURS);
+const RETRY_DELAY_MS = 30 * 60_000;
+const callsTo = (phone: string) =>
+  stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone);
 
 beforeAll(async () => {
   env = await startTimeSkippingServer();
@@ -32,35 +36,54 @@ test('a night lead: one night SMS, no call, then the call when the customer’s 
   const { zone, opensAt } = nightZoneFor(now, schedule);
   const res = await postJson(`${stack.url}/api/leads`, { name: 'Ночной', phone, timezone: zone });
   expect(res.status).toBe(202);
+  const workflowId = String(res.body.workflowId);
 
   const asleep = await eventually(async () => {
     const { body } = await getJson(`${stack.url}/api/leads/${phone}`);
     expect(body).toMatchObject({ status: 'WaitingForWorkingHours', nightSmsSent: true });
     return body;
   });
-  // One timer to the opening of the customer's own window (not Moscow's, not a polling loop).
-  expect(Math.abs(Number(asleep.nextCallAt) - opensAt)).toBeLessThan(60_000);
+  // The next call is the opening of the customer's own window (not Moscow's).
+  expect(Number(asleep.nextCallAt)).toBe(opensAt);
   const sms = stack.emulators.smsru.state.sms.filter((s) => s.to === phone);
   expect(sms).toHaveLength(1);
   expect(sms[0]!.text).toMatch(/перезвоним вам в рабочее время/);
-  expect(stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone)).toHaveLength(0);
 
-  // Skip to a minute before the window: still no call.
+  // The history proves the night so far: the SMS went, one timer reaches the opening (set between
+  // the lead's start and the timer's own event, so it fires at the opening, not before and not as a
+  // polling loop), and no call was scheduled.
+  const night = await eventually(async () => {
+    const t = await timelineOf(env.client, workflowId);
+    expect(t.timers).toHaveLength(1);
+    return t;
+  });
+  expect(night.activities.filter((a) => a.name === 'sendSms')).toEqual([
+    expect.objectContaining({ completed: true }),
+  ]);
+  const [timer] = night.timers;
+  expect(timer!.durationMs).toBeGreaterThanOrEqual(opensAt - timer!.at);
+  expect(timer!.durationMs).toBeLessThanOrEqual(opensAt - night.startedAt);
+  expect(night.activities.map((a) => a.name)).not.toContain('placeRobotCall');
+
+  // Skip to a minute before the window: the timer has not fired, so no call can have been made.
   await env.sleep(opensAt - (await env.currentTimeMs()) - 60_000);
-  expect(stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone)).toHaveLength(0);
+  const before = await timelineOf(env.client, workflowId);
+  expect(before.timers).toEqual([expect.objectContaining({ id: timer!.id, fired: false })]);
+  expect(before.activities.map((a) => a.name)).not.toContain('placeRobotCall');
+  expect(callsTo(phone)).toHaveLength(0);
 
   await env.sleep(2 * 60_000);
-  await eventually(() =>
-    expect(stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone)).toHaveLength(
-      1,
-    ),
-  );
+  await eventually(() => expect(callsTo(phone)).toHaveLength(1));
   const final = await eventually(async () => {
     const { body } = await getJson(`${stack.url}/api/leads/${phone}`);
     expect(body.status).toBe('Answered');
     return body;
   });
   expect(final.attempts).toBe(1);
+  const after = await timelineOf(env.client, workflowId);
+  const call = after.activities.find((a) => a.name === 'placeRobotCall')!;
+  expect(after.timers.find((t) => t.id === timer!.id)).toMatchObject({ fired: true });
+  expect(call.id).toBeGreaterThan(timer!.id);
   // Still only the night SMS plus the confirmation: the night SMS is sent once per lead.
   expect(stack.emulators.smsru.state.sms.filter((s) => s.to === phone).map((s) => s.text)).toEqual([
     expect.stringMatching(/рабочее время/),
@@ -68,7 +91,7 @@ test('a night lead: one night SMS, no call, then the call when the customer’s 
   ]);
 }, 60_000);
 
-test('busy three times then answered: four calls 30 minutes apart in workflow time', async () => {
+test('busy three times then answered: four calls, each retry on a 30-minute timer', async () => {
   const phone = uniquePhone();
   const zone = dayZoneFor(await env.currentTimeMs(), schedule);
   stack.emulators.voximplant.control.scriptFor(phone, [
@@ -78,28 +101,38 @@ test('busy three times then answered: four calls 30 minutes apart in workflow ti
     { result: 'answered', delayMs: 5 },
   ]);
   const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Дневной', phone, timezone: zone });
-  const calls = () => stack.emulators.voximplant.state.calls.filter((c) => c.customData?.phone === phone);
+  const workflowId = String(body.workflowId);
+  const retryTimers = (t: Timeline) => t.timers.filter((timer) => timer.durationMs === RETRY_DELAY_MS);
   for (let n = 1; n <= 3; n++) {
-    await eventually(() => expect(calls()).toHaveLength(n));
+    await eventually(() => expect(callsTo(phone)).toHaveLength(n));
     await eventually(async () =>
       expect((await getJson(`${stack.url}/api/leads/${phone}`)).body.status).toBe('MissedCall'),
     );
-    expect(calls()).toHaveLength(n); // nothing more until the retry delay has passed
+    // Nothing more until the retry delay has passed: its timer is set and has not fired.
+    const t = await eventually(async () => {
+      const timeline = await timelineOf(env.client, workflowId);
+      expect(retryTimers(timeline)).toHaveLength(n);
+      return timeline;
+    });
+    expect(retryTimers(t).at(-1)!.fired).toBe(false);
+    expect(t.activities.filter((a) => a.name === 'placeRobotCall')).toHaveLength(n);
+    expect(callsTo(phone)).toHaveLength(n);
     await env.sleep(31 * 60_000);
   }
   await eventually(async () =>
     expect((await getJson(`${stack.url}/api/leads/${phone}`)).body.status).toBe('Answered'),
   );
-  expect(calls()).toHaveLength(4);
+  expect(callsTo(phone)).toHaveLength(4);
 
-  // The spacing, read from the lead workflow’s own history (server time, not wall time).
-  const history = await env.client.workflow.getHandle(String(body.workflowId)).fetchHistory();
-  const scheduled = (history.events ?? [])
-    .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'placeRobotCall')
-    .map((e) => Number(e.eventTime!.seconds) * 1000);
-  expect(scheduled).toHaveLength(4);
-  for (let i = 1; i < scheduled.length; i++) {
-    expect(scheduled[i]! - scheduled[i - 1]!).toBeGreaterThanOrEqual(30 * 60_000);
-    expect(scheduled[i]! - scheduled[i - 1]!).toBeLessThan(32 * 60_000);
+  // In the lead workflow's own history: each retry waited for its own 30-minute timer to fire.
+  const t = await timelineOf(env.client, workflowId);
+  const calls = t.activities.filter((a) => a.name === 'placeRobotCall');
+  const timers = retryTimers(t);
+  expect(calls).toHaveLength(4);
+  expect(timers).toHaveLength(3);
+  for (let i = 0; i < 3; i++) {
+    expect(timers[i]!.fired).toBe(true);
+    expect(timers[i]!.id).toBeGreaterThan(calls[i]!.id);
+    expect(timers[i]!.id).toBeLessThan(calls[i + 1]!.id);
   }
 }, 60_000);

@@ -36,6 +36,7 @@ import {
 import { createVoximplantEmulator } from '../emulators/voximplant';
 import { createSmsRuEmulator } from '../emulators/smsru';
 import { createTelegramEmulator, parseTelegramHtml } from '../emulators/telegram';
+import { eventually } from './support/http';
 
 const SECRET = 'test-result-secret';
 const servers: Server[] = [];
@@ -455,7 +456,8 @@ describe('SMS.ru', () => {
     expect(f1).toMatchObject({ type: 'SmsUnavailable', nonRetryable: false });
     expect(refused.beats.at(-1)).toEqual({ phase: 'failed_before_send', key: 'k3' });
 
-    smsru.control.setLatency(300);
+    // The gateway takes the message and never answers: only the client's own timeout ends the call.
+    smsru.control.setLatency(Number.POSITIVE_INFINITY);
     const slow = runtime(1);
     const impatient = createSmsRuGateway(cfg(), { http: axios.create({ timeout: 50 }) });
     const f2 = await failureOf(
@@ -468,7 +470,7 @@ describe('SMS.ru', () => {
     expect(f2).toMatchObject({ type: 'SmsUnavailable', nonRetryable: false });
     expect(slow.beats).toEqual([{ phase: 'sending', key: 'k4' }]);
     // The gateway did accept it: the retry must (and does) hold back.
-    expect(smsru.state.sms).toHaveLength(1);
+    await eventually(() => expect(smsru.state.sms).toHaveLength(1));
     const retry = runtime(2, slow.beats.at(-1));
     const result = await createSmsActivities(impatient, retry.opts).sendSms({
       idempotencyKey: 'k4',
@@ -567,9 +569,14 @@ describe('Telegram', () => {
 
   test('a 429 is waited out for its retry_after and sent once', async () => {
     tg.control.setMode('rate_limit', { times: 1, retryAfter: 1 });
-    const started = Date.now();
-    await createTelegramActivities(cfg()).notifySellers(alert());
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    const slept: number[] = [];
+    const sleep = async (ms: number) => {
+      // The second request may only come after the wait.
+      expect(tg.state.requests.filter((r) => r.method === 'sendMessage')).toHaveLength(1);
+      slept.push(ms);
+    };
+    await createTelegramActivities(cfg(), { sleep }).notifySellers(alert());
+    expect(slept).toEqual([1000]);
     expect(tg.state.requests.filter((r) => r.method === 'sendMessage')).toHaveLength(2);
     expect(tg.state.messages).toHaveLength(1);
   });

@@ -83,7 +83,6 @@ async function waitDead(pid: number): Promise<void> {
 /** The test's own Temporal client, for histories (set in beforeAll). */
 let temporal: Client;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tag = Date.now().toString(36);
 let seq = 0;
 
@@ -246,8 +245,13 @@ describe('production-shaped cluster: Temporal on PostgreSQL, 2 workers, 2 API in
     const survivor = info.pids['worker-2']!;
     const leads = await postLeads(info, 20);
     accepted.push(...leads);
-    // The calls are placed within about a second and ring for ten: kill while they do.
-    await sleep(2_000);
+    const hostSuffix = (pid: number) => new RegExp(`^${pid}@`);
+    const victimsLeads = async () => {
+      const identities = await identitiesOf(client, leads);
+      return leads.filter((l) => [...identities.get(l.ref)!].some((id) => hostSuffix(victim).test(id)));
+    };
+    // The calls ring for ten seconds: kill once the victim has taken part, while they ring.
+    await eventually(async () => expect((await victimsLeads()).length).toBeGreaterThan(0), 60_000);
     process.kill(victim, 'SIGKILL');
     await waitDead(victim);
     const killedAt = Date.now();
@@ -262,11 +266,8 @@ describe('production-shaped cluster: Temporal on PostgreSQL, 2 workers, 2 API in
 
     // The dead worker had taken part (so the survivor took its leads over), and the survivor alone
     // did everything after the kill.
-    const hostSuffix = (pid: number) => new RegExp(`^${pid}@`);
     const identities = await identitiesOf(client, leads);
-    const touchedByVictim = leads.filter((l) =>
-      [...identities.get(l.ref)!].some((id) => hostSuffix(victim).test(id)),
-    );
+    const touchedByVictim = await victimsLeads();
     expect(touchedByVictim.length).toBeGreaterThan(0);
     for (const lead of touchedByVictim) {
       expect([...identities.get(lead.ref)!].some((id) => hostSuffix(survivor).test(id))).toBe(true);
@@ -280,7 +281,11 @@ describe('production-shaped cluster: Temporal on PostgreSQL, 2 workers, 2 API in
     const rssBefore = rssMb(server);
     const leads = await postLeads(info, 10);
     accepted.push(...leads);
-    await sleep(1_500);
+    // Kill while the leads are in flight: each has placed its call, which rings for ten seconds.
+    await eventually(async () => {
+      const counts = await callsPerLead(info, since);
+      expect(leads.filter((l) => !counts.has(l.ref))).toEqual([]);
+    }, 60_000);
     process.kill(server, 'SIGKILL');
     await waitDead(server);
     const killedAt = Date.now();
@@ -318,8 +323,8 @@ describe('production-shaped cluster: Temporal on PostgreSQL, 2 workers, 2 API in
     client = new Client({ connection, namespace: 'default' });
     temporal = client;
     await expectAnswered(info, accepted, 60_000);
-    // The emulators are new (their call history went with the old ones): a restart calls nobody again.
-    await sleep(2_000);
+    // The emulators are new (their call history went with the old ones): a restart calls nobody
+    // again. Every lead's workflow has completed, so none can place a call later.
     expect([...(await callsPerLead(info, since)).values()].reduce((a, b) => a + b, 0)).toBe(0);
     // The custom search attributes were registered and the visibility store kept them.
     await eventually(async () => {

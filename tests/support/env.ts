@@ -1,16 +1,19 @@
 // What a test file needs to run the real service against a real Temporal server: a dev server on
 // free ports (or the Java time-skipping server), the emulators, and the API + worker in-process.
+import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
 import { loadConfig, type AppConfig } from '../../config';
 import { startService, type RunningService } from '../../service';
-import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/searchAttributes';
+import { ALL_SEARCH_ATTRIBUTES, searchAttributeFlags } from '../../workflows/searchAttributes';
 import { DEV_SERVER_TUNING } from '../../support/temporalServer';
 import type { RunningEmulators } from '../../emulators';
+import { freePort } from './processes';
 
 export interface TestStack {
   env: TestWorkflowEnvironment;
@@ -39,37 +42,60 @@ function quietSdkLogs(): void {
 
 export async function startDevServer(): Promise<TestWorkflowEnvironment> {
   quietSdkLogs();
-  return TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: process.env.STL_TEMPORAL_CLI! },
-      searchAttributes: ALL_SEARCH_ATTRIBUTES,
-      extraArgs: DEV_SERVER_TUNING.filter(
-        (a) => !a.startsWith('journal') && !a.startsWith('synchronous') && a !== '--sqlite-pragma',
-      ),
-      log: { level: 'warn', format: 'json' },
-    },
+  const port = await freePort();
+  const server = await launch(process.env.STL_TEMPORAL_CLI!, 'Temporal dev server', port, [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--headless',
+    '--namespace',
+    'default',
+    '--log-level',
+    'warn',
+    '--log-format',
+    'json',
+    ...DEV_SERVER_TUNING.filter(
+      (a) => !a.startsWith('journal') && !a.startsWith('synchronous') && a !== '--sqlite-pragma',
+    ),
+    ...searchAttributeFlags().flatMap((f) => ['--search-attribute', f]),
+  ]);
+  const env = await TestWorkflowEnvironment.createFromExistingServer({
+    address: `127.0.0.1:${port}`,
+    namespace: 'default',
   });
+  return withServer(env, server);
 }
 
 /**
- * The SDK gives the server five seconds to listen; a JVM on a busy machine can take longer, so a
- * start that ran out of that time is tried again (a JVM that starts cold needs no more than that).
+ * The SDK's own way to start the test server (createTimeSkipping) gives the JVM a fixed five
+ * seconds to open its port, which a busy machine does not always meet. So the JVM is started here
+ * and waited for as long as it takes, and the environment is made on it with the SDK's own factory
+ * (not public, hence the cast) in its time-skipping form.
  */
-async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await TestWorkflowEnvironment.createTimeSkipping({
-        server: { executable: { type: 'existing-path', path: process.env.STL_TEST_SERVER! } },
-      });
-    } catch (err) {
-      if (attempt >= 4 || !/did not start within/.test(String(err))) throw err;
-    }
-  }
+interface TimeSkippingOnExistingServer {
+  create(opts: {
+    server: { type: 'existing' };
+    supportsTimeSkipping: true;
+    address: string;
+    namespace: string;
+  }): Promise<TestWorkflowEnvironment>;
 }
 
 export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
   quietSdkLogs();
-  const env = await createTimeSkippingEnv();
+  const port = await freePort();
+  const server = await launch(process.env.STL_TEST_SERVER!, 'time-skipping test server', port, [
+    String(port),
+  ]);
+  const env = await (TestWorkflowEnvironment as unknown as TimeSkippingOnExistingServer).create({
+    server: { type: 'existing' },
+    supportsTimeSkipping: true,
+    address: `127.0.0.1:${port}`,
+    namespace: 'default',
+  });
   // The Java test server knows no custom search attributes until they are added.
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
@@ -80,6 +106,58 @@ export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment
       ]),
     ),
   });
+  return withServer(env, server);
+}
+
+/**
+ * Starts a server process and resolves once its port accepts connections; rejects (and stops it)
+ * if it exits first, or has not served within `capMs`, which only keeps a broken server from
+ * outliving the test file.
+ */
+async function launch(
+  executable: string,
+  what: string,
+  port: number,
+  args: string[],
+  capMs = 50_000,
+): Promise<ChildProcess> {
+  const child = spawn(executable, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const cap = Date.now() + capMs;
+  try {
+    while (!(await accepts(port))) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`${what} exited (${child.signalCode ?? child.exitCode}) before it served`);
+      }
+      if (Date.now() > cap) throw new Error(`${what} did not serve within ${capMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return child;
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.end();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** The environment's teardown also stops the server process it runs on. */
+function withServer(env: TestWorkflowEnvironment, server: ChildProcess): TestWorkflowEnvironment {
+  const teardown = env.teardown.bind(env);
+  env.teardown = async () => {
+    await teardown();
+    if (server.exitCode !== null || server.signalCode !== null) return;
+    const gone = new Promise((resolve) => server.once('exit', resolve));
+    server.kill('SIGTERM');
+    await gone;
+  };
   return env;
 }
 
