@@ -11,7 +11,12 @@ import { lookupIp } from './geoip';
 import { fieldProblems, type FieldProblem } from './http';
 import { maskPhone } from '../support/logger';
 import type { LeadInput, LeadPolicy } from '../workflows/types';
-import { LeadPartnerKey, LeadSiteKey, LeadStatusKey, OrderAmountKey } from '../workflows/searchAttributes';
+import {
+  LeadPartnerKey,
+  LeadSiteKey,
+  OrderAmountKey,
+  searchAttributesAtStart,
+} from '../workflows/searchAttributes';
 
 export class LeadValidationError extends Error {
   constructor(readonly details: FieldProblem[]) {
@@ -179,18 +184,19 @@ export async function startLead(
   lead: Omit<LeadInput, 'policy'>,
 ): Promise<StartOutcome> {
   const workflowId = leadWorkflowId(lead.ref);
+  const policy = leadPolicy(config);
   try {
     await client.workflow.start('processLead', {
       taskQueue: config.temporal.taskQueue,
       workflowId,
-      args: [{ ...lead, policy: leadPolicy(config) } satisfies LeadInput],
+      args: [{ ...lead, policy } satisfies LeadInput],
       // A ref in progress is refused by Temporal itself; once that lead has finished, the same ref
       // may start a new one.
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       requestEagerStart: true,
       typedSearchAttributes: [
-        { key: LeadStatusKey, value: 'New' },
+        ...searchAttributesAtStart(lead, policy, Date.now()),
         ...(lead.partnerCode ? [{ key: LeadPartnerKey, value: lead.partnerCode }] : []),
         ...(lead.site ? [{ key: LeadSiteKey, value: lead.site }] : []),
         ...(lead.orderAmount !== undefined ? [{ key: OrderAmountKey, value: lead.orderAmount }] : []),

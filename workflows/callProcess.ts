@@ -139,6 +139,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
     state.nextCallAt = undefined;
     progress('ManualHandling', detail);
     crmNotes.add(`Нужна ручная обработка: ${detail}`, 'IN_PROCESS');
+    crmNotes.flush();
     // An operator who already stopped the lead needs no alert about it.
     if (!stopRequested()) await alertManual(reason, detail);
     await condition(() => pendingAction !== undefined, policy.manualHandlingTimeoutMs);
@@ -178,6 +179,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
         }
         state.nextCallAt = nextWorkingTime(now, input.timezone, policy.workingSchedule);
         progress('WaitingForWorkingHours');
+        crmNotes.flush();
         // One timer to the window's opening, not a polling loop; an operator may stop the lead meanwhile.
         await condition(stopRequested, state.nextCallAt - now);
         continue;
@@ -253,6 +255,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
           policy.workingSchedule,
         );
         progress('MissedCall', `недозвон (${r.result})`);
+        crmNotes.flush();
         await condition(() => pendingAction !== undefined, state.nextCallAt - missedAt);
       }
     }

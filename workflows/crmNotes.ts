@@ -1,11 +1,15 @@
 // The call process's notes on the CRM lead ("attempt 1: busy", "answered, SMS sent"), written in
-// the background and in order, so a slow or rate-limited Bitrix24 never delays the next call.
-// Notes wait until the CRM lead exists; if it never comes, they are dropped with it.
+// the background and in order, so a slow or rate-limited Bitrix24 never delays the next call. They
+// are written when the lead settles into a wait a seller may look at (asleep, missed call, manual
+// handling) and at the end, each time all that piled up in one activity: a lead answered at once
+// costs one write. Notes wait until the CRM lead exists; if it never comes, they go with it.
 import { condition, log } from '@temporalio/workflow';
 import { activity } from './activityOptions';
 
 export interface CrmNoteQueue {
   add(comment: string, statusId?: string): void;
+  /** Writes what piled up, in the background. */
+  flush(): void;
   leadCreated(leadId: number): void;
   leadFailed(): void;
   /** Resolves once the CRM lead is settled (bounded) and every note for it is written. */
@@ -19,7 +23,11 @@ export function createCrmNoteQueue(crmTaskQueue: string): CrmNoteQueue {
   let settled = false;
   let writer: Promise<void> | undefined;
 
+  /** A flush asked for before the CRM lead existed happens when it comes. */
+  let flushWanted = false;
+
   function flush(): void {
+    flushWanted = leadId === undefined;
     if (leadId === undefined || writer) return;
     const id = leadId;
     writer = (async () => {
@@ -40,12 +48,12 @@ export function createCrmNoteQueue(crmTaskQueue: string): CrmNoteQueue {
   return {
     add(comment, statusId) {
       notes.push({ comment, statusId });
-      flush();
     },
+    flush,
     leadCreated(id) {
       leadId = id;
       settled = true;
-      flush();
+      if (flushWanted) flush();
     },
     leadFailed() {
       settled = true;
@@ -54,6 +62,7 @@ export function createCrmNoteQueue(crmTaskQueue: string): CrmNoteQueue {
       // The CRM lead may still be on its way (Bitrix24 slow or down): registerLead gives up within
       // six hours, so this wait is bounded by it.
       await condition(() => settled);
+      flush();
       await condition(() => writer === undefined && (notes.length === 0 || leadId === undefined));
     },
   };

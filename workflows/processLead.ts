@@ -20,6 +20,7 @@ import {
   reportCallResultUpdate,
 } from './definitions';
 import { CallAttemptsKey, LeadStatusKey, ManualReasonKey, NextCallAtKey } from './searchAttributes';
+import type { TypedSearchAttributes } from '@temporalio/common';
 import type { CallState, LeadInput, LeadState, LeadStatus, ManualReason, OperatorAction } from './types';
 
 const notifySellers = activity('notifySellers');
@@ -27,6 +28,22 @@ const notifySellers = activity('notifySellers');
 /** What the Web UI searches on; "waiting for the result" is short and shows as Calling. */
 function searchableStatus(status: LeadStatus): LeadStatus {
   return status === 'WaitingForResult' ? 'Calling' : status;
+}
+
+interface Shown {
+  status: LeadStatus;
+  attempts: number;
+  nextCallAt?: number;
+  manualReason?: ManualReason;
+}
+
+function shownAtStart(attributes: TypedSearchAttributes): Shown {
+  return {
+    status: (attributes.get(LeadStatusKey) as LeadStatus | undefined) ?? 'New',
+    attempts: attributes.get(CallAttemptsKey) ?? 0,
+    nextCallAt: undefined,
+    manualReason: undefined,
+  };
 }
 
 export async function processLead(input: LeadInput): Promise<LeadState> {
@@ -43,21 +60,28 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   // Manual handling this workflow itself asked for (CRM trouble) stays flagged whatever the call does.
   let ownManualReason: ManualReason | undefined;
 
-  // Search attributes are written only when what they show changes: each write is a history event
-  // and a visibility update on the server.
-  let published = '';
+  // Search attributes are written only when what they show changes, and at most once per workflow
+  // task (after the task's code has run): each write is a history event and a visibility update.
+  // The start request set the first ones (see searchAttributesAtStart).
+  let published = JSON.stringify(shownAtStart(workflowInfo().typedSearchAttributes));
+  let publishQueued = false;
   const publish = () => {
-    const { status, attempts, nextCallAt, manualReason } = callState();
-    const shown = { status: searchableStatus(status), attempts, nextCallAt, manualReason };
-    const key = JSON.stringify(shown);
-    if (key === published) return;
-    published = key;
-    upsertSearchAttributes([
-      { key: LeadStatusKey, value: shown.status },
-      { key: CallAttemptsKey, value: shown.attempts },
-      { key: NextCallAtKey, value: shown.nextCallAt ? new Date(shown.nextCallAt) : null },
-      { key: ManualReasonKey, value: shown.manualReason ?? null },
-    ]);
+    if (publishQueued) return;
+    publishQueued = true;
+    void Promise.resolve().then(() => {
+      publishQueued = false;
+      const { status, attempts, nextCallAt, manualReason } = callState();
+      const shown: Shown = { status: searchableStatus(status), attempts, nextCallAt, manualReason };
+      const key = JSON.stringify(shown);
+      if (key === published) return;
+      published = key;
+      upsertSearchAttributes([
+        { key: LeadStatusKey, value: shown.status },
+        { key: CallAttemptsKey, value: shown.attempts },
+        { key: NextCallAtKey, value: shown.nextCallAt ? new Date(shown.nextCallAt) : null },
+        { key: ManualReasonKey, value: shown.manualReason ?? null },
+      ]);
+    });
   };
 
   const call = input.phoneCallable

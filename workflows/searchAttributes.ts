@@ -1,5 +1,7 @@
 // Custom search attributes: what an operator filters on in the Web UI. No personal data here.
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
+import { isWorkingTime } from '../domain/workingHours';
+import type { LeadInput, LeadPolicy, LeadStatus } from './types';
 
 export const LeadStatusKey = defineSearchAttributeKey('LeadStatus', SearchAttributeType.KEYWORD);
 export const LeadPartnerKey = defineSearchAttributeKey('LeadPartner', SearchAttributeType.KEYWORD);
@@ -28,4 +30,23 @@ export function searchAttributeFlags(): string[] {
     DOUBLE: 'Double',
   };
   return ALL_SEARCH_ATTRIBUTES.map((k) => `${k.name}=${cliType[k.type] ?? k.type}`);
+}
+
+/**
+ * What the start request shows of a lead: a lead that will be called at once shows as Calling its
+ * first attempt, so the workflow's first task need not write it. Shared with the API, which starts
+ * the workflow.
+ */
+export function searchAttributesAtStart(
+  input: Omit<LeadInput, 'policy'>,
+  policy: LeadPolicy,
+  now: number,
+): SearchAttributePair[] {
+  const callsNow = input.phoneCallable && isWorkingTime(now, input.timezone, policy.workingSchedule);
+  return callsNow
+    ? [
+        { key: LeadStatusKey, value: 'Calling' satisfies LeadStatus },
+        { key: CallAttemptsKey, value: 1 },
+      ]
+    : [{ key: LeadStatusKey, value: 'New' satisfies LeadStatus }];
 }
