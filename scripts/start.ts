@@ -1,49 +1,26 @@
 // The run command: a local Temporal dev server (SQLite under DATA_DIR, Web UI, search attributes),
 // then the API and the worker in one process. Ctrl-C stops everything it started.
 import 'dotenv/config';
-import fs from 'node:fs';
-import path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { ConfigError, loadConfig, type AppConfig } from '../config';
 import { startService } from '../service';
-import { devServerArgs, temporalCliPath } from '../support/temporalServer';
+import { startDevServer, type DevServer } from '../support/temporalServer';
 import { logger } from '../support/logger';
 import { installTemporalRuntime } from '../service/runtime';
 
-async function startLocalTemporal(config: AppConfig): Promise<ChildProcess> {
-  const cli = temporalCliPath();
-  fs.mkdirSync(config.dataDir, { recursive: true });
-  const args = devServerArgs({
-    ip: '127.0.0.1',
+function startLocalTemporal(config: AppConfig): Promise<DevServer> {
+  return startDevServer({
+    dir: config.dataDir,
     port: config.temporal.port,
     uiPort: config.temporal.uiPort,
     namespace: config.temporal.namespace,
-    dbFile: path.join(config.dataDir, 'temporal.sqlite'),
     // The Web UI asks our API to decrypt payloads for the operator (see api/codec.ts).
     uiCodecEndpoint: `${config.publicUrl}/codec`,
-  });
-  const logFile = fs.openSync(path.join(config.dataDir, 'temporal-server.log'), 'a');
-  const child = spawn(cli, args, { stdio: ['ignore', logFile, logFile] });
-  child.once('exit', (code, signal) => {
-    if (!stopping) {
+    log: true,
+    onUnexpectedExit: (code, signal) => {
       logger.fatal({ code, signal }, 'the Temporal dev server exited; see DATA_DIR/temporal-server.log');
       process.exit(1);
-    }
+    },
   });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const health = spawnSync(
-      cli,
-      ['operator', 'cluster', 'health', '--address', `127.0.0.1:${config.temporal.port}`],
-      {
-        encoding: 'utf8',
-      },
-    );
-    if (health.status === 0 && /SERVING/.test(health.stdout)) break;
-    if (Date.now() > deadline) throw new Error('the Temporal dev server did not become healthy in 60 s');
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return child;
 }
 
 let stopping = false;
@@ -61,7 +38,7 @@ async function main(): Promise<void> {
   }
   const { sdkMetrics } = installTemporalRuntime(config);
 
-  let temporal: ChildProcess | undefined;
+  let temporal: DevServer | undefined;
   if (!config.temporal.address) {
     logger.info('starting the local Temporal dev server');
     temporal = await startLocalTemporal(config);
@@ -94,12 +71,7 @@ async function main(): Promise<void> {
     await service
       .close()
       .catch((err) => logger.error({ err: String(err) }, 'error while stopping the service'));
-    if (temporal && temporal.exitCode === null) {
-      const exited = new Promise((r) => temporal!.once('exit', r));
-      temporal.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (temporal.exitCode === null) temporal.kill('SIGKILL');
-    }
+    await temporal?.stop();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -1,11 +1,11 @@
 // Where a lead's first-call latency goes, read from the workflow histories of a sample of leads:
 // the server's event times (same machine, same clock) between the POST and the call's arrival.
 // Found by the events' own links (the workflow task that scheduled placeRobotCall), so it follows
-// the workflow whatever its shape, and the callCustomer workflow of older leads.
+// the workflow whatever its shape.
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { leadWorkflowId } from '../../api/intake';
-import { ms, num, percentile, table } from './stats';
+import { median, ms, num, percentiles, table } from './stats';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -49,27 +49,22 @@ export async function latencyBreakdown(client: Client, samples: BreakdownSample[
   const leadEvents: number[] = [];
   const workflowTasks: number[] = [];
   for (const s of samples) {
-    const leadId = leadWorkflowId(s.phone);
-    const lead = await events(client, leadId);
-    const calling = lead;
+    const lead = await events(client, leadWorkflowId(s.phone));
     leadEvents.push(lead.length);
     workflowTasks.push(lead.filter((e) => e.workflowTaskCompletedEventAttributes != null).length);
     const first = (list: HistoryEvent[], key: keyof HistoryEvent) => list.find((e) => e[key] != null);
     const byId = (list: HistoryEvent[], id: unknown) => list.find((e) => idOf(e.eventId) === idOf(id));
-    const scheduled = calling.find(isCallScheduled);
-    const started = calling.find(
+    const scheduled = lead.find(isCallScheduled);
+    const started = lead.find(
       (e) =>
         e.activityTaskStartedEventAttributes != null &&
         idOf(e.activityTaskStartedEventAttributes.scheduledEventId) === idOf(scheduled?.eventId),
     );
-    const wftDone = byId(
-      calling,
-      scheduled?.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId,
-    );
-    const wftStarted = byId(calling, wftDone?.workflowTaskCompletedEventAttributes?.startedEventId);
+    const wftDone = byId(lead, scheduled?.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId);
+    const wftStarted = byId(lead, wftDone?.workflowTaskCompletedEventAttributes?.startedEventId);
     if (wftDone) {
       tasksBeforeCall.push(
-        calling.filter(
+        lead.filter(
           (e) =>
             e.workflowTaskCompletedEventAttributes != null && Number(e.eventId) <= Number(wftDone.eventId),
         ).length,
@@ -90,15 +85,16 @@ export async function latencyBreakdown(client: Client, samples: BreakdownSample[
     const d = rows
       .map((r) => (r[to] !== undefined && r[from] !== undefined ? r[to]! - r[from]! : undefined))
       .filter((v): v is number => v !== undefined);
-    return [ms(percentile(d, 50)), ms(percentile(d, 90)), String(d.length)];
+    const p = percentiles(d);
+    return [ms(p.p50), ms(p.p90), String(p.n)];
   };
   const out = STEPS.map(([label, from, to]) => [label, ...stat(from, to)]);
   out.push(['= POST sent → call at the emulator (whole path)', ...stat('sent', 'call')]);
   out.push(['  (POST sent → HTTP 202 back at the client)', ...stat('sent', 'responded')]);
   return [
     table(['step (server event times, per lead)', 'p50', 'p90', 'n'], out),
-    `workflow tasks up to and including the one that schedules the call: median ${num(percentile(tasksBeforeCall, 50))}`,
-    `per lead so far (median): ${num(percentile(leadEvents, 50))} history events, ` +
-      `${num(percentile(workflowTasks, 50))} workflow tasks (the bare workflow: 11 and 2)`,
+    `workflow tasks up to and including the one that schedules the call: median ${num(median(tasksBeforeCall))}`,
+    `per lead so far (median): ${num(median(leadEvents))} history events, ` +
+      `${num(median(workflowTasks))} workflow tasks (the bare workflow: 11 and 2)`,
   ].join('\n');
 }

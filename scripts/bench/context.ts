@@ -8,55 +8,10 @@ import { Client, Connection } from '@temporalio/client';
 import { loadConfig, type AppConfig } from '../../config';
 import { emulatorProviderEnv, startEmulators, type RunningEmulators } from '../../emulators';
 import { startService, type RunningService } from '../../service';
-import { freePort, type DevServer } from './devServer';
-import { CallLedger, LeadPoster } from './load';
-
-export interface BenchSettings {
-  quick: boolean;
-  floorSeconds: number;
-  latencySeconds: number;
-  latencyRates: number[];
-  throughputRates: number[];
-  throughputSeconds: number;
-  sleepers: number;
-  sleeperConcurrency: number;
-  /** the least and the most time from the service's restart to the morning window */
-  minNightSeconds: number;
-  maxNightSeconds: number;
-  drainTimeoutMs: number;
-  /** stop waiting for calls when none arrived for this long: something is stuck, not slow */
-  stallMs: number;
-}
-
-export const FULL: BenchSettings = {
-  quick: false,
-  floorSeconds: 10,
-  latencySeconds: 12,
-  latencyRates: [10, 50],
-  throughputRates: [100, 150, 200, 300],
-  throughputSeconds: 10,
-  sleepers: Number(process.env.BENCH_SLEEPERS ?? 10_000),
-  sleeperConcurrency: 50,
-  minNightSeconds: 90,
-  maxNightSeconds: 45 * 60,
-  drainTimeoutMs: 240_000,
-  stallMs: 90_000,
-};
-
-export const QUICK: BenchSettings = {
-  quick: true,
-  floorSeconds: 5,
-  latencySeconds: 5,
-  latencyRates: [10, 50],
-  throughputRates: [100, 150, 200, 300],
-  throughputSeconds: 3,
-  sleepers: Number(process.env.BENCH_SLEEPERS ?? 1_000),
-  sleeperConcurrency: 50,
-  minNightSeconds: 45,
-  maxNightSeconds: 150,
-  drainTimeoutMs: 60_000,
-  stallMs: 20_000,
-};
+import { freePort, type DevServer } from '../../support/temporalServer';
+import { CallLedger } from './load';
+import type { BenchSettings } from './settings';
+import { cpuSecondsOf, rssOf } from './stats';
 
 /** Every provider on its emulator, whatever the caller's shell exports. */
 const NO_CREDENTIALS: Record<string, string> = {
@@ -135,7 +90,8 @@ export class Bench {
   service?: RunningService;
   /** one bundle for the whole run: the service and the replay diagnostic run the same code */
   workflowBundle?: { code: string };
-  poster?: LeadPoster;
+  /** where the running service takes leads */
+  url?: string;
   ledger?: CallLedger;
   readonly dataDir: string;
 
@@ -146,6 +102,11 @@ export class Bench {
   ) {
     this.dataDir = path.join(tmpDir, 'data');
     fs.mkdirSync(this.dataDir, { recursive: true });
+  }
+
+  /** CPU seconds the dev server has used so far */
+  serverCpu(): number | undefined {
+    return cpuSecondsOf(this.server.pid);
   }
 
   env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -192,7 +153,7 @@ export class Bench {
       delayMs: providers.callMs,
     });
     this.service = service;
-    this.poster = new LeadPoster(service.url!);
+    this.url = service.url!;
     this.ledger = new CallLedger(service.emulators!.voximplant.state);
     return service;
   }
@@ -239,7 +200,7 @@ export class Bench {
     }
     const connection = await Connection.connect({ address: this.server.address });
     const client = new Client({ connection, namespace: this.server.namespace });
-    this.poster = new LeadPoster(url);
+    this.url = url;
     this.ledger = new CallLedger(emulators.voximplant.state);
     const pid = child.pid!;
     return {
@@ -247,10 +208,7 @@ export class Bench {
       pid,
       client,
       emulators,
-      rss: () => {
-        const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-        return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-      },
+      rss: () => rssOf(pid) ?? 0,
       heapUsed: async () => {
         const text = await fetch(`${url}/metrics`).then(
           (r) => r.text(),
@@ -260,8 +218,7 @@ export class Bench {
         return m ? Number(m[1]) : undefined;
       },
       close: async () => {
-        this.poster?.close();
-        this.poster = undefined;
+        this.url = undefined;
         child.kill('SIGTERM');
         await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
         if (child.exitCode === null) child.kill('SIGKILL');
@@ -272,8 +229,7 @@ export class Bench {
   }
 
   async stopService(): Promise<void> {
-    this.poster?.close();
-    this.poster = undefined;
+    this.url = undefined;
     const s = this.service;
     this.service = undefined;
     if (s) await s.close();
@@ -292,9 +248,10 @@ function codeVersion(): string {
 
 export function machineText(server: DevServer): string {
   const cpus = os.cpus();
+  const version = execFileSync(server.cli, ['--version'], { encoding: 'utf8' }).trim().split('\n')[0];
   return [
     `machine: ${cpus.length} CPUs (${cpus[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
       `${os.type()} ${os.release()} ${os.arch()}`,
-    `node ${process.version}; ${server.version.split('\n')[0]}; dev server flags from devServerArgs(); ${codeVersion()}`,
+    `node ${process.version}; ${version}; dev server flags of startDevServer(); ${codeVersion()}`,
   ].join('\n');
 }

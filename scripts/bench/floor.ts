@@ -3,39 +3,48 @@
 import { Client } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import type { DevServer } from '../../support/temporalServer';
 import { openLoop } from './load';
-import { cpuNow, percentile, sleep, startProbe, type Probe } from './stats';
+import type { BenchSettings } from './settings';
+import {
+  cpuNow,
+  cpuPer,
+  percentiles,
+  sleep,
+  startProbe,
+  type Cpu,
+  type Percentiles,
+  type Probe,
+} from './stats';
 
 export interface FloorRun {
   rate: number;
   seconds: number;
-  started: number;
+  workflowIds: string[];
   errors: number;
   missing: number;
-  latencies: number[];
-  p50: number;
-  p99: number;
+  /** from just before client.workflow.start to the activity's start */
+  latency: Percentiles;
   probe: Probe;
   /** CPU seconds per workflow, node process and dev server, until its activity ran */
-  cpuPerWorkflow: { node: number; server: number };
+  cpuPerWorkflow: Cpu;
 }
 
 const TASK_QUEUE = 'bench-bare';
 
-export async function measureFloor(opts: {
-  address: string;
-  namespace: string;
-  runs: Array<{ rate: number; seconds: number }>;
-  serverCpu: () => number | undefined;
+export async function measureFloor(
+  settings: BenchSettings,
+  server: DevServer,
+  serverCpu: () => number | undefined,
   /** runs while the bare worker still exists (its metrics vanish with it) */
-  beforeShutdown?: () => Promise<void>;
-}): Promise<FloorRun[]> {
-  const connection = await NativeConnection.connect({ address: opts.address });
-  const client = new Client({ connection, namespace: opts.namespace });
+  beforeShutdown: () => Promise<void>,
+): Promise<FloorRun[]> {
+  const connection = await NativeConnection.connect({ address: server.address });
+  const client = new Client({ connection, namespace: server.namespace });
   const activityStartedAt = new Map<string, number>();
   const worker = await Worker.create({
     connection,
-    namespace: opts.namespace,
+    namespace: server.namespace,
     taskQueue: TASK_QUEUE,
     workflowsPath: require.resolve('./bareWorkflow'),
     activities: {
@@ -67,29 +76,26 @@ export async function measureFloor(opts: {
       return { sent, errors, latencies };
     };
 
-    await startMany(10, 2); // warm-up: JIT, sticky cache, connections
+    await startMany(settings.warmup.rate, settings.warmup.seconds);
     const results: FloorRun[] = [];
-    for (const { rate, seconds } of opts.runs) {
-      const probe = startProbe(opts.serverCpu);
-      const cpu0 = cpuNow(opts.serverCpu);
+    for (const rate of settings.latencyRates) {
+      const seconds = settings.floorSeconds;
+      const probe = startProbe(serverCpu);
+      const cpu0 = cpuNow(serverCpu);
       const { sent, errors, latencies } = await startMany(rate, seconds);
-      await sleep(2_000); // the workflows' completions
-      const cpu1 = cpuNow(opts.serverCpu);
-      const per = (a: number, b: number) => (b - a) / Math.max(1, sent.length);
+      await sleep(settings.floorCpuTailMs);
       results.push({
         rate,
         seconds,
-        started: sent.length,
+        workflowIds: sent.map((s) => s.workflowId),
         errors,
         missing: sent.length - latencies.length,
-        latencies,
-        p50: percentile(latencies, 50),
-        p99: percentile(latencies, 99),
+        latency: percentiles(latencies),
         probe: probe(),
-        cpuPerWorkflow: { node: per(cpu0.node, cpu1.node), server: per(cpu0.server, cpu1.server) },
+        cpuPerWorkflow: cpuPer(cpu0, cpuNow(serverCpu), sent.length),
       });
     }
-    await opts.beforeShutdown?.();
+    await beforeShutdown();
     return results;
   } finally {
     worker.shutdown();

@@ -1,14 +1,17 @@
 // Phases 2 and 3: intake → first call request at a steady rate (latency), and the intake's ceiling
-// at rising open-loop rates (throughput, 5xx, and whether every accepted lead got exactly one call).
+// at rising rates (throughput, 5xx, and whether every accepted lead got exactly one call).
 import type { Bench } from './context';
-import { nextPhone, ok2xx, openLoop, type PostOutcome } from './load';
-import { cpuNow, percentile, sleep, startProbe, type Probe } from './stats';
-
-export const leadFields = (phone: string, extra: Record<string, unknown> = {}) => ({
-  name: 'Bench Lead',
-  phone,
-  ...extra,
-});
+import { leadFields, nextPhone, ok2xx, openLoop, postLead, waves, type PostOutcome } from './load';
+import {
+  cpuNow,
+  cpuPer,
+  percentiles,
+  sleep,
+  startProbe,
+  type Cpu,
+  type Percentiles,
+  type Probe,
+} from './stats';
 
 export interface LatencyRun {
   rate: number;
@@ -16,65 +19,52 @@ export interface LatencyRun {
   posts: PostOutcome[];
   non2xx: number;
   missingCalls: number;
-  latencies: number[];
-  p50: number;
-  p99: number;
-  httpP50: number;
-  httpP99: number;
+  /** POST sent → StartScenarios at the emulator, accepted leads that got a call */
+  latency: Percentiles;
+  /** POST sent → its HTTP answer */
+  http: Percentiles;
   probe: Probe;
-  /** CPU seconds per accepted lead, node process and dev server, until 10 s after the last call */
-  cpuPerLead: { node: number; server: number };
+  /** CPU seconds per accepted lead, node process and dev server, until a while after the last call */
+  cpuPerLead: Cpu;
 }
 
-async function postAtRate(bench: Bench, rate: number, seconds: number): Promise<PostOutcome[]> {
-  const poster = bench.poster!;
-  return openLoop(rate, seconds, (_i, lag) => poster.post(leadFields(nextPhone()), lag));
+function postEvenly(bench: Bench, rate: number, seconds: number): Promise<PostOutcome[]> {
+  const url = bench.url!;
+  const timeout = bench.settings.httpTimeoutSeconds;
+  return openLoop(rate, seconds, () => postLead(url, leadFields(nextPhone()), timeout));
 }
 
 export async function measureIntakeLatency(bench: Bench): Promise<LatencyRun[]> {
-  const { settings, server } = bench;
+  const { settings } = bench;
   const ledger = bench.ledger!;
-  // Warm-up (JIT, sticky cache, sockets); not counted.
-  const warm = await postAtRate(bench, 10, 2);
-  await ledger.waitFor(
-    warm.filter(ok2xx).map((p) => p.phone),
-    { timeoutMs: 30_000, stallMs: settings.stallMs },
-  );
+  const serverCpu = () => bench.serverCpu();
+  const wait = (posts: PostOutcome[], timeoutMs: number) =>
+    ledger.waitFor(
+      posts.filter(ok2xx).map((p) => p.phone),
+      { timeoutMs, stallMs: settings.stallMs },
+    );
+  await wait(await postEvenly(bench, settings.warmup.rate, settings.warmup.seconds), 30_000);
 
   const runs: LatencyRun[] = [];
   for (const rate of settings.latencyRates) {
-    const probe = startProbe(() => server.cpuSeconds());
-    const cpu0 = cpuNow(() => server.cpuSeconds());
-    const posts = await postAtRate(bench, rate, settings.latencySeconds);
+    const probe = startProbe(serverCpu);
+    const cpu0 = cpuNow(serverCpu);
+    const posts = await postEvenly(bench, rate, settings.latencySeconds);
     const p = probe();
     const accepted = posts.filter(ok2xx);
-    const wait = await ledger.waitFor(
-      accepted.map((p) => p.phone),
-      {
-        timeoutMs: settings.drainTimeoutMs,
-        stallMs: settings.stallMs,
-      },
-    );
-    await sleep(10_000);
-    const cpu1 = cpuNow(() => server.cpuSeconds());
-    const perLead = (a: number, b: number) => (b - a) / Math.max(1, accepted.length);
-    const latencies = accepted
-      .filter((p) => ledger.first(p.phone) !== undefined)
-      .map((p) => ledger.first(p.phone)! - p.sentAt);
-    const http = posts.map((p) => p.doneAt - p.sentAt);
+    const { missing } = await wait(posts, settings.drainTimeoutMs);
+    await sleep(settings.latencyCpuTailMs);
+    const called = accepted.filter((p) => ledger.first(p.phone) !== undefined);
     runs.push({
       rate,
       seconds: settings.latencySeconds,
       posts,
       non2xx: posts.length - accepted.length,
-      missingCalls: wait.missing,
-      latencies,
-      p50: percentile(latencies, 50),
-      p99: percentile(latencies, 99),
-      httpP50: percentile(http, 50),
-      httpP99: percentile(http, 99),
+      missingCalls: missing,
+      latency: percentiles(called.map((p) => ledger.first(p.phone)! - p.sentAt)),
+      http: percentiles(posts.map((p) => p.doneAt - p.sentAt)),
       probe: p,
-      cpuPerLead: { node: perLead(cpu0.node, cpu1.node), server: perLead(cpu0.server, cpu1.server) },
+      cpuPerLead: cpuPer(cpu0, cpuNow(serverCpu), accepted.length),
     });
   }
   return runs;
@@ -87,12 +77,13 @@ export interface ThroughputStep {
   accepted: number;
   http5xx: number;
   otherNon2xx: number;
-  /** no HTTP answer at all (connection error, 30 s timeout) */
+  /** no HTTP answer at all (connection error, timeout) */
   noAnswer: number;
   acceptedPerSecond: number;
-  httpP50: number;
-  httpP99: number;
-  scheduleLagP99: number;
+  /** of the requests that were answered */
+  http: Percentiles;
+  /** how late a lead left after the start of its second */
+  sendLag: Percentiles;
   exactlyOne: number;
   noCall: number;
   moreThanOne: number;
@@ -106,43 +97,45 @@ export interface ThroughputStep {
 }
 
 export async function measureThroughput(bench: Bench): Promise<ThroughputStep[]> {
-  const { settings, server } = bench;
+  const { settings } = bench;
   const ledger = bench.ledger!;
   const steps: ThroughputStep[] = [];
   for (const rate of settings.throughputRates) {
-    const probe = startProbe(() => server.cpuSeconds());
-    const posts = await postAtRate(bench, rate, settings.throughputSeconds);
+    const probe = startProbe(() => bench.serverCpu());
+    const { t0, posts } = await waves(
+      bench.url!,
+      rate,
+      settings.throughputSeconds,
+      settings.httpTimeoutSeconds,
+    );
     const p = probe();
-    const lastSent = Math.max(...posts.map((p) => p.sentAt));
+    const firstSent = Math.min(...posts.map((x) => x.sentAt));
+    const lastSent = Math.max(...posts.map((x) => x.sentAt));
     const accepted = posts.filter(ok2xx);
     const wait = await ledger.waitFor(
-      accepted.map((p) => p.phone),
-      {
-        timeoutMs: settings.drainTimeoutMs,
-        stallMs: settings.stallMs,
-      },
+      accepted.map((x) => x.phone),
+      { timeoutMs: settings.drainTimeoutMs, stallMs: settings.stallMs },
     );
-    // Calls can trail the first: give duplicates a moment to show before counting them.
-    await new Promise((r) => setTimeout(r, 1_000));
+    await sleep(settings.duplicateGraceMs);
     ledger.sync();
     const counts = accepted.map((a) => ledger.count(a.phone));
-    const firstSent = Math.min(...posts.map((x) => x.sentAt));
     const lastAccepted = accepted.length ? Math.max(...accepted.map((a) => a.doneAt)) : firstSent;
-    const http = posts.filter((x) => x.status !== 0).map((x) => x.doneAt - x.sentAt);
+    const answered = posts.filter((x) => x.status !== 0);
     steps.push({
       rate,
       seconds: settings.throughputSeconds,
       sent: posts.length,
       accepted: accepted.length,
       http5xx: posts.filter((x) => x.status >= 500).length,
-      otherNon2xx: posts.filter((x) => x.status !== 0 && x.status < 500 && !ok2xx(x)).length,
-      noAnswer: posts.filter((x) => x.status === 0).length,
+      otherNon2xx: answered.filter((x) => x.status < 500 && !ok2xx(x)).length,
+      noAnswer: posts.length - answered.length,
       acceptedPerSecond: (accepted.length / Math.max(1, lastAccepted - firstSent)) * 1000,
-      httpP50: percentile(http, 50),
-      httpP99: percentile(http, 99),
-      scheduleLagP99: percentile(
-        posts.map((x) => x.lagMs),
-        99,
+      http: percentiles(answered.map((x) => x.doneAt - x.sentAt)),
+      sendLag: percentiles(
+        posts
+          .map((x) => x.sentAt)
+          .sort((a, b) => a - b)
+          .map((t, i) => t - (t0 + Math.floor(i / rate) * 1000)),
       ),
       exactlyOne: counts.filter((c) => c === 1).length,
       noCall: counts.filter((c) => c === 0).length,

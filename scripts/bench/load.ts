@@ -1,6 +1,14 @@
-// Load generation (open loop: send on schedule, never wait for answers) and the call ledger that
-// matches StartScenarios requests at the VoxImplant emulator to the leads that caused them.
-import http from 'node:http';
+// Load on the intake, and the call ledger that matches StartScenarios requests at the VoxImplant
+// emulator to the leads that caused them. Every lead has a phone of its own, so each figure can
+// follow a lead from its POST to its call.
+//
+// HTTP load comes from autocannon: volley() for a fixed number of leads over a number of
+// connections (the night's fill), waves() for an open loop (the intake's ceiling). autocannon's own
+// rate limit would cap the leads in flight at one second's worth (no more connections than
+// requests per second), so waves() starts one volley per second instead, and a slow answer never
+// holds back the next second's leads. The latency phase compares each lead with the floor's evenly
+// spaced workflow starts, so it keeps an evenly spaced loop of its own (openLoop + postLead).
+import autocannon from 'autocannon';
 import type { VoximplantEmulatorState } from '../../emulators/voximplant';
 import { sleep } from './stats';
 
@@ -11,9 +19,6 @@ export interface PostOutcome {
   doneAt: number;
   /** 0: no HTTP answer (connection error or timeout) */
   status: number;
-  error?: string;
-  /** how late the open-loop schedule sent it, ms */
-  lagMs: number;
 }
 
 export const ok2xx = (o: { status: number }) => o.status >= 200 && o.status < 300;
@@ -24,47 +29,35 @@ export function nextPhone(): string {
   return `7916${String(phoneSeq++).padStart(7, '0')}`;
 }
 
-export class LeadPoster {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
-  private readonly url: URL;
+export const leadFields = (phone: string, extra: Record<string, unknown> = {}) => ({
+  name: 'Bench Lead',
+  phone,
+  ...extra,
+});
 
-  constructor(baseUrl: string) {
-    this.url = new URL('/api/leads', baseUrl);
-  }
+const leadsUrl = (baseUrl: string) => new URL('/api/leads', baseUrl).href;
 
-  post(fields: Record<string, unknown>, lagMs = 0, timeoutMs = 30_000): Promise<PostOutcome> {
-    const payload = JSON.stringify(fields);
-    const phone = String(fields.phone);
-    return new Promise((resolve) => {
-      let settled = false;
-      const done = (status: number, error?: string) => {
-        if (settled) return;
-        settled = true;
-        resolve({ phone, sentAt, doneAt: Date.now(), status, error, lagMs });
-      };
-      const sentAt = Date.now();
-      const req = http.request(
-        this.url,
-        {
-          method: 'POST',
-          agent: this.agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-        },
-        (res) => {
-          res.on('data', () => undefined);
-          res.on('end', () => done(res.statusCode ?? 0));
-          res.on('error', (err) => done(0, err.message));
-        },
-      );
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
-      req.on('error', (err) => done(0, err.message));
-      req.end(payload);
-    });
-  }
-
-  close(): void {
-    this.agent.destroy();
-  }
+/** One POST /api/leads; never throws (status 0 when there was no answer). */
+export async function postLead(
+  baseUrl: string,
+  fields: Record<string, unknown>,
+  timeoutSeconds: number,
+): Promise<PostOutcome> {
+  const phone = String(fields.phone);
+  const sentAt = Date.now();
+  const status = await fetch(leadsUrl(baseUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(fields),
+    signal: AbortSignal.timeout(timeoutSeconds * 1000),
+  }).then(
+    async (res) => {
+      await res.arrayBuffer();
+      return res.status;
+    },
+    () => 0,
+  );
+  return { phone, sentAt, doneAt: Date.now(), status };
 }
 
 /**
@@ -74,33 +67,74 @@ export class LeadPoster {
 export async function openLoop<T>(
   rate: number,
   seconds: number,
-  send: (i: number, lagMs: number) => Promise<T>,
+  send: (i: number) => Promise<T>,
 ): Promise<T[]> {
   const n = Math.max(1, Math.round(rate * seconds));
   const pending: Array<Promise<T>> = [];
   const t0 = performance.now() + 2;
   for (let i = 0; i < n; i++) {
-    const target = t0 + (i * 1000) / rate;
-    const wait = target - performance.now();
+    const wait = t0 + (i * 1000) / rate - performance.now();
     if (wait >= 1) await sleep(wait);
-    pending.push(send(i, Math.max(0, performance.now() - target)));
+    pending.push(send(i));
   }
   return Promise.all(pending);
 }
 
-/** `n` sends with at most `concurrency` in flight. */
-export async function closedLoop<T>(n: number, concurrency: number, send: (i: number) => Promise<T>) {
-  const results: T[] = new Array(n);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, n) }, async () => {
-      while (next < n) {
-        const i = next++;
-        results[i] = await send(i);
-      }
+/**
+ * `amount` leads posted by autocannon over `connections` connections. Each connection carries one
+ * request at a time, so its context names the lead of the answer; a lead whose request timed out or
+ * lost its connection stays at status 0.
+ */
+export async function volley(
+  baseUrl: string,
+  o: {
+    amount: number;
+    connections: number;
+    timeoutSeconds: number;
+    fields?: (phone: string) => Record<string, unknown>;
+  },
+): Promise<PostOutcome[]> {
+  const posts: PostOutcome[] = [];
+  const byPhone = new Map<string, PostOutcome>();
+  type Context = { phone?: string };
+  await autocannon({
+    url: leadsUrl(baseUrl),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    amount: o.amount,
+    connections: Math.min(o.connections, o.amount),
+    timeout: o.timeoutSeconds,
+    requests: [
+      {
+        setupRequest: (request, context: Context) => {
+          const phone = nextPhone();
+          context.phone = phone;
+          const post = { phone, sentAt: Date.now(), doneAt: 0, status: 0 };
+          posts.push(post);
+          byPhone.set(phone, post);
+          return { ...request, body: JSON.stringify(o.fields?.(phone) ?? leadFields(phone)) };
+        },
+        onResponse: (status, _body, context: Context) => {
+          const post = byPhone.get(context.phone ?? '');
+          if (post) Object.assign(post, { status, doneAt: Date.now() });
+        },
+      },
+    ],
+  });
+  for (const p of posts) if (p.status === 0) p.doneAt = p.sentAt + o.timeoutSeconds * 1000;
+  return posts;
+}
+
+/** `rate` leads at the start of each of `seconds` seconds, each second on connections of its own. */
+export async function waves(baseUrl: string, rate: number, seconds: number, timeoutSeconds: number) {
+  const t0 = Date.now();
+  const sent = await Promise.all(
+    Array.from({ length: seconds }, async (_, k) => {
+      await sleep(t0 + k * 1000 - Date.now());
+      return volley(baseUrl, { amount: rate, connections: rate, timeoutSeconds });
     }),
   );
-  return results;
+  return { t0, posts: sent.flat() };
 }
 
 /** StartScenarios requests the emulator received, by the phone in script_custom_data. */
@@ -155,11 +189,12 @@ export class CallLedger {
       }
       await sleep(50);
     }
-    let lastCallAt: number | undefined;
-    for (const p of phones) {
-      const t = this.first(p);
-      if (t !== undefined && (lastCallAt === undefined || t > lastCallAt)) lastCallAt = t;
-    }
-    return { complete: missing === 0, stalled, missing, lastCallAt };
+    const times = phones.map((p) => this.first(p)).filter((t): t is number => t !== undefined);
+    return {
+      complete: missing === 0,
+      stalled,
+      missing,
+      lastCallAt: times.length ? Math.max(...times) : undefined,
+    };
   }
 }

@@ -5,9 +5,8 @@ import type { Client } from '@temporalio/client';
 import { currentOrNextWindow, isWorkingTime, parseWorkingSchedule } from '../../domain/workingHours';
 import { LEAD_STATUSES } from '../../workflows/types';
 import type { Bench, ServiceProcess } from './context';
-import { closedLoop, nextPhone, ok2xx } from './load';
-import { leadFields } from './intake';
-import { sleep } from './stats';
+import { leadFields, ok2xx, volley } from './load';
+import { fileSize, rssOf, sleep } from './stats';
 
 export interface NightWindow {
   zone: string;
@@ -79,6 +78,8 @@ export interface SleeperResult {
   posted: number;
   accepted: number;
   non2xx: number;
+  /** leads in flight while posting */
+  concurrency: number;
   postMs: number;
   asleep: number;
   asleepAfterMs: number;
@@ -106,7 +107,7 @@ async function memory(bench: Bench, service: ServiceProcess): Promise<Memory> {
   return {
     rss: service.rss(),
     heapUsed: (await service.heapUsed()) ?? 0,
-    serverRss: bench.server.rssBytes(),
+    serverRss: rssOf(bench.server.pid),
   };
 }
 
@@ -119,9 +120,7 @@ export async function measureSleepers(
   leadsPerSecond: number,
   say: (line: string) => void,
 ): Promise<SleeperResult> {
-  const n = bench.settings.sleepers;
-  const rate = 50;
-  const { minNightSeconds, maxNightSeconds } = bench.settings;
+  const { sleepers: n, minNightSeconds, maxNightSeconds, morningCallsPerSecond: rate } = bench.settings;
   const needed = (n / Math.max(1, leadsPerSecond)) * 1.2 + 60;
   const leadMs = Math.min(maxNightSeconds, Math.max(minNightSeconds, needed)) * 1000;
   const leftover = bench.service
@@ -163,17 +162,20 @@ async function night(
   rate: number,
   say: (line: string) => void,
 ): Promise<SleeperResult> {
-  const n = bench.settings.sleepers;
+  const { settings } = bench;
+  const n = settings.sleepers;
   const ledger = bench.ledger!;
-  const poster = bench.poster!;
   // Settled after its start (the workflow bundle is built at start-up).
-  await sleep(5_000);
+  await sleep(settings.serviceSettleMs);
   const baseline = await memory(bench, service);
 
   const t0 = Date.now();
-  const posts = await closedLoop(n, bench.settings.sleeperConcurrency, () =>
-    poster.post(leadFields(nextPhone(), { timezone: window.zone })),
-  );
+  const posts = await volley(service.url, {
+    amount: n,
+    connections: settings.sleeperConcurrency,
+    timeoutSeconds: settings.httpTimeoutSeconds,
+    fields: (phone) => leadFields(phone, { timezone: window.zone }),
+  });
   const postMs = Date.now() - t0;
   const accepted = posts.filter(ok2xx);
   say(`  posted ${n} leads in ${(postMs / 1000).toFixed(1)} s (${accepted.length} accepted)`);
@@ -185,7 +187,8 @@ async function night(
   }
   const asleepAfterMs = Date.now() - t0;
   const asleepMemory = await memory(bench, service);
-  const db = bench.server.dbSizes();
+  const dbFile = bench.server.dbFile;
+  const db = { db: fileSize(dbFile), wal: fileSize(`${dbFile}-wal`), shm: fileSize(`${dbFile}-shm`) };
   const emulators = service.emulators;
   const crmLeadsSoFar = emulators.bitrix24.state.leads.length;
   const nightSms = emulators.smsru.state.sms.length;
@@ -205,7 +208,7 @@ async function night(
   const phones = accepted.map((p) => p.phone);
   const wait = await ledger.waitFor(phones, {
     timeoutMs: window.startMs - Date.now() + (n / rate) * 2_000 + 180_000,
-    stallMs: bench.settings.stallMs,
+    stallMs: settings.stallMs,
     progressFrom: window.startMs,
     onTick: () => {
       if (Date.now() - lastSample >= 1_000) {
@@ -214,7 +217,7 @@ async function night(
       }
     },
   });
-  await sleep(1_000);
+  await sleep(settings.duplicateGraceMs);
   ledger.sync();
 
   const firstCalls = phones.map((p) => ledger.first(p)).filter((t): t is number => t !== undefined);
@@ -233,7 +236,7 @@ async function night(
   // Let the calls' results land, then see where the leads ended up.
   const since = `StartTime >= '${new Date(t0 - 5_000).toISOString()}'`;
   const inCall = `WorkflowType = 'processLead' AND ${since} AND LeadStatus IN ('Calling', 'WaitingForResult')`;
-  const settleUntil = Date.now() + bench.settings.drainTimeoutMs;
+  const settleUntil = Date.now() + settings.drainTimeoutMs;
   while ((await count(service.client, inCall)) > 0 && Date.now() < settleUntil) await sleep(2_000);
   const byStatus: string[] = [];
   for (const status of LEAD_STATUSES) {
@@ -250,6 +253,7 @@ async function night(
     posted: n,
     accepted: accepted.length,
     non2xx: n - accepted.length,
+    concurrency: settings.sleeperConcurrency,
     postMs,
     asleep,
     asleepAfterMs,

@@ -1,22 +1,43 @@
-// Percentiles, formatting and plain-text tables for the benchmark's printout.
+// Percentiles (HdrHistogram), process figures from /proc, formatting and plain-text tables for the
+// benchmark's printout.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { build } from 'hdr-histogram-js';
 
-/** Nearest-rank percentile of unsorted values; NaN when there are none. */
-export function percentile(values: number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(rank, sorted.length) - 1]!;
+export interface Percentiles {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
 }
+
+/**
+ * p50, p90 and p99 of whole milliseconds (or counts); NaN when there are none. A server event time
+ * can precede our own clock reading by a millisecond, so negative values count as 0.
+ */
+export function percentiles(values: readonly number[]): Percentiles {
+  if (values.length === 0) return { n: 0, p50: NaN, p90: NaN, p99: NaN };
+  const h = build({ lowestDiscernibleValue: 1, highestTrackableValue: 2, autoResize: true });
+  for (const v of values) h.recordValue(Math.max(0, Math.round(v)));
+  const at = (p: number) => h.getValueAtPercentile(p);
+  const out = { n: values.length, p50: at(50), p90: at(90), p99: at(99) };
+  h.destroy();
+  return out;
+}
+
+export const median = (values: readonly number[]) => percentiles(values).p50;
 
 export function ms(v: number): string {
   if (!Number.isFinite(v)) return '—';
   if (v >= 10_000) return `${(v / 1000).toFixed(1)} s`;
   return v >= 10 ? `${Math.round(v)} ms` : `${v.toFixed(1)} ms`;
 }
+
+export const seconds = (msValue: number, digits = 1) => `${(msValue / 1000).toFixed(digits)} s`;
 
 export function mb(bytes: number | undefined): string {
   return bytes === undefined ? '—' : `${(bytes / 1024 / 1024).toFixed(0)} MB`;
@@ -36,6 +57,12 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
   return [line(cells[0]!), rule, ...cells.slice(1).map(line)].join('\n');
 }
 
+export const indent = (text: string, by = '  ') =>
+  text
+    .split('\n')
+    .map((l) => by + l)
+    .join('\n');
+
 export const sleep = (msDelay: number) => new Promise<void>((r) => setTimeout(r, msDelay));
 
 /** A full GC, so heap and RSS figures are not inflated by garbage the next collection would free. */
@@ -44,6 +71,46 @@ export const collectGarbage: () => void = (() => {
   const gc = vm.runInNewContext('gc') as (() => void) | undefined;
   return () => gc?.();
 })();
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+function procFile(pid: number | undefined, file: string): string | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    return fs.readFileSync(`/proc/${pid}/${file}`, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resident set of a process, bytes. */
+export function rssOf(pid: number | undefined): number | undefined {
+  const kb = /VmRSS:\s+(\d+)\s+kB/.exec(procFile(pid, 'status') ?? '')?.[1];
+  return kb ? Number(kb) * 1024 : undefined;
+}
+
+/** User + system CPU seconds a process has used so far. */
+export function cpuSecondsOf(pid: number | undefined): number | undefined {
+  const stat = procFile(pid, 'stat');
+  if (!stat) return undefined;
+  // After the command's closing parenthesis come field 3 (state) onwards; utime and stime are 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+export function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
 
 /** Event-loop delay and CPU use over one phase: is the single Node thread the bottleneck? */
 export function startProbe(serverCpuSeconds: () => number | undefined) {
@@ -70,11 +137,22 @@ export function startProbe(serverCpuSeconds: () => number | undefined) {
 }
 export type Probe = ReturnType<ReturnType<typeof startProbe>>;
 
+export interface Cpu {
+  node: number;
+  server: number;
+}
+
 /** CPU seconds used so far by this process (all threads) and by the dev server. */
-export function cpuNow(serverCpuSeconds: () => number | undefined): { node: number; server: number } {
+export function cpuNow(serverCpuSeconds: () => number | undefined): Cpu {
   const c = process.cpuUsage();
   return { node: (c.user + c.system) / 1e6, server: serverCpuSeconds() ?? Number.NaN };
 }
+
+/** CPU seconds per item between two readings. */
+export const cpuPer = (from: Cpu, to: Cpu, items: number): Cpu => ({
+  node: (to.node - from.node) / Math.max(1, items),
+  server: (to.server - from.server) / Math.max(1, items),
+});
 
 export function probeText(p: Probe): string {
   return (

@@ -28,7 +28,7 @@ function loadYaml(file: string): unknown {
   return JSON.parse(json);
 }
 
-function versions(): Record<string, string> {
+function versions(): { server: string; cli: string; ui: string } {
   const out = execFileSync(
     'bash',
     ['-c', 'source scripts/versions.sh; echo "$TEMPORAL_SERVER_VERSION $TEMPORAL_CLI_VERSION"'],
@@ -56,9 +56,16 @@ describe('docker-compose.temporal.yml', () => {
   const libSh = fs.readFileSync(path.join(REPO, 'scripts', 'cluster', 'lib.sh'), 'utf8');
   const v = versions();
 
-  it('has the server on PostgreSQL, the Web UI, the admin tools and the registration job', () => {
+  it('has the server on PostgreSQL, the Web UI, the admin tools, the schema and the registration job', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['postgresql', 'temporal', 'temporal-admin-tools', 'temporal-register', 'temporal-ui'].sort(),
+      [
+        'postgresql',
+        'temporal',
+        'temporal-admin-tools',
+        'temporal-register',
+        'temporal-schema',
+        'temporal-ui',
+      ].sort(),
     );
     for (const [name, service] of Object.entries(services)) {
       expect({ name, image: typeof service.image }).toEqual({ name, image: 'string' });
@@ -70,11 +77,25 @@ describe('docker-compose.temporal.yml', () => {
     }
   });
 
-  it('pins the versions of scripts/versions.sh', () => {
-    expect(services.temporal!.image).toMatch(/^temporalio\/auto-setup:/);
+  it('pins the versions of scripts/versions.sh, on the images Temporal still publishes', () => {
+    expect(services.temporal!.image).toMatch(/^temporalio\/server:/);
     expect(defaultTag(services.temporal!.image)).toBe(v.server);
-    expect(defaultTag(services['temporal-admin-tools']!.image)).toBe(v.server);
-    expect(defaultTag(services['temporal-register']!.image)).toBe(v.server);
+    // Admin-tools tags name the server version first: <server>-tctl-<version>-cli-<version>.
+    for (const name of ['temporal-schema', 'temporal-register', 'temporal-admin-tools']) {
+      expect({ name, image: services[name]!.image }).toEqual({
+        name,
+        image: expect.stringMatching(/^temporalio\/admin-tools:/),
+      });
+      expect({ name, tag: defaultTag(services[name]!.image) }).toEqual({
+        name,
+        tag: expect.stringMatching(
+          new RegExp(`^${v.server.replace(/\./g, '\\.')}-tctl-[\\d.]+-cli-[\\d.]+$`),
+        ),
+      });
+    }
+    expect(services.temporal!.depends_on).toEqual({
+      'temporal-schema': { condition: 'service_completed_successfully' },
+    });
     expect(defaultTag(services['temporal-ui']!.image)).toBe(v.ui);
     expect(defaultTag(services.postgresql!.image)).toBe('15');
   });
@@ -83,14 +104,22 @@ describe('docker-compose.temporal.yml', () => {
     const env = services.temporal!.environment!;
     expect(env.DB).toBe('postgres12');
     expect(upSh).toContain('pluginName: postgres12');
+    // The schema job applies the same schemas with the same tool and plugin as up.sh.
+    expect(services['temporal-schema']!.volumes).toContain(
+      './scripts/cluster/schema.sh:/scripts/schema.sh:ro',
+    );
+    const schemaSh = fs.readFileSync(path.join(REPO, 'scripts', 'cluster', 'schema.sh'), 'utf8');
+    for (const sh of [upSh, schemaSh]) {
+      expect(sh).toContain('--plugin postgres12');
+      expect(sh).toMatch(/setup-schema -v 0\.0/);
+      expect(sh).toMatch(/update-schema -d "\$[A-Za-z_{}]*(SCHEMA_DIR|schema_dir)[}]?\/\$kind\/versioned"/);
+    }
     // History shards, fixed for the life of a database.
     expect(upSh).toContain(`CLUSTER_HISTORY_SHARDS:-${env.NUM_HISTORY_SHARDS}}`);
-    // Namespace and retention, the same on both sides.
-    expect(env.DEFAULT_NAMESPACE).toBe('default');
-    expect(upSh).toContain(`TEMPORAL_RETENTION=${env.DEFAULT_NAMESPACE_RETENTION}`);
-    expect(services['temporal-register']!.environment!.TEMPORAL_RETENTION).toBe(
-      env.DEFAULT_NAMESPACE_RETENTION,
-    );
+    // Namespace and retention, the same on both sides: register.sh creates the namespace.
+    const register = services['temporal-register']!.environment!;
+    expect(register.TEMPORAL_NAMESPACE).toBe('default');
+    expect(upSh).toContain(`TEMPORAL_RETENTION=${register.TEMPORAL_RETENTION} bash "$here/register.sh"`);
     // The same dynamic config file.
     expect(services.temporal!.volumes).toContain(
       './scripts/cluster/dynamicconfig.yaml:/etc/temporal/config/dynamicconfig/cluster.yaml:ro',

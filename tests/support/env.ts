@@ -13,7 +13,7 @@ import { startService, type RunningService } from '../../service';
 import { ALL_SEARCH_ATTRIBUTES, searchAttributeFlags } from '../../workflows/searchAttributes';
 import { DEV_SERVER_TUNING } from '../../support/temporalServer';
 import type { RunningEmulators } from '../../emulators';
-import { freePort } from './processes';
+import { freePort } from '../../support/temporalServer';
 
 export interface TestStack {
   env: TestWorkflowEnvironment;

@@ -2,24 +2,12 @@
 // each of which a test can kill -9 and start again.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { devServerArgs } from '../../support/temporalServer';
+import { freePort, startDevServer, type DevServer } from '../../support/temporalServer';
 import { emulatorProviderEnv, type RunningEmulators } from '../../emulators';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.once('error', reject);
-  });
-}
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -42,45 +30,14 @@ export async function kill9(child: ChildProcess | undefined): Promise<void> {
   await exited(child);
 }
 
-export interface DevServerProcess {
-  address: string;
-  child: ChildProcess;
-  dbFile: string;
-  restart(): Promise<void>;
-  kill(): Promise<void>;
-}
+export type DevServerProcess = DevServer;
 
 /** A dev server on a SQLite file with the run command's flags, so it can die and come back. */
-export async function startDevServerProcess(): Promise<DevServerProcess> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stl-fault-'));
-  const port = await freePort();
-  const uiPort = await freePort();
-  const dbFile = path.join(dir, 'temporal.sqlite');
-  const args = devServerArgs({ ip: '127.0.0.1', port, uiPort, namespace: 'default', dbFile });
-  const handle: DevServerProcess = {
-    address: `127.0.0.1:${port}`,
-    child: undefined as unknown as ChildProcess,
-    dbFile,
-    async restart() {
-      await kill9(handle.child);
-      handle.child = spawn(process.env.STL_TEMPORAL_CLI!, args, { stdio: 'ignore' });
-      await waitFor(
-        () =>
-          new Promise<boolean>((resolve) => {
-            const socket = net.connect(port, '127.0.0.1', () => {
-              socket.end();
-              resolve(true);
-            });
-            socket.once('error', () => resolve(false));
-          }),
-        30_000,
-        'Temporal dev server',
-      );
-    },
-    kill: () => kill9(handle.child),
-  };
-  await handle.restart();
-  return handle;
+export function startDevServerProcess(): Promise<DevServerProcess> {
+  return startDevServer({
+    dir: fs.mkdtempSync(path.join(os.tmpdir(), 'stl-fault-')),
+    cli: process.env.STL_TEMPORAL_CLI,
+  });
 }
 
 export interface ServiceProcess {
@@ -132,7 +89,7 @@ export async function serviceProcess(
     async stop() {
       if (svc.child && svc.child.exitCode === null) {
         svc.child.kill('SIGTERM');
-        await Promise.race([exited(svc.child), new Promise((r) => setTimeout(r, 15_000))]);
+        await Promise.race([exited(svc.child), new Promise((r) => setTimeout(r, 15_000).unref())]);
         await kill9(svc.child);
       }
     },

@@ -1,0 +1,232 @@
+// The benchmark's tables: each phase's figures, and the summary against PERFORMANCE.md's targets.
+import type { FloorRun } from './floor';
+import type { LatencyRun, ThroughputStep } from './intake';
+import type { SleeperResult } from './sleepers';
+import { mb, ms, num, seconds, table, type Cpu } from './stats';
+
+const cpuText = (c: Cpu) => `${num(c.node * 1000)} + ${num(c.server * 1000)}`;
+const ratio = (a: number, b: number | undefined) =>
+  b && Number.isFinite(a) ? `${(a / b).toFixed(1)}×` : '—';
+
+export function latencyTable(floor: FloorRun[], runs: LatencyRun[]): string {
+  const floorAt = (rate: number) => floor.find((f) => f.rate === rate)?.latency;
+  return table(
+    ['measure', 'n', 'non-2xx/lost', 'p50', 'p99', 'vs floor p50 / p99', 'CPU ms each: node + server'],
+    [
+      ...floor.map((r) => [
+        `bare workflow, ${r.rate}/s × ${r.seconds} s`,
+        r.workflowIds.length,
+        r.errors + r.missing,
+        ms(r.latency.p50),
+        ms(r.latency.p99),
+        '',
+        cpuText(r.cpuPerWorkflow),
+      ]),
+      ...runs.map((r) => [
+        `lead: POST → call request, ${r.rate}/s × ${r.seconds} s`,
+        r.posts.length,
+        `${r.non2xx} / ${r.missingCalls}`,
+        ms(r.latency.p50),
+        ms(r.latency.p99),
+        `${ratio(r.latency.p50, floorAt(r.rate)?.p50)} / ${ratio(r.latency.p99, floorAt(r.rate)?.p99)}`,
+        cpuText(r.cpuPerLead),
+      ]),
+      ...runs.map((r) => [
+        `  (HTTP answer of the POST, ${r.rate}/s)`,
+        r.posts.length,
+        '',
+        ms(r.http.p50),
+        ms(r.http.p99),
+        '',
+        '',
+      ]),
+    ],
+  );
+}
+
+export function throughputTable(steps: ThroughputStep[]): string {
+  return table(
+    [
+      'offered',
+      'sent',
+      '2xx',
+      '5xx',
+      'other',
+      'no answer',
+      'accepted/s',
+      'HTTP p50',
+      'HTTP p99',
+      'send lag p99',
+      'calls: 1 / 0 / >1',
+      'drain',
+    ],
+    steps.map((s) => [
+      `${s.rate}/s × ${s.seconds} s`,
+      s.sent,
+      s.accepted,
+      s.http5xx,
+      s.otherNon2xx,
+      s.noAnswer,
+      num(s.acceptedPerSecond, 1),
+      ms(s.http.p50),
+      ms(s.http.p99),
+      ms(s.sendLag.p99),
+      `${s.exactlyOne} / ${s.noCall} / ${s.moreThanOne}`,
+      `${seconds(s.drainMs)}${s.drained ? '' : s.stalled ? ' (stalled: gave up)' : ' (timed out)'}`,
+    ]),
+  );
+}
+
+export function nightTable(night: SleeperResult): string {
+  const n = night.accepted;
+  const peak = night.peakDuringMorning;
+  return table(
+    ['night and morning', 'value'],
+    [
+      ['leads posted / accepted / non-2xx', `${night.posted} / ${night.accepted} / ${night.non2xx}`],
+      [
+        `posting time (${night.concurrency} in flight)`,
+        `${seconds(night.postMs)} (${num((night.posted / night.postMs) * 1000, 1)}/s)`,
+      ],
+      [
+        'asleep (LeadStatus = WaitingForWorkingHours)',
+        `${night.asleep} after ${seconds(night.asleepAfterMs)}`,
+      ],
+      [
+        'service process RSS / heapUsed before posting',
+        `${mb(night.baseline.rss)} / ${mb(night.baseline.heapUsed)}`,
+      ],
+      [
+        `service process RSS / heapUsed with ${night.asleep} asleep`,
+        `${mb(night.asleepMemory.rss)} / ${mb(night.asleepMemory.heapUsed)}`,
+      ],
+      [
+        `dev server RSS before posting / with ${night.asleep} asleep`,
+        `${mb(night.baseline.serverRss)} / ${mb(night.asleepMemory.serverRss)}`,
+      ],
+      [
+        'SQLite file + -wal (+ -shm)',
+        `${mb(night.db.db)} + ${mb(night.db.wal)} (+ ${mb(night.db.shm)}) = ${mb(night.db.db + night.db.wal)}`,
+      ],
+      ['night SMS sent / CRM leads created so far', `${night.nightSms} / ${night.crmLeadsSoFar}`],
+      ['calls before the window opened', night.callsBeforeWindow],
+      [
+        'first call after window start',
+        night.firstCallAfterMs === undefined ? '—' : seconds(night.firstCallAfterMs, 2),
+      ],
+      [
+        `all ${n} calls after window start`,
+        night.allCallsAfterMs === undefined
+          ? `not all: ${night.missingCalls} missing${night.stalled ? ' (no new call for a while: gave up)' : ''}`
+          : seconds(night.allCallsAfterMs),
+      ],
+      ['ideal at the configured rate', seconds((n / night.configuredRate) * 1000)],
+      [
+        'max calls in one 1-s bucket / any sliding 1 s',
+        `${night.maxPerSecondBucket} / ${night.maxPerSlidingSecond} (CALLS_PER_SECOND=${night.configuredRate})`,
+      ],
+      ['leads with exactly one call / more than one', `${night.exactlyOne} / ${night.moreThanOne}`],
+      ['where the leads ended up (LeadStatus)', night.statuses],
+      [
+        'peak during the morning: process RSS / heapUsed / server RSS',
+        `${mb(peak.rss)} / ${mb(peak.heapUsed)} / ${mb(peak.serverRss)}`,
+      ],
+    ],
+  );
+}
+
+function verdict(value: number, target: number, floor: number, lowerIsBetter: boolean): string {
+  if (!Number.isFinite(value)) return 'missed (no data)';
+  const meets = (limit: number) => (lowerIsBetter ? value <= limit : value >= limit);
+  if (meets(target)) return 'met';
+  return meets(floor) ? 'missed target (issue floor met)' : 'missed (floor too)';
+}
+
+export function summaryTable(r: {
+  quick: boolean;
+  floor: FloorRun[];
+  instant: LatencyRun[];
+  paced: LatencyRun[];
+  steps: ThroughputStep[];
+  night: SleeperResult;
+}): string {
+  const at50 = (runs: LatencyRun[]) => (runs.find((x) => x.rate === 50) ?? runs[runs.length - 1]!).latency;
+  const instant = at50(r.instant);
+  const paced = at50(r.paced);
+  const bare = r.floor.find((f) => f.rate === 50)?.latency;
+  const clean = r.steps.filter((s) => s.http5xx === 0 && s.noAnswer === 0);
+  const bestAccepted = Math.max(0, ...clean.map((s) => s.acceptedPerSecond));
+  const everyOnce = r.steps.every((s) => s.noCall === 0 && s.moreThanOne === 0);
+  const { night } = r;
+  const n = night.accepted;
+  const quickNote = r.quick ? ` (quick mode: only ${n.toLocaleString('en')} asleep)` : '';
+  return table(
+    ['goal', 'measured', 'target', 'issue floor', 'result'],
+    [
+      [
+        'bare workflow floor at 50/s, p50 / p99',
+        `${ms(bare?.p50 ?? NaN)} / ${ms(bare?.p99 ?? NaN)}`,
+        '—',
+        '—',
+        'reference',
+      ],
+      [
+        'first call p50 at 50 leads/s, real pace',
+        ms(paced.p50),
+        '≤ 25 ms',
+        '≤ 300 ms',
+        verdict(paced.p50, 25, 300, true),
+      ],
+      [
+        'first call p99 at 50 leads/s, real pace',
+        ms(paced.p99),
+        '≤ 100 ms',
+        '≤ 1 s',
+        verdict(paced.p99, 100, 1000, true),
+      ],
+      [
+        'first call p50 / p99 at 50 leads/s, instant providers',
+        `${ms(instant.p50)} / ${ms(instant.p99)}`,
+        '≤ 25 / 100 ms',
+        '≤ 300 ms / 1 s',
+        `${verdict(instant.p50, 25, 300, true)} / ${verdict(instant.p99, 100, 1000, true)}`,
+      ],
+      [
+        'leads/s accepted without a 5xx',
+        num(bestAccepted, 1),
+        '≥ 150',
+        '≥ 100',
+        verdict(bestAccepted, 150, 100, false),
+      ],
+      [
+        'every accepted lead got exactly one call',
+        everyOnce ? 'yes' : 'no',
+        'yes',
+        'yes',
+        everyOnce ? 'met' : 'missed',
+      ],
+      [
+        `process RSS with ${n.toLocaleString('en')} leads asleep`,
+        `${mb(night.asleepMemory.rss)} (${night.asleep} asleep)`,
+        '< 300 MB',
+        '—',
+        night.asleepMemory.rss >= 300 * 2 ** 20
+          ? `missed${quickNote}`
+          : night.asleep < n
+            ? `not shown: only ${night.asleep} fell asleep${quickNote}`
+            : `met${quickNote}`,
+      ],
+      [
+        'morning burst, max calls per second',
+        String(night.maxPerSecondBucket),
+        `≤ ${night.configuredRate}`,
+        '—',
+        night.maxPerSecondBucket > night.configuredRate
+          ? 'missed: over the rate'
+          : night.missingCalls > 0
+            ? `rate kept, but ${night.missingCalls} of ${n} calls never came`
+            : 'met',
+      ],
+    ],
+  );
+}

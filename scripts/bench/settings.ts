@@ -1,0 +1,121 @@
+// The benchmark's options and the one settings object every phase reads. Options come from the
+// command line (`npm run bench -- --quick`) or from the BENCH_* variables of the same meaning; the
+// command line wins. --quick scales the run down (QUICK overrides FULL).
+import { parseArgs } from 'node:util';
+
+const FULL = {
+  /** warm-up before the floor and the latency runs (JIT, sticky cache, sockets); not counted */
+  warmup: { rate: 10, seconds: 2 },
+  floorSeconds: 10,
+  /** after a floor run, how long the workflows' completions still count as their CPU */
+  floorCpuTailMs: 2_000,
+  latencySeconds: 12,
+  latencyRates: [10, 50],
+  /** after a latency run's last call, how long its leads' remaining work still counts as their CPU */
+  latencyCpuTailMs: 10_000,
+  /** leads per latency run whose histories are read for the breakdown of where the time goes */
+  breakdownSample: 40,
+  throughputRates: [100, 150, 200, 300],
+  throughputSeconds: 10,
+  /** a second call for the same lead may trail the first; wait this long before counting */
+  duplicateGraceMs: 1_000,
+  sleepers: 10_000,
+  /** the night's service process settles this long after it is ready before its memory is read */
+  serviceSettleMs: 5_000,
+  /** leads posted at once to fill the night */
+  sleeperConcurrency: 50,
+  /** CALLS_PER_SECOND of the service in the morning */
+  morningCallsPerSecond: 50,
+  /** the least and the most time from the service's restart to the morning window */
+  minNightSeconds: 90,
+  maxNightSeconds: 45 * 60,
+  /** histories of the 10/s latency run replayed for the workflow code's own CPU cost */
+  replaySample: 20,
+  httpTimeoutSeconds: 30,
+  drainTimeoutMs: 240_000,
+  /** stop waiting for calls when none arrived for this long: something is stuck, not slow */
+  stallMs: 90_000,
+};
+
+const QUICK: Partial<typeof FULL> = {
+  floorSeconds: 5,
+  latencySeconds: 5,
+  throughputSeconds: 3,
+  sleepers: 1_000,
+  minNightSeconds: 45,
+  maxNightSeconds: 150,
+  drainTimeoutMs: 60_000,
+  stallMs: 20_000,
+};
+
+const PHASES = ['latency', 'sleepers'] as const;
+type Phase = (typeof PHASES)[number];
+
+export type BenchSettings = typeof FULL & {
+  quick: boolean;
+  /** run the floor and latency phases only, or the night only */
+  only?: Phase;
+  /** leads/s the night is sized for when the latency phase did not run to measure it */
+  sleepRate: number;
+  keepData: boolean;
+  logLevel: string;
+};
+
+// Each option and the variable that sets it when the command line does not.
+const OPTIONS = {
+  quick: { type: 'boolean', env: 'BENCH_QUICK', help: 'scaled-down run (minutes instead of an hour)' },
+  only: { type: 'string', env: 'BENCH_ONLY', help: 'latency | sleepers: one part only' },
+  sleepers: { type: 'string', env: 'BENCH_SLEEPERS', help: 'leads asleep for the night (10000; quick 1000)' },
+  'sleep-rate': {
+    type: 'string',
+    env: 'BENCH_SLEEP_RATE',
+    help: 'leads/s the night is sized for with --only sleepers (20)',
+  },
+  'keep-data': { type: 'boolean', env: 'BENCH_KEEP_DATA', help: 'keep the temporary folder' },
+  'log-level': { type: 'string', env: 'BENCH_LOG_LEVEL', help: "the service's log level (warn)" },
+  help: { type: 'boolean', short: 'h', env: '', help: 'this text' },
+} as const;
+
+export function usage(): string {
+  const lines = Object.entries(OPTIONS).map(([name, o]) => {
+    const flag = `--${name}${o.type === 'string' ? ' <value>' : ''}`;
+    return `  ${flag.padEnd(22)} ${o.env.padEnd(17)} ${o.help}`;
+  });
+  return ['Usage: npm run bench -- [options]', '  option                 variable', ...lines].join('\n');
+}
+
+function positive(name: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, not "${text}"`);
+  return n;
+}
+
+/** Reads the options; throws with a message for a person on a bad one. */
+export function benchSettings(
+  argv = process.argv.slice(2),
+  env: NodeJS.ProcessEnv = process.env,
+): BenchSettings & { help: boolean } {
+  const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
+  const fromEnv = (name: keyof typeof OPTIONS) => (OPTIONS[name].env ? env[OPTIONS[name].env] : undefined);
+  const text = (name: 'only' | 'sleepers' | 'sleep-rate' | 'log-level') => values[name] ?? fromEnv(name);
+  const flag = (name: 'quick' | 'keep-data') =>
+    values[name] ?? !['', '0', 'false'].includes(fromEnv(name) ?? '');
+
+  const only = text('only') || undefined;
+  if (only !== undefined && !(PHASES as readonly string[]).includes(only)) {
+    throw new Error(`--only takes ${PHASES.join(' or ')}, not "${only}"`);
+  }
+  const quick = flag('quick');
+  const base = { ...FULL, ...(quick ? QUICK : {}) };
+  const sleepers = text('sleepers');
+  return {
+    ...base,
+    quick,
+    only: only as Phase | undefined,
+    sleepers: sleepers ? Math.round(positive('sleepers', sleepers)) : base.sleepers,
+    sleepRate: positive('sleep-rate', text('sleep-rate') ?? '20'),
+    keepData: flag('keep-data'),
+    logLevel: text('log-level') ?? 'warn',
+    help: values.help ?? false,
+  };
+}
