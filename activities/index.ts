@@ -29,10 +29,7 @@ export function createLeadActivities(config: AppConfig, metrics?: Metrics) {
 }
 
 export function createCrmActivities(config: AppConfig) {
-  const { registerLead, recordCallAttempts } = createBitrix24Activities(config.bitrix24, {
-    dataDir: config.dataDir,
-  });
-  return { registerLead, recordCallAttempts };
+  return createBitrix24Activities(config.bitrix24, { dataDir: config.dataDir });
 }
 
 export function createCallActivities(config: AppConfig, metrics?: Metrics) {

@@ -5,11 +5,19 @@
 // `{phase:'sending', key}` as its heartbeat; a retry that finds that marker for the same key does not
 // send again and reports `possible_duplicate` (the workflow then alerts a person). Failures that
 // prove nothing was sent replace the marker with `failed_before_send`, so their retry does send.
-import axios, { isAxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
-import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import type { AxiosInstance } from 'axios';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { z } from 'zod';
 import type { AppConfig } from '../config';
 import { logger, maskPhone } from '../support/logger';
+import {
+  activityContext,
+  createProviderHttp,
+  HTTP_TIMEOUT_MS,
+  provedNotSent,
+  readAs,
+  type HttpAnswer,
+} from './http';
 
 export interface SmsInput {
   idempotencyKey: string;
@@ -58,10 +66,9 @@ export interface SmsActivityOptions {
  */
 export function decideSmsSend(key: string, attempt: number, heartbeatDetails: unknown): 'send' | 'skip' {
   if (attempt <= 1) return 'send';
-  if (typeof heartbeatDetails !== 'object' || heartbeatDetails === null) return 'send';
-  const marker = heartbeatDetails as Partial<SmsHeartbeat>;
-  return marker.phase === 'sending' && marker.key === key ? 'skip' : 'send';
+  return readAs(SendingMarker, heartbeatDetails)?.key === key ? 'skip' : 'send';
 }
+const SendingMarker = z.object({ phase: z.literal('sending'), key: z.string() });
 
 export function createSmsActivities(
   gateway: SmsGateway,
@@ -88,7 +95,9 @@ export function createSmsActivities(
           log.warn({ kind: err.kind, notSent: err.notSent, err: err.message }, 'sms not sent');
           throw toFailure(err);
         }
-        // Unknown failure: the SMS may have gone out, so the `sending` marker stays.
+        // Cancelled mid-request, or an unknown failure: the SMS may have gone out, so the
+        // `sending` marker stays.
+        if (err instanceof CancelledFailure) throw err;
         const message = err instanceof Error ? err.message : String(err);
         log.warn({ err: message }, 'sms gateway failed; delivery unknown');
         throw ApplicationFailure.retryable(`SMS gateway failed: ${message}`, 'SmsUnavailable');
@@ -109,12 +118,8 @@ function toFailure(err: SmsGatewayError): ApplicationFailure {
 }
 
 function temporalRuntime(): SmsActivityRuntime | undefined {
-  let ctx: Context;
-  try {
-    ctx = Context.current();
-  } catch {
-    return undefined; // not inside an activity: nothing to record, no earlier try
-  }
+  const ctx = activityContext();
+  if (!ctx) return undefined; // not inside an activity: nothing to record, no earlier try
   return {
     attempt: ctx.info.attempt,
     heartbeatDetails: ctx.info.heartbeatDetails as unknown,
@@ -125,58 +130,49 @@ function temporalRuntime(): SmsActivityRuntime | undefined {
 // ---------------------------------------------------------------------------------------------
 // SMS.ru (https://sms.ru/api/send)
 
-interface SmsRuPerNumber {
-  status: string;
-  status_code: number | string;
-  status_text?: string;
-  sms_id?: string;
-}
-
-interface SmsRuAnswer {
-  status: string;
-  status_code: number | string;
-  status_text?: string;
-  sms?: Record<string, SmsRuPerNumber>;
-  balance?: number;
-}
+const SmsRuPerNumber = z.object({
+  status: z.string(),
+  status_code: z.union([z.number(), z.string()]),
+  status_text: z.string().optional(),
+  sms_id: z.string().optional(),
+});
+const SmsRuAnswer = z.object({
+  status: z.string(),
+  status_code: z.union([z.number(), z.string().regex(/^\d+$/)]).transform(Number),
+  status_text: z.string().optional(),
+  sms: z.record(z.string(), SmsRuPerNumber).optional(),
+  balance: z.number().optional(),
+});
 
 // Top-level codes. 200/300/301/302: the api_id (or account) is wrong.
 const SMSRU_AUTH_CODES = new Set([200, 300, 301, 302]);
 // 220 "service temporarily unavailable" and 500 "server error": the answer itself says try later.
 const SMSRU_TEMPORARY_CODES = new Set([220, 500]);
 
-// Errors raised before a byte of the request reached the gateway.
-const NOT_CONNECTED_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'CERT_HAS_EXPIRED',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
 export function createSmsRuGateway(cfg: AppConfig['sms'], opts: { http?: AxiosInstance } = {}): SmsGateway {
-  const http = opts.http ?? axios.create({ timeout: 15_000 });
+  const request = createProviderHttp({
+    provider: 'SMS.ru',
+    unavailableType: 'SmsUnavailable',
+    timeoutMs: HTTP_TIMEOUT_MS.smsru,
+    http: opts.http,
+  });
   return {
     async send(phone: string, text: string): Promise<{ smsId: string }> {
       const body = new URLSearchParams({ api_id: cfg.apiId, to: phone, msg: text, json: '1' });
       if (cfg.sender) body.set('from', cfg.sender);
-      let res: AxiosResponse<unknown>;
+      let res: HttpAnswer;
       try {
-        res = await http.post(`${cfg.apiUrl}/sms/send`, body.toString(), {
+        res = await request({
+          method: 'POST',
+          url: `${cfg.apiUrl}/sms/send`,
+          what: 'sms/send',
+          body: body.toString(),
           headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-          validateStatus: () => true,
         });
       } catch (err) {
-        const code = isAxiosError(err) ? err.code : undefined;
+        if (!(err instanceof ApplicationFailure)) throw err; // cancelled: delivery unknown, marker stays
         // A timeout or a reset connection may come after SMS.ru accepted the message.
-        throw new SmsGatewayError(
-          `SMS.ru unreachable: ${code ?? ''} ${(err as Error).message}`.replace(/\s+/g, ' '),
-          'unavailable',
-          code !== undefined && NOT_CONNECTED_CODES.has(code),
-        );
+        throw new SmsGatewayError(err.message, 'unavailable', provedNotSent(err));
       }
       if (res.status === 429) throw new SmsGatewayError('SMS.ru: HTTP 429', 'unavailable', true);
       if (res.status >= 500) {
@@ -189,15 +185,15 @@ export function createSmsRuGateway(cfg: AppConfig['sms'], opts: { http?: AxiosIn
         );
       }
       if (res.status >= 400) throw new SmsGatewayError(`SMS.ru: HTTP ${res.status}`, 'rejected', true);
-      const data = res.data;
-      if (!isSmsRuAnswer(data)) {
+      const data = readAs(SmsRuAnswer, res.data);
+      if (!data) {
         throw new SmsGatewayError(`SMS.ru: unreadable answer (HTTP ${res.status})`, 'unavailable', false);
       }
       if (data.status !== 'OK') {
-        const code = Number(data.status_code);
-        const message = `SMS.ru: ${data.status_text ?? 'error'} (code ${code})`;
-        if (SMSRU_AUTH_CODES.has(code)) throw new SmsGatewayError(message, 'auth', true);
-        if (SMSRU_TEMPORARY_CODES.has(code)) throw new SmsGatewayError(message, 'unavailable', true);
+        const message = `SMS.ru: ${data.status_text ?? 'error'} (code ${data.status_code})`;
+        if (SMSRU_AUTH_CODES.has(data.status_code)) throw new SmsGatewayError(message, 'auth', true);
+        if (SMSRU_TEMPORARY_CODES.has(data.status_code))
+          throw new SmsGatewayError(message, 'unavailable', true);
         throw new SmsGatewayError(message, 'rejected', true);
       }
       const entries = Object.values(data.sms ?? {});
@@ -216,10 +212,4 @@ export function createSmsRuGateway(cfg: AppConfig['sms'], opts: { http?: AxiosIn
       return { smsId: entry.sms_id };
     },
   };
-}
-
-function isSmsRuAnswer(data: unknown): data is SmsRuAnswer {
-  if (typeof data !== 'object' || data === null) return false;
-  const d = data as Partial<SmsRuAnswer>;
-  return typeof d.status === 'string' && Number.isFinite(Number(d.status_code));
 }

@@ -1,14 +1,15 @@
 // Seller alerts in a Telegram chat through the Bot API (sendMessage, HTML parse mode).
 // Lead fields come from a public web form, so every one is HTML-escaped: an unescaped `<` would
 // make Telegram reject the whole alert ("can't parse entities") and the sellers would see nothing.
-import axios, { isAxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
-import { Context } from '@temporalio/activity';
+import type { AxiosInstance } from 'axios';
 import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
 import type { AppConfig } from '../config';
 import { logger, maskPhone } from '../support/logger';
+import { activityContext, createProviderHttp, HTTP_TIMEOUT_MS, readAs } from './http';
 
 export interface SellerAlert {
-  kind: 'new_lead' | 'manual_handling' | 'lead_update';
+  kind: 'new_lead' | 'manual_handling';
   ref: string;
   workflowId: string;
   name: string;
@@ -24,8 +25,6 @@ export interface SellerAlert {
   actions?: boolean;
 }
 
-export type SellerAction = 'call_now' | 'handled' | 'cancel';
-
 export interface TelegramActivityOptions {
   http?: AxiosInstance;
   /** Waits for a 429's retry_after; injectable so tests need not sleep. */
@@ -35,14 +34,13 @@ export interface TelegramActivityOptions {
 const TITLES: Record<SellerAlert['kind'], string> = {
   new_lead: '🆕 <b>Новая заявка</b>',
   manual_handling: '⚠️ <b>Нужна ручная обработка</b>',
-  lead_update: '🔄 <b>Обновление по заявке</b>',
 };
 
-const BUTTONS: Array<{ action: SellerAction; text: string }> = [
+const BUTTONS = [
   { action: 'call_now', text: '📞 Позвонить сейчас' },
   { action: 'handled', text: '✅ Обработано' },
   { action: 'cancel', text: '✖️ Отменить' },
-];
+] as const;
 
 // Per-field budgets of escaped characters: together with the fixed text they stay under the
 // 4096-character message limit whatever the fields contain.
@@ -60,8 +58,11 @@ const LIMIT = {
 export const TELEGRAM_MAX_MESSAGE = 4096;
 /** Telegram's limit for callback_data, in bytes. */
 const MAX_CALLBACK_DATA = 64;
-/** Longer 429 pauses go back to Temporal's retry instead of holding a worker slot. */
-const MAX_INLINE_WAIT_S = 30;
+/**
+ * Longer 429 pauses go back to Temporal's retry instead of holding a worker slot; a pause this
+ * short fits between two requests within the activity's start-to-close timeout.
+ */
+const MAX_INLINE_WAIT_S = 5;
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
 
@@ -116,48 +117,45 @@ interface InlineKeyboard {
 }
 
 export function sellerAlertKeyboard(ref: string): InlineKeyboard | undefined {
-  const data = (action: SellerAction) => `${action}:${ref}`;
+  const data = (action: (typeof BUTTONS)[number]['action']) => `${action}:${ref}`;
   // A ref too long for callback_data would make Telegram reject the whole message.
   if (BUTTONS.some((b) => Buffer.byteLength(data(b.action)) > MAX_CALLBACK_DATA)) return undefined;
   const [callNow, handled, cancel] = BUTTONS.map((b) => ({ text: b.text, callback_data: data(b.action) }));
   return { inline_keyboard: [[callNow!, handled!], [cancel!]] };
 }
 
-interface TelegramOk {
-  ok: true;
-  result: { message_id: number };
-}
-
-interface TelegramError {
-  ok: false;
-  error_code: number;
-  description: string;
-  parameters?: { retry_after?: number; migrate_to_chat_id?: number };
-}
+const TelegramOk = z.object({ ok: z.literal(true), result: z.object({ message_id: z.number() }) });
+const TelegramError = z.object({
+  ok: z.literal(false),
+  error_code: z.number(),
+  description: z.string(),
+  parameters: z
+    .object({ retry_after: z.number().optional(), migrate_to_chat_id: z.number().optional() })
+    .optional(),
+});
 
 export function createTelegramActivities(
   cfg: AppConfig['telegram'],
   opts: TelegramActivityOptions = {},
 ): { notifySellers(alert: SellerAlert): Promise<{ messageId: number }> } {
-  const http = opts.http ?? axios.create({ timeout: 15_000 });
+  const request = createProviderHttp({
+    provider: 'Telegram',
+    unavailableType: 'TelegramUnavailable',
+    timeoutMs: HTTP_TIMEOUT_MS.telegram,
+    http: opts.http,
+  });
   const sleep = opts.sleep ?? activitySleep;
   let chatId: string = cfg.chatId;
 
-  async function sendMessage(body: Record<string, unknown>): Promise<AxiosResponse<unknown>> {
-    try {
-      return await http.post(`${cfg.apiUrl}/bot${cfg.botToken}/sendMessage`, body, {
-        headers: { 'Content-Type': 'application/json' },
-        validateStatus: () => true,
-      });
-    } catch (err) {
-      // The URL holds the bot token, so only the error code and axios' own message are kept.
-      const code = isAxiosError(err) ? err.code : undefined;
-      throw ApplicationFailure.retryable(
-        `Telegram unreachable: ${code ?? ''} ${(err as Error).message}`.replace(/\s+/g, ' '),
-        'TelegramUnavailable',
-      );
-    }
-  }
+  // The URL holds the bot token: failures name the method only (createProviderHttp's rule).
+  const sendMessage = (body: Record<string, unknown>) =>
+    request({
+      method: 'POST',
+      url: `${cfg.apiUrl}/bot${cfg.botToken}/sendMessage`,
+      what: 'sendMessage',
+      body,
+      headers: { 'Content-Type': 'application/json' },
+    });
 
   return {
     async notifySellers(alert: SellerAlert): Promise<{ messageId: number }> {
@@ -183,12 +181,12 @@ export function createTelegramActivities(
       let migrated = false;
       for (;;) {
         const res = await sendMessage(body());
-        const data = res.data;
-        if (isOk(data)) {
-          log.info({ messageId: data.result.message_id }, 'seller alert sent');
-          return { messageId: data.result.message_id };
+        const sent = readAs(TelegramOk, res.data);
+        if (sent) {
+          log.info({ messageId: sent.result.message_id }, 'seller alert sent');
+          return { messageId: sent.result.message_id };
         }
-        const err = isError(data) ? data : undefined;
+        const err = readAs(TelegramError, res.data);
         const status = err?.error_code ?? res.status;
         const description = err?.description ?? `HTTP ${res.status}`;
 
@@ -226,23 +224,7 @@ export function createTelegramActivities(
   };
 }
 
-function isOk(data: unknown): data is TelegramOk {
-  if (typeof data !== 'object' || data === null) return false;
-  const d = data as { ok?: unknown; result?: { message_id?: unknown } };
-  return d.ok === true && typeof d.result?.message_id === 'number';
-}
-
-function isError(data: unknown): data is TelegramError {
-  if (typeof data !== 'object' || data === null) return false;
-  const d = data as Partial<TelegramError>;
-  return d.ok === false && typeof d.error_code === 'number';
-}
-
 function activitySleep(ms: number): Promise<void> {
-  try {
-    // Cancellation-aware when inside an activity.
-    return Context.current().sleep(ms);
-  } catch {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-  }
+  // Cancellation-aware when inside an activity.
+  return activityContext()?.sleep(ms) ?? new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -4,12 +4,14 @@
 // call history whether that key already has a session.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import axios, { isAxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
-import { Context } from '@temporalio/activity';
+import type { AxiosInstance } from 'axios';
 import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
 import type { AppConfig } from '../config';
+import { lengthProblem } from '../domain/phone';
 import { signResultToken } from '../domain/resultToken';
 import { logger, maskPhone } from '../support/logger';
+import { activityContext, createProviderHttp, HTTP_TIMEOUT_MS, readAs, type HttpAnswer } from './http';
 
 export interface PlaceCallInput {
   workflowId: string;
@@ -70,24 +72,28 @@ export interface VoximplantActivityOptions {
 }
 
 /** The service-account JSON VoxImplant's control panel issues. */
-interface ServiceAccountCredentials {
-  account_id: number | string;
-  key_id: string;
-  private_key: string;
-}
+const ServiceAccountCredentials = z.object({
+  account_id: z.union([z.number(), z.string()]),
+  key_id: z.string(),
+  private_key: z.string(),
+});
+type ServiceAccountCredentials = z.output<typeof ServiceAccountCredentials>;
 
-interface VoxApiError {
-  error: { code: number; msg: string };
-}
-
-interface StartScenariosAnswer {
-  result: number;
-  call_session_history_id: number;
-}
-
-interface CallHistoryAnswer {
-  result: Array<{ call_session_history_id: number; custom_data?: string }>;
-}
+const VoxApiError = z.object({ error: z.object({ code: z.number(), msg: z.string() }) });
+const StartScenariosAnswer = z.object({ result: z.literal(1), call_session_history_id: z.number() });
+const CallHistoryAnswer = z.object({
+  result: z.array(
+    z.object({
+      call_session_history_id: z.number(),
+      custom_data: z
+        .string()
+        .nullish()
+        .transform((v) => v ?? undefined),
+    }),
+  ),
+});
+/** The part of the scenario's custom data a session keeps when the scenario does not replace it. */
+const SessionCustomData = z.object({ callKey: z.string() });
 
 // VoxImplant error codes (https://voximplant.com/docs/references/httpapi/errors).
 // Problems with the account or its credentials: retrying cannot help, a person has to act.
@@ -119,47 +125,54 @@ export function createVoximplantActivities(
   cfg: AppConfig['voximplant'],
   opts: VoximplantActivityOptions = {},
 ): { placeRobotCall(input: PlaceCallInput): Promise<PlaceCallResult> } {
-  const http = opts.http ?? axios.create({ timeout: 15_000 });
+  const request = createProviderHttp({
+    provider: 'VoxImplant',
+    unavailableType: 'VoximplantUnavailable',
+    timeoutMs: HTTP_TIMEOUT_MS.voximplant,
+    http: opts.http,
+  });
   const now = opts.now ?? Date.now;
   const activityInfo = opts.activityInfo ?? (() => currentActivityInfo(now));
   const authorize = createAuthorizer(cfg, now);
 
-  async function call<T extends object>(method: string, params: Record<string, string>): Promise<T> {
+  async function call<S extends z.ZodType>(
+    method: string,
+    params: Record<string, string>,
+    answer: S,
+  ): Promise<z.output<S>> {
     const auth = authorize();
     const body = new URLSearchParams({ ...auth.params, ...params });
-    let res: AxiosResponse<unknown>;
-    try {
-      res = await http.post(`${cfg.apiUrl}/${method}`, body.toString(), {
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...auth.headers },
-        validateStatus: () => true,
-      });
-    } catch (err) {
-      throw unavailable(`VoxImplant ${method}: ${networkErrorText(err)}`);
-    }
-    const data = res.data;
+    // The body carries the API key: failures name the method only (createProviderHttp's rule).
+    const res = await request({
+      method: 'POST',
+      url: `${cfg.apiUrl}/${method}`,
+      what: method,
+      body: body.toString(),
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...auth.headers },
+    });
     if (res.status === 429) {
       throw unavailable(`VoxImplant ${method}: rate limited (HTTP 429)`, retryAfterMs(res));
     }
-    if (isApiError(data)) throw mapApiError(method, data.error);
+    const apiError = readAs(VoxApiError, res.data);
+    if (apiError) throw mapApiError(method, apiError.error);
     if (res.status >= 500) throw unavailable(`VoxImplant ${method}: HTTP ${res.status}`);
     if (res.status >= 400) {
       const auth = res.status === 401 || res.status === 403;
       throw nonRetryable(`VoxImplant ${method}: HTTP ${res.status}`, auth ? 'auth' : 'request');
     }
     // An answer we cannot read may still mean the call started; the retry's history check covers it.
-    if (typeof data !== 'object' || data === null) {
+    const parsed = readAs(answer, res.data);
+    if (parsed === undefined)
       throw unavailable(`VoxImplant ${method}: unreadable answer (HTTP ${res.status})`);
-    }
-    return data as T;
+    return parsed;
   }
 
-  async function history(params: Record<string, string>): Promise<CallHistoryAnswer['result']> {
-    const answer = await call<CallHistoryAnswer>('GetCallHistory', {
-      timezone: 'Etc/GMT',
-      desc_order: 'true',
-      ...params,
-    });
-    if (!Array.isArray(answer.result)) throw unavailable('VoxImplant GetCallHistory: no result list');
+  async function history(params: Record<string, string>) {
+    const answer = await call(
+      'GetCallHistory',
+      { timezone: 'Etc/GMT', desc_order: 'true', ...params },
+      CallHistoryAnswer,
+    );
     return answer.result;
   }
 
@@ -188,8 +201,9 @@ export function createVoximplantActivities(
 
   return {
     async placeRobotCall(input: PlaceCallInput): Promise<PlaceCallResult> {
-      if (!/^\d{10,15}$/.test(input.phone)) {
-        throw nonRetryable(`phone must be 10-15 digits, got ${input.phone.length} characters`, 'request');
+      const problem = lengthProblem(input.phone);
+      if (problem) {
+        throw nonRetryable(`phone not dialable (${problem}): ${input.phone.length} characters`, 'request');
       }
       const info = activityInfo();
       const callKey = callKeyOf(input.workflowId, input.attempt, input.runId ?? info.runId);
@@ -233,13 +247,11 @@ export function createVoximplantActivities(
         ...(cfg.ttsText ? { ttsText: cfg.ttsText.replaceAll('{name}', input.name) } : {}),
         ...(cfg.callerId ? { callerId: cfg.callerId } : {}),
       };
-      const answer = await call<StartScenariosAnswer>('StartScenarios', {
-        rule_id: cfg.ruleId,
-        script_custom_data: JSON.stringify(customData),
-      });
-      if (answer.result !== 1 || typeof answer.call_session_history_id !== 'number') {
-        throw unavailable('VoxImplant StartScenarios: answer without call_session_history_id');
-      }
+      const answer = await call(
+        'StartScenarios',
+        { rule_id: cfg.ruleId, script_custom_data: JSON.stringify(customData) },
+        StartScenariosAnswer,
+      );
       log.info({ callSessionHistoryId: answer.call_session_history_id }, 'robot call started');
       return { callSessionHistoryId: answer.call_session_history_id, deduplicated: false };
     },
@@ -279,16 +291,11 @@ function readCredentials(file: string): ServiceAccountCredentials {
   } catch (err) {
     throw nonRetryable(`VoxImplant credentials file unreadable: ${(err as Error).message}`, 'auth');
   }
-  const c = parsed as Partial<ServiceAccountCredentials> | null;
-  if (
-    !c ||
-    (typeof c.account_id !== 'number' && typeof c.account_id !== 'string') ||
-    typeof c.key_id !== 'string' ||
-    typeof c.private_key !== 'string'
-  ) {
+  const credentials = readAs(ServiceAccountCredentials, parsed);
+  if (!credentials) {
     throw nonRetryable('VoxImplant credentials file lacks account_id, key_id or private_key', 'auth');
   }
-  return { account_id: c.account_id, key_id: c.key_id, private_key: c.private_key };
+  return credentials;
 }
 
 /** RS256 JWT as VoxImplant's own API clients build it: iss = account, kid = key id, 64 s life. */
@@ -307,13 +314,7 @@ export function signServiceJwt(credentials: ServiceAccountCredentials, iatSecond
   return `${header}.${payload}.${signature}`;
 }
 
-function isApiError(data: unknown): data is VoxApiError {
-  if (typeof data !== 'object' || data === null || !('error' in data)) return false;
-  const e = (data as { error: unknown }).error;
-  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'number';
-}
-
-function mapApiError(method: string, error: VoxApiError['error']): ApplicationFailure {
+function mapApiError(method: string, error: z.output<typeof VoxApiError>['error']): ApplicationFailure {
   const message = `VoxImplant ${method}: ${error.msg} (code ${error.code})`;
   if (ACCOUNT_ERROR_CODES.has(error.code)) return nonRetryable(message, 'auth');
   if (RATE_LIMIT_CODES.has(error.code) || error.code < FIRST_CLIENT_ERROR_CODE) return unavailable(message);
@@ -336,15 +337,9 @@ function unavailable(message: string, nextRetryDelayMs?: number): ApplicationFai
   });
 }
 
-function retryAfterMs(res: AxiosResponse<unknown>): number | undefined {
-  const value = Number(res.headers['retry-after']);
+function retryAfterMs(res: HttpAnswer): number | undefined {
+  const value = Number(res.header('retry-after'));
   return Number.isFinite(value) && value > 0 ? value * 1000 : undefined;
-}
-
-// Never include the request URL or body: both can carry the API key.
-function networkErrorText(err: unknown): string {
-  if (isAxiosError(err)) return err.code ? `${err.code} ${err.message}` : err.message;
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** The format VoxImplant's history methods expect: `YYYY-MM-DD HH:mm:ss` in the given timezone (UTC here). */
@@ -353,20 +348,20 @@ function apiDate(ms: number): string {
 }
 
 function currentActivityInfo(now: () => number): CallActivityInfo {
-  try {
-    const { attempt, scheduledTimestampMs, workflowExecution } = Context.current().info;
-    return { attempt, scheduledTimestampMs, runId: workflowExecution?.runId };
-  } catch {
-    return { attempt: 1, scheduledTimestampMs: now() }; // not in an activity: no earlier try
-  }
+  const info = activityContext()?.info;
+  if (!info) return { attempt: 1, scheduledTimestampMs: now() }; // not in an activity: no earlier try
+  return {
+    attempt: info.attempt,
+    scheduledTimestampMs: info.scheduledTimestampMs,
+    runId: info.workflowExecution?.runId,
+  };
 }
 
 /** The callKey a session carries: its whole custom data, or the field of the JSON it holds. */
 function sessionCallKey(customData: string | undefined): string | undefined {
   if (!customData?.startsWith('{')) return customData;
   try {
-    const parsed = JSON.parse(customData) as { callKey?: unknown };
-    return typeof parsed.callKey === 'string' ? parsed.callKey : undefined;
+    return readAs(SessionCustomData, JSON.parse(customData))?.callKey;
   } catch {
     return undefined;
   }

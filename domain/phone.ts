@@ -8,7 +8,19 @@ export type PhoneVerdict =
   | { ok: true; digits: string; callable: false; reason: 'phone_too_long' | 'not_a_dialable_number' }
   | { ok: false; error: string };
 
+export const MIN_PHONE_DIGITS = 10;
 export const MAX_DIALABLE_DIGITS = 11;
+
+/**
+ * The one rule for the length of a number the robot may dial: the intake asks it before a lead is
+ * called, and the call activity again before it rings anyone. Undefined: the length allows a call.
+ */
+export function lengthProblem(digits: string): 'not_digits' | 'too_short' | 'phone_too_long' | undefined {
+  if (!/^\d*$/.test(digits)) return 'not_digits';
+  if (digits.length < MIN_PHONE_DIGITS) return 'too_short';
+  if (digits.length > MAX_DIALABLE_DIGITS) return 'phone_too_long';
+  return undefined;
+}
 
 export function normalizePhone(raw: unknown): PhoneVerdict {
   if (typeof raw !== 'string' && typeof raw !== 'number') return { ok: false, error: 'must be a string' };
@@ -21,17 +33,16 @@ export function normalizePhone(raw: unknown): PhoneVerdict {
   let digits = text.replace(/\D/g, '');
   if (digits.length === 11 && digits.startsWith('8')) digits = `7${digits.slice(1)}`;
   if (digits.length === 10 && digits.startsWith('9')) digits = `7${digits}`;
-  if (digits.length < 10) return { ok: false, error: 'has too few digits (at least 10)' };
-  if (digits.length > MAX_DIALABLE_DIGITS)
-    return { ok: true, digits, callable: false, reason: 'phone_too_long' };
+  const problem = lengthProblem(digits);
+  if (problem === 'too_short')
+    return { ok: false, error: `has too few digits (at least ${MIN_PHONE_DIGITS})` };
+  if (problem === 'phone_too_long') return { ok: true, digits, callable: false, reason: 'phone_too_long' };
   const parsed = parsePhoneNumberFromString(`+${digits}`);
   if (!parsed || !parsed.isPossible()) {
     return { ok: true, digits, callable: false, reason: 'not_a_dialable_number' };
   }
-  return { ok: true, digits: parsed.number.slice(1), callable: true };
-}
-
-/** The seed's own rule, used inside workflows where the full library is not bundled. */
-export function isTooLongToDial(digits: string): boolean {
-  return digits.length > MAX_DIALABLE_DIGITS;
+  // The library may drop a trunk zero ("+61 0…"): the number dialled must pass the rule too.
+  const dialled = parsed.number.slice(1);
+  if (lengthProblem(dialled)) return { ok: true, digits, callable: false, reason: 'not_a_dialable_number' };
+  return { ok: true, digits: dialled, callable: true };
 }

@@ -1,4 +1,4 @@
-// The Bitrix24 adapter against the emulator over real HTTP: outcomes are read from the portal's
+// The Bitrix24 activities and REST client against the emulator over real HTTP: outcomes are read from the portal's
 // state, failures from the ApplicationFailure the worker would hand to Temporal.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,7 +10,14 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { AppConfig } from '../config';
 import { EMULATOR_CREDENTIALS } from '../emulators/credentials';
-import { createBitrix24Activities, OAUTH_STATE_FILE, type CrmLeadInput } from '../activities/bitrix24';
+import { z } from 'zod';
+import {
+  createBitrix24Activities,
+  createBitrix24Client,
+  OAUTH_STATE_FILE,
+  type CrmLeadInput,
+} from '../activities/bitrix24';
+import { Rows } from '../activities/bitrix24/client';
 import { BITRIX24_EMULATOR_DEFAULTS, createBitrix24Emulator } from '../emulators/bitrix24';
 import { eventually } from './support/http';
 import { VirtualClock } from './support/virtualClock';
@@ -76,11 +83,11 @@ const lead: CrmLeadInput = {
   city: 'Казань',
   timezone: 'Europe/Moscow',
   partnerCode: 'watchfan',
-  partner: { id: 7, title: 'Watch Fan', code: 'watchfan' },
   site: 'shop.example',
   orderAmount: 15990,
   comment: 'Часы Orient, синий циферблат',
 };
+const { partnerCode: _partnerCode, ...leadWithoutPartner } = lead;
 
 async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
   try {
@@ -92,10 +99,16 @@ async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure>
   throw new Error('expected the call to fail');
 }
 
-describe('createCrmLead', () => {
-  test('creates the lead with every field in Bitrix24 shape', async () => {
+describe('registerLead', () => {
+  test('looks the partner up and adds the lead with every field in Bitrix24 shape, in one activity', async () => {
+    control.addCompany({ TITLE: 'Other', UF_CRM_PARTNER_CODE: 'other' });
+    const id = control.addCompany({ TITLE: 'Watch Fan', UF_CRM_PARTNER_CODE: 'watchfan' });
     const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-    await expect(crm.createCrmLead(lead)).resolves.toEqual({ leadId: 1, created: true });
+    await expect(crm.registerLead(lead)).resolves.toEqual({
+      leadId: 1,
+      created: true,
+      partner: { status: 'found', partner: { id, title: 'Watch Fan', code: 'watchfan' } },
+    });
 
     expect(state.leads).toHaveLength(1);
     expect(state.leads[0]).toMatchObject({
@@ -107,7 +120,7 @@ describe('createCrmLead', () => {
       SOURCE_ID: 'WEB',
       SOURCE_DESCRIPTION: 'shop.example',
       UTM_SOURCE: 'watchfan',
-      COMPANY_ID: 7,
+      COMPANY_ID: id,
       OPPORTUNITY: 15990,
       CURRENCY_ID: 'RUB',
       COMMENTS: 'Часы Orient, синий циферблат',
@@ -115,53 +128,37 @@ describe('createCrmLead', () => {
       ORIGIN_ID: '203.0.113.7#run-1',
       STATUS_ID: 'NEW',
     });
-    expect(state.requests.map((r) => r.method)).toEqual(['crm.lead.list', 'crm.lead.add']);
-    expect(state.requests[1]!.params).toMatchObject({ params: { REGISTER_SONET_EVENT: 'Y' } });
+    expect(state.requests.map((r) => r.method)).toEqual([
+      'crm.company.list',
+      'crm.lead.list',
+      'crm.lead.add',
+    ]);
+    expect(state.requests[0]).toMatchObject({
+      params: { filter: { UF_CRM_PARTNER_CODE: 'watchfan' }, select: ['ID', 'TITLE', 'UF_CRM_PARTNER_CODE'] },
+    });
+    expect(state.requests[2]!.params).toMatchObject({ params: { REGISTER_SONET_EVENT: 'Y' } });
   });
 
   test('the same ref finds the existing lead instead of adding a second one', async () => {
     const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-    const first = await crm.createCrmLead(lead);
-    const again = await crm.createCrmLead({ ...lead, name: 'Иван повторно' });
+    const first = await crm.registerLead(leadWithoutPartner);
+    // Retried (say the answer was lost): the same lead, not a second one.
+    const again = await crm.registerLead({ ...leadWithoutPartner, name: 'Иван повторно' });
 
     expect(again).toEqual({ leadId: first.leadId, created: false });
     expect(state.leads).toHaveLength(1);
     expect(state.requests.filter((r) => r.method === 'crm.lead.add')).toHaveLength(1);
 
     // A later lead from the same client gets a new ref (new run) and so a new CRM lead.
-    await expect(crm.createCrmLead({ ...lead, ref: '203.0.113.7#run-2' })).resolves.toEqual({
+    await expect(crm.registerLead({ ...leadWithoutPartner, ref: '203.0.113.7#run-2' })).resolves.toEqual({
       leadId: 2,
       created: true,
     });
   });
-});
-
-describe('registerLead', () => {
-  test('looks the partner up and adds the lead with its company, in one activity', async () => {
-    const id = control.addCompany({ TITLE: 'Watch Fan', UF_CRM_PARTNER_CODE: 'watchfan' });
-    const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-    const { partner: _partner, ...input } = lead;
-    const registered = await crm.registerLead(input);
-    expect(registered).toEqual({
-      leadId: 1,
-      created: true,
-      partner: { status: 'found', partner: { id, title: 'Watch Fan', code: 'watchfan' } },
-    });
-    expect(state.leads[0]).toMatchObject({ COMPANY_ID: id, UTM_SOURCE: 'watchfan' });
-    expect(state.requests.map((r) => r.method)).toEqual([
-      'crm.company.list',
-      'crm.lead.list',
-      'crm.lead.add',
-    ]);
-    // Retried (say the answer was lost): the same lead, not a second one.
-    await expect(crm.registerLead(input)).resolves.toMatchObject({ leadId: 1, created: false });
-    expect(state.leads).toHaveLength(1);
-  });
 
   test('an unknown partner code still adds the lead, without a company', async () => {
     const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-    const { partner: _partner, ...input } = lead;
-    await expect(crm.registerLead({ ...input, partnerCode: 'nobody' })).resolves.toEqual({
+    await expect(crm.registerLead({ ...lead, partnerCode: 'nobody' })).resolves.toEqual({
       leadId: 1,
       created: true,
       partner: { status: 'not_found' },
@@ -169,38 +166,12 @@ describe('registerLead', () => {
     expect(state.leads[0]!.COMPANY_ID).toBeUndefined();
   });
 
-  test('a portal that is down fails the whole activity as retryable, adding nothing', async () => {
-    control.setMode('down');
+  test('a blank partner code is not_found without asking Bitrix24 for it', async () => {
     const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-    const { partner: _partner, ...input } = lead;
-    const failure = await failureOf(crm.registerLead(input));
-    expect(failure.nonRetryable).toBe(false);
-    control.setMode('ok');
-    expect(state.leads).toHaveLength(0);
-  });
-});
-
-describe('findPartner', () => {
-  test('finds a company by the partner code field, or reports not_found', async () => {
-    control.addCompany({ TITLE: 'Other', UF_CRM_PARTNER_CODE: 'other' });
-    const id = control.addCompany({ TITLE: 'Watch Fan', UF_CRM_PARTNER_CODE: 'watchfan' });
-    const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-
-    await expect(crm.findPartner('watchfan')).resolves.toEqual({
-      status: 'found',
-      partner: { id, title: 'Watch Fan', code: 'watchfan' },
+    await expect(crm.registerLead({ ...lead, partnerCode: '  ' })).resolves.toMatchObject({
+      partner: { status: 'not_found' },
     });
-    await expect(crm.findPartner('nobody')).resolves.toEqual({ status: 'not_found' });
-    expect(state.requests[0]).toMatchObject({
-      method: 'crm.company.list',
-      params: { filter: { UF_CRM_PARTNER_CODE: 'watchfan' }, select: ['ID', 'TITLE', 'UF_CRM_PARTNER_CODE'] },
-    });
-  });
-
-  test('an empty code is not_found without asking Bitrix24', async () => {
-    const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-    await expect(crm.findPartner('  ')).resolves.toEqual({ status: 'not_found' });
-    expect(state.requests).toHaveLength(0);
+    expect(state.requests.map((r) => r.method)).toEqual(['crm.lead.list', 'crm.lead.add']);
   });
 
   test('contacts as partners take their title from the name', async () => {
@@ -211,32 +182,48 @@ describe('findPartner', () => {
         dataDir,
       },
     );
-    await expect(crm.findPartner('anna')).resolves.toEqual({
-      status: 'found',
-      partner: { id, title: 'Анна Петрова', code: 'anna' },
+    await expect(crm.registerLead({ ...lead, partnerCode: 'anna' })).resolves.toMatchObject({
+      partner: { status: 'found', partner: { id, title: 'Анна Петрова', code: 'anna' } },
     });
     expect(state.requests[0]!.method).toBe('crm.contact.list');
   });
+
+  test('a portal that is down fails the whole activity as retryable, adding nothing', async () => {
+    control.setMode('down');
+    const crm = createBitrix24Activities(webhookConfig(), { dataDir });
+    const failure = await failureOf(crm.registerLead(lead));
+    expect(failure.nonRetryable).toBe(false);
+    control.setMode('ok');
+    expect(state.leads).toHaveLength(0);
+  });
 });
 
-describe('recordCallAttempt', () => {
-  test('writes a timeline comment and moves the lead status', async () => {
+describe('recordCallAttempts', () => {
+  test('writes timeline comments and moves the lead status', async () => {
     const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-    const { leadId } = await crm.createCrmLead(lead);
+    const { leadId } = await crm.registerLead(leadWithoutPartner);
 
-    await crm.recordCallAttempt({ leadId, statusId: 'IN_PROCESS', comment: 'Попытка 1: недозвон' });
-    await crm.recordCallAttempt({ leadId, comment: 'Попытка 2: ответил' });
+    await crm.recordCallAttempts({
+      leadId,
+      notes: [{ statusId: 'IN_PROCESS', comment: 'Попытка 1: недозвон' }, { comment: 'Попытка 2: ответил' }],
+    });
 
     expect(state.comments).toEqual([
       expect.objectContaining({ ENTITY_ID: leadId, ENTITY_TYPE: 'lead', COMMENT: 'Попытка 1: недозвон' }),
       expect.objectContaining({ ENTITY_ID: leadId, ENTITY_TYPE: 'lead', COMMENT: 'Попытка 2: ответил' }),
     ]);
     expect(state.leads[0]!.STATUS_ID).toBe('IN_PROCESS');
+    // The status goes first: a retry after a failed update cannot leave a second comment.
+    expect(state.requests.slice(-3).map((r) => r.method)).toEqual([
+      'crm.lead.update',
+      'crm.timeline.comment.add',
+      'crm.timeline.comment.add',
+    ]);
   });
 
-  test('a batch of notes is written in order, and a retry resumes after the last one written', async () => {
+  test('a retry resumes after the last note written', async () => {
     const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-    const { leadId } = await crm.createCrmLead(lead);
+    const { leadId } = await crm.registerLead(leadWithoutPartner);
     const notes = [
       { statusId: 'IN_PROCESS', comment: 'Попытка 1: недозвон' },
       { comment: 'Попытка 2: ответил' },
@@ -262,7 +249,7 @@ describe('recordCallAttempt', () => {
 
   test('a missing lead is a non-retryable request error', async () => {
     const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-    const failure = await failureOf(crm.recordCallAttempt({ leadId: 999, comment: 'x' }));
+    const failure = await failureOf(crm.recordCallAttempts({ leadId: 999, notes: [{ comment: 'x' }] }));
     expect(failure).toMatchObject({ type: 'Bitrix24RequestError', nonRetryable: true });
   });
 });
@@ -271,7 +258,7 @@ describe('failures', () => {
   test('an invalid token is a non-retryable Bitrix24AuthError', async () => {
     control.setMode('invalid_token');
     const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-    const failure = await failureOf(crm.findPartner('watchfan'));
+    const failure = await failureOf(crm.registerLead(lead));
     expect(failure).toMatchObject({ type: 'Bitrix24AuthError', nonRetryable: true });
     expect(failure.message).toContain('invalid_token');
   });
@@ -281,7 +268,7 @@ describe('failures', () => {
       webhookConfig({ auth: { kind: 'webhook', webhookUrl: `${baseUrl}/rest/1/wrongsecretcode/` } }),
       { dataDir },
     );
-    const failure = await failureOf(crm.createCrmLead(lead));
+    const failure = await failureOf(crm.registerLead(leadWithoutPartner));
     expect(failure).toMatchObject({ type: 'Bitrix24AuthError', nonRetryable: true });
     expect(failure.message).toContain('INVALID_CREDENTIALS');
     expect(failure.message).not.toContain('wrongsecretcode');
@@ -294,17 +281,26 @@ describe('failures', () => {
   ] as const)('%s %j is a retryable Bitrix24Unavailable', async (mode, opts, text) => {
     control.setMode(mode, opts);
     const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-    const failure = await failureOf(crm.createCrmLead(lead));
+    const failure = await failureOf(crm.registerLead(leadWithoutPartner));
     expect(failure).toMatchObject({ type: 'Bitrix24Unavailable', nonRetryable: false });
     expect(failure.message).toContain(text);
+    expect(failure.message).not.toContain(EMULATOR_CREDENTIALS.bitrix24WebhookPath);
     expect(state.leads).toHaveLength(0);
   });
 
   test('a portal slower than the HTTP timeout is retryable', async () => {
     control.setMode('slow');
     const crm = createBitrix24Activities(webhookConfig(), { dataDir, http: axios.create({ timeout: 100 }) });
-    const failure = await failureOf(crm.findPartner('watchfan'));
+    const failure = await failureOf(crm.registerLead(lead));
     expect(failure).toMatchObject({ type: 'Bitrix24Unavailable', nonRetryable: false });
+    expect(failure.message).toMatch(/crm\.company\.list: no answer in time/);
+  });
+
+  test('an answer of another shape than the method gives is refused, not passed on', async () => {
+    const crm = createBitrix24Client(webhookConfig(), { dataDir });
+    const failure = await failureOf(crm.call('crm.lead.list', {}, z.boolean()));
+    expect(failure).toMatchObject({ type: 'Bitrix24RequestError', nonRetryable: true });
+    expect(failure.message).toContain('unexpected answer');
   });
 });
 
@@ -314,18 +310,23 @@ describe('inside an activity', () => {
     const beats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => beats.push(d));
     const crm = createBitrix24Activities(webhookConfig(), { dataDir });
-    await expect(env.run(crm.findPartner, 'watchfan')).resolves.toEqual({ status: 'not_found' });
-    expect(beats).toEqual([{ bitrix24: 'crm.company.list' }]);
+    await expect(env.run(crm.registerLead, lead)).resolves.toMatchObject({ leadId: 1 });
+    expect(beats).toEqual([
+      { bitrix24: 'crm.company.list' },
+      { bitrix24: 'crm.lead.list' },
+      { bitrix24: 'crm.lead.add' },
+    ]);
 
     // The portal holds its answer until the client hangs up: only the cancellation can end the call.
     control.setMode('slow');
-    const pending = env.run(crm.findPartner, 'watchfan');
-    await eventually(() => expect(state.requests).toHaveLength(2), 20_000, 5);
-    expect(state.requests[1]!.abandoned).toBeUndefined();
+    const pending = env.run(crm.registerLead, { ...lead, ref: 'another' });
+    await eventually(() => expect(state.requests).toHaveLength(4), 20_000, 5);
+    expect(state.requests[3]!.abandoned).toBeUndefined();
     env.cancel();
     await expect(pending).rejects.toBeInstanceOf(CancelledFailure);
     // The request itself was aborted, not left to run on after the activity gave up.
-    await eventually(() => expect(state.requests[1]!.abandoned).toBe(true), 20_000, 5);
+    await eventually(() => expect(state.requests[3]!.abandoned).toBe(true), 20_000, 5);
+    expect(state.leads).toHaveLength(1);
   });
 });
 
@@ -348,14 +349,14 @@ describe('rate limits', () => {
     expect((await post()).status).toBe(503);
   });
 
-  test('the adapter paces itself under requestsPerSecond (two at once, then one every 500 ms)', async () => {
+  test('the client paces itself under requestsPerSecond (two at once, then one every 500 ms)', async () => {
     // Observed where it matters, at the portal: when each request arrived, on the portal's clock,
     // and that a bucket of exactly that size refuses none of them.
     control.setRateLimit({ perSecond: 2, burst: 2 });
-    const crm = createBitrix24Activities(webhookConfig({ requestsPerSecond: 2 }), { dataDir, clock });
+    const crm = createBitrix24Client(webhookConfig({ requestsPerSecond: 2 }), { dataDir, clock });
     const t0 = clock.now();
     const arrivals = () => state.requests.map((r) => r.at - t0);
-    const all = Promise.all(Array.from({ length: 5 }, () => crm.findPartner('watchfan')));
+    const all = Promise.all(Array.from({ length: 5 }, () => crm.call('crm.lead.list', {}, Rows)));
 
     await eventually(() => expect(arrivals()).toEqual([0, 0]), 20_000, 5);
     expect(clock.pending()).toEqual([500, 1000, 1500]);
@@ -366,8 +367,7 @@ describe('rate limits', () => {
       await clock.advance(1);
       await eventually(() => expect(arrivals().at(-1)).toBe(expected), 20_000, 5);
     }
-    const results = await all;
-    expect(results.every((r) => r.status === 'not_found')).toBe(true);
+    await expect(all).resolves.toEqual(Array(5).fill([]));
     expect(arrivals()).toEqual([0, 0, 500, 1000, 1500]);
   });
 });
@@ -376,16 +376,15 @@ describe('OAuth', () => {
   const tokenFile = () => path.join(dataDir, OAUTH_STATE_FILE);
 
   test('concurrent calls share one refresh, on start and when the token expires', async () => {
-    const crm = createBitrix24Activities(oauthConfig(), { dataDir });
-    const ten = () => Promise.all(Array.from({ length: 10 }, (_, i) => crm.findPartner(`code-${i}`)));
+    const crm = createBitrix24Client(oauthConfig(), { dataDir });
+    const ten = () => Promise.all(Array.from({ length: 10 }, () => crm.call('crm.lead.list', {}, Rows)));
 
     await expect(ten()).resolves.toHaveLength(10);
     expect(state.oauth.refreshes).toBe(1);
 
     control.expireAccessTokens();
     state.requests.length = 0;
-    const results = await ten();
-    expect(results.every((r) => r.status === 'not_found')).toBe(true);
+    await expect(ten()).resolves.toEqual(Array(10).fill([]));
     expect(state.oauth.refreshes).toBe(2);
     // Each call: one refused with expired_token, one retried with the new token.
     expect(state.requests).toHaveLength(20);
@@ -399,7 +398,7 @@ describe('OAuth', () => {
   });
 
   test('after a restart the persisted refresh token is used, not the spent configured one', async () => {
-    await createBitrix24Activities(oauthConfig(), { dataDir }).createCrmLead(lead);
+    await createBitrix24Activities(oauthConfig(), { dataDir }).registerLead(leadWithoutPartner);
     expect(state.oauth.refreshes).toBe(1);
 
     // A fresh module registry is a fresh process as far as the adapter's in-memory state goes.
@@ -408,7 +407,7 @@ describe('OAuth', () => {
       restarted = await import('../activities/bitrix24');
     });
     const crm = restarted!.createBitrix24Activities(oauthConfig(), { dataDir });
-    await expect(crm.createCrmLead(lead)).resolves.toEqual({ leadId: 1, created: false });
+    await expect(crm.registerLead(leadWithoutPartner)).resolves.toEqual({ leadId: 1, created: false });
     expect(state.oauth.refreshes).toBe(2);
     expect(JSON.parse(fs.readFileSync(tokenFile(), 'utf8'))).toMatchObject({
       refreshToken: state.oauth.refreshToken,
@@ -417,7 +416,7 @@ describe('OAuth', () => {
 
   test('a refused refresh token is a non-retryable Bitrix24AuthError without the token in it', async () => {
     const crm = createBitrix24Activities(oauthConfig('revoked-refresh-token'), { dataDir });
-    const failure = await failureOf(crm.findPartner('watchfan'));
+    const failure = await failureOf(crm.registerLead(lead));
     expect(failure).toMatchObject({ type: 'Bitrix24AuthError', nonRetryable: true });
     expect(failure.message).toContain('invalid_grant');
     expect(failure.message).not.toContain('revoked-refresh-token');

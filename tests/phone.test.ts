@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { normalizePhone } from '../domain/phone';
+import { lengthProblem, normalizePhone } from '../domain/phone';
 
 describe('phone rules of the original process', () => {
   test.each([
@@ -21,6 +21,34 @@ describe('phone rules of the original process', () => {
       reason: 'phone_too_long',
     });
     expect(normalizePhone('791612345678')).toMatchObject({ callable: false, reason: 'phone_too_long' });
+  });
+
+  test('one length rule: 10 or 11 digits are dialled, 12 are too long, 9 too few', () => {
+    expect(lengthProblem('7916123456')).toBeUndefined();
+    expect(lengthProblem('79161234567')).toBeUndefined();
+    expect(lengthProblem('791612345678')).toBe('phone_too_long');
+    expect(lengthProblem('916123456')).toBe('too_short');
+    expect(lengthProblem('+79161234567')).toBe('not_digits');
+  });
+
+  test('property: a callable phone passes the length rule, a phone_too_long one fails it', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^\+?\d{10,14}$/), (raw) => {
+        const v = normalizePhone(raw);
+        if (!v.ok) return false;
+        if (v.callable) return lengthProblem(v.digits) === undefined;
+        return v.reason !== 'phone_too_long' || lengthProblem(v.digits) === 'phone_too_long';
+      }),
+    );
+  });
+
+  test('a number the library shortens below the rule is not called', () => {
+    expect(normalizePhone('6100000000')).toEqual({
+      ok: true,
+      digits: '6100000000',
+      callable: false,
+      reason: 'not_a_dialable_number',
+    });
   });
 
   test('a leading 8 is replaced only on an 11-digit number', () => {

@@ -216,6 +216,15 @@ describe('VoxImplant', () => {
     expect(vox.state.calls).toHaveLength(0);
   });
 
+  test('a phone the length rule refuses is never dialled: non-retryable, no StartScenarios', async () => {
+    const failure = await failureOf(
+      createVoximplantActivities(cfg()).placeRobotCall(input({ phone: '791612345678' })),
+    );
+    expect(failure).toMatchObject({ type: 'VoximplantRequestError', nonRetryable: true });
+    expect(failure.message).toContain('phone_too_long');
+    expect(vox.state.requests).toHaveLength(0);
+  });
+
   test('a service-account JSON authenticates with an RS256 JWT the platform verifies', async () => {
     const { publicKey, privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vox-creds-'));

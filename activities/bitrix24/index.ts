@@ -1,0 +1,5 @@
+// Bitrix24: the REST client (client.ts), the OAuth token holder (oauth.ts) and the CRM activities
+// built on them (activities.ts).
+export * from './activities';
+export { createBitrix24Client, type Bitrix24Client, type Bitrix24ClientOptions } from './client';
+export { OAUTH_STATE_FILE } from './oauth';
