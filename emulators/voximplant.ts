@@ -1,6 +1,8 @@
 // A local VoxImplant: the Management API's StartScenarios and GetCallHistory with the real wire
 // format and auth (account_id + api_key, or a service-account RS256 JWT), plus the robot-call
-// scenario itself, which posts each call's result to the resultUrl from script_custom_data.
+// scenario itself, which claims its attempt at the claimUrl, dials only after a 200, and posts the
+// call's result to the resultUrl from script_custom_data. Like the real call history (see
+// PROVIDER-LIMITS), GetCallHistory lists a session only once it has ended, unless told otherwise.
 import crypto from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import axios, { type AxiosInstance } from 'axios';
@@ -16,8 +18,11 @@ export interface ScriptedOutcome {
   /** SIP-style code; null when the scenario has none (not dialled, timed out) */
   code?: number | null;
   duration?: number;
+  /** how long the call lasts after it is dialled */
   delayMs?: number;
   report?: 'once' | 'twice' | 'none';
+  /** the call goes on until `control.release()`, whatever delayMs says */
+  hold?: boolean;
 }
 
 export interface EmulatedCall {
@@ -30,6 +35,10 @@ export interface EmulatedCall {
   sessionCustomData: string;
   outcome: ScriptedOutcome;
   startedAt: Date;
+  /** the claim's answer: 'granted' (then dialled), 'refused' with its status, or 'unreachable' */
+  claim?: { outcome: 'granted' | 'refused' | 'unreachable' | 'no_claim_url'; status?: number };
+  /** when the customer's phone rang: only after a granted claim */
+  dialledAt?: Date;
   finishedAt?: Date;
 }
 
@@ -47,6 +56,8 @@ export interface VoximplantEmulatorState {
   calls: EmulatedCall[];
   /** every result POST the scenario made, failed ones included (ok: false) */
   reports: ResultReport[];
+  /** every claim POST the scenario made */
+  claims: Array<{ callSessionHistoryId: number; status?: number; error?: string; at: Date }>;
   /** every Management API request, by command, including rejected ones */
   requests: Array<{ cmd: string; at: Date }>;
 }
@@ -69,8 +80,10 @@ export interface VoximplantEmulatorOptions {
   scenarioSetsCallKey?: boolean;
   /** client for the scenario's result POSTs */
   http?: AxiosInstance;
-  /** first wait between report retries (scenario.js: 1 s, doubling); tests may shorten it */
+  /** first wait between report and claim retries (scenario.js: 1 s, doubling); tests may shorten it */
   reportBackoffMs?: number;
+  /** list sessions still in progress in GetCallHistory (default false, as VoxImplant may not) */
+  historyShowsRunning?: boolean;
 }
 
 export interface VoximplantEmulatorControl {
@@ -79,6 +92,10 @@ export interface VoximplantEmulatorControl {
   /** outcomes for the next calls to `phone`, consumed one per call */
   scriptFor(phone: string, outcomes: ScriptedOutcome[]): void;
   setDefaultOutcome(outcome: ScriptedOutcome): void;
+  /** StartScenarios answers this long after the scenario started (default 0) */
+  setStartAnswerDelay(ms: number): void;
+  /** ends the held calls (all, or those to `phone`) with their scripted outcome */
+  release(phone?: string): void;
   /** resolves when every scenario started so far has finished reporting */
   settled(): Promise<void>;
   reset(): void;
@@ -103,8 +120,9 @@ const DEFAULT_CODES: Record<CallResult, number> = {
 const DEFAULT_DURATIONS: Partial<Record<CallResult, number>> = { answered: 12, voicemail: 20 };
 const INITIAL_OUTCOME: ScriptedOutcome = { result: 'answered', delayMs: 50 };
 const FIRST_SESSION_ID = 1_000_000_001;
-// scenario.js retries its report 5 times, waiting 1, 2, 4 and 8 s in between.
+// scenario.js retries its report 5 times, waiting 1, 2, 4 and 8 s in between, and its claim 4 times.
 const REPORT_TRIES = 5;
+const CLAIM_TRIES = 4;
 const REPORT_BACKOFF_MS = 1000;
 const DOWN_PAGE = '<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>';
 
@@ -124,7 +142,9 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
   const serviceAccounts = opts.serviceAccounts ?? [];
   const http = opts.http ?? axios.create({ timeout: 5_000 });
 
-  const state: VoximplantEmulatorState = { calls: [], reports: [], requests: [] };
+  const state: VoximplantEmulatorState = { calls: [], reports: [], claims: [], requests: [] };
+  let startAnswerDelayMs = 0;
+  const held = new Map<EmulatedCall, () => void>();
   const faults = new FaultMode();
   let defaultOutcome: ScriptedOutcome = INITIAL_OUTCOME;
   let nextId = FIRST_SESSION_ID;
@@ -139,7 +159,7 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
     return p.account_id === accountId && p.api_key === apiKey;
   }
 
-  function startScenarios(req: Request, p: Params): ApiAnswer {
+  async function startScenarios(req: Request, p: Params): Promise<ApiAnswer> {
     if (!p.rule_id) return apiError(101, "Invalid arguments: the 'rule_id' parameter is required");
     if (!ruleIds.has(p.rule_id)) return apiError(147, "The 'rule_id' parameter is invalid");
     const raw = p.script_custom_data ?? '';
@@ -158,6 +178,7 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
     };
     state.calls.push(call);
     playScenario(call);
+    if (startAnswerDelayMs > 0) await new Promise((r) => setTimeout(r, startAnswerDelayMs).unref());
     const host = req.get('host') ?? '127.0.0.1';
     const secret = crypto.randomBytes(8).toString('hex');
     return {
@@ -172,19 +193,62 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
   }
 
   function playScenario(call: EmulatedCall): void {
-    const done = new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        void report(call).finally(() => {
-          call.finishedAt = new Date();
+    const startedIn = generation;
+    const done = (async () => {
+      if (!(await claim(call)) || startedIn !== generation) return;
+      call.dialledAt = new Date();
+      await new Promise<void>((resolve) => {
+        if (call.outcome.hold) {
+          held.set(call, resolve);
+          return;
+        }
+        const timer = setTimeout(() => {
+          timers.delete(timer);
           resolve();
-        });
-      }, call.outcome.delayMs ?? INITIAL_OUTCOME.delayMs);
-      timer.unref();
-      timers.add(timer);
+        }, call.outcome.delayMs ?? INITIAL_OUTCOME.delayMs);
+        timer.unref();
+        timers.add(timer);
+      });
+      await report(call);
+    })().finally(() => {
+      call.finishedAt = new Date();
     });
     running.add(done);
     void done.then(() => running.delete(done));
+  }
+
+  /** Like scenario.js: dial only after a 200; retry what a retry may fix, then give up undialled. */
+  async function claim(call: EmulatedCall): Promise<boolean> {
+    const url = call.customData?.claimUrl;
+    if (typeof url !== 'string' || !url) {
+      call.claim = { outcome: 'no_claim_url' };
+      return false;
+    }
+    const body = { token: call.customData?.token, sessionId: call.callSessionHistoryId };
+    for (let attempt = 0; attempt < CLAIM_TRIES; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, reportBackoffMs * 2 ** (attempt - 1)).unref());
+      const entry: VoximplantEmulatorState['claims'][number] = {
+        callSessionHistoryId: call.callSessionHistoryId,
+        at: new Date(),
+      };
+      state.claims.push(entry);
+      try {
+        const res = await http.post(url, body, { validateStatus: () => true });
+        entry.status = res.status;
+        if (res.status === 200) {
+          call.claim = { outcome: 'granted', status: 200 };
+          return true;
+        }
+        if (res.status < 500 && res.status !== 408 && res.status !== 429) {
+          call.claim = { outcome: 'refused', status: res.status };
+          return false;
+        }
+      } catch (err) {
+        entry.error = (err as Error).message;
+      }
+    }
+    call.claim = { outcome: 'unreachable' };
+    return false;
   }
 
   async function report(call: EmulatedCall): Promise<void> {
@@ -233,6 +297,7 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
     const second = (c: EmulatedCall) => Math.floor(c.startedAt.getTime() / 1000) * 1000;
     const rows = state.calls.filter(
       (c) =>
+        (opts.historyShowsRunning || c.finishedAt !== undefined) &&
         second(c) >= from &&
         second(c) <= to &&
         (p.call_session_history_custom_data === undefined ||
@@ -275,16 +340,16 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
     };
   }
 
-  function handle(req: Request, res: Response): void {
+  async function handle(req: Request, res: Response): Promise<void> {
     const p = collectParams(req);
     const cmd = (typeof req.params.cmd === 'string' ? req.params.cmd : undefined) ?? p.cmd ?? '';
     state.requests.push({ cmd, at: new Date() });
-    const answer = answerFor(req, cmd, p);
+    const answer = await answerFor(req, cmd, p);
     if (typeof answer.body === 'string') res.status(answer.status).type('html').send(answer.body);
     else res.status(answer.status).json(answer.body);
   }
 
-  function answerFor(req: Request, cmd: string, p: Params): ApiAnswer {
+  async function answerFor(req: Request, cmd: string, p: Params): Promise<ApiAnswer> {
     switch (faults.take()) {
       case 'down':
         return { status: 503, body: DOWN_PAGE };
@@ -317,6 +382,16 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
     setDefaultOutcome(outcome) {
       defaultOutcome = outcome;
     },
+    setStartAnswerDelay(ms) {
+      startAnswerDelayMs = ms;
+    },
+    release(phone) {
+      for (const [call, end] of held) {
+        if (phone !== undefined && call.customData?.phone !== phone) continue;
+        held.delete(call);
+        end();
+      }
+    },
     async settled() {
       while (running.size > 0) await Promise.all([...running]);
     },
@@ -328,7 +403,10 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
       scripts.clear();
       state.calls.length = 0;
       state.reports.length = 0;
+      state.claims.length = 0;
       state.requests.length = 0;
+      held.clear();
+      startAnswerDelayMs = 0;
       faults.reset();
       defaultOutcome = INITIAL_OUTCOME;
     },
