@@ -85,6 +85,8 @@ const CallHistoryAnswer = z.object({
   result: z.array(
     z.object({
       call_session_history_id: z.number(),
+      // Set once the session has ended; a session in progress has neither.
+      finish_reason: z.string().nullish(),
       custom_data: z
         .string()
         .nullish()
@@ -114,11 +116,17 @@ const FIRST_CLIENT_ERROR_CODE = 100;
 /** JWTs are valid for 64 s; reuse one for a while rather than signing per request. */
 const JWT_LIFETIME_S = 64;
 const JWT_REUSE_S = 30;
+const JWT_CLOCK_SKEW_S = 30;
 const HISTORY_WINDOW_MS = 24 * 60 * 60 * 1000;
 const CLOCK_SKEW_MS = 10 * 60 * 1000;
 
+/**
+ * Names a call attempt in the session's custom data, which holds at most 200 bytes: a hash, since
+ * a long Cyrillic ref alone would not fit.
+ */
 export function callKeyOf(workflowId: string, attempt: number, runId?: string): string {
-  return runId ? `${workflowId}#${attempt}#${runId}` : `${workflowId}#${attempt}`;
+  const attemptName = runId ? `${workflowId}#${attempt}#${runId}` : `${workflowId}#${attempt}`;
+  return `stl1-${crypto.createHash('sha256').update(attemptName).digest('base64url')}`;
 }
 
 export function createVoximplantActivities(
@@ -186,7 +194,8 @@ export function createVoximplantActivities(
       call_session_history_custom_data: callKey,
       count: '1',
     });
-    if (exact[0]) return exact[0].call_session_history_id;
+    const inProgress = (session: { finish_reason?: string | null }) => !session.finish_reason;
+    if (exact[0] && inProgress(exact[0])) return exact[0].call_session_history_id;
     // The filter matches a session's custom data exactly, and a scenario that does not replace it
     // with the callKey leaves the whole JSON there; so also look through the sessions started
     // since this activity was first scheduled.
@@ -196,7 +205,8 @@ export function createVoximplantActivities(
       count: '1000',
       with_total_count: 'false',
     });
-    return recent.find((session) => sessionCallKey(session.custom_data) === callKey)?.call_session_history_id;
+    return recent.find((session) => inProgress(session) && sessionCallKey(session.custom_data) === callKey)
+      ?.call_session_history_id;
   }
 
   return {
@@ -215,8 +225,11 @@ export function createVoximplantActivities(
         phone: maskPhone(input.phone),
       });
 
-      // Only a retry can have a predecessor that reached VoxImplant; if the history cannot be read
-      // we fail (and retry later) rather than risk ringing the customer twice.
+      // Only a retry can have a predecessor that reached VoxImplant. The scenario's claim is what
+      // keeps a second session from dialling (the service grants one per attempt); the history is
+      // the second check: a session of this attempt still in progress means no new one is needed.
+      // One that ended may never have dialled (its claim could not reach us), so it does not count.
+      // If the history cannot be read we fail and retry later.
       if (info.attempt > 1) {
         const existing = await findSession(callKey, info.scheduledTimestampMs);
         if (existing !== undefined) {
@@ -302,7 +315,9 @@ function readCredentials(file: string): ServiceAccountCredentials {
 export function signServiceJwt(credentials: ServiceAccountCredentials, iatSeconds: number): string {
   const enc = (v: object) => Buffer.from(JSON.stringify(v)).toString('base64url');
   const header = enc({ alg: 'RS256', typ: 'JWT', kid: credentials.key_id });
-  const payload = enc({ iat: iatSeconds, iss: credentials.account_id, exp: iatSeconds + JWT_LIFETIME_S });
+  // Issued a little in the past, so a VoxImplant clock behind ours does not see a token from the future.
+  const iat = iatSeconds - JWT_CLOCK_SKEW_S;
+  const payload = enc({ iat, iss: credentials.account_id, exp: iatSeconds + JWT_LIFETIME_S });
   let signature: string;
   try {
     signature = crypto

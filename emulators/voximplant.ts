@@ -145,6 +145,8 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
   const state: VoximplantEmulatorState = { calls: [], reports: [], claims: [], requests: [] };
   let startAnswerDelayMs = 0;
   const held = new Map<EmulatedCall, () => void>();
+  /** Calls released before they were dialled (their claim was still on its way): they do not hold. */
+  const released = new Set<EmulatedCall>();
   const faults = new FaultMode();
   let defaultOutcome: ScriptedOutcome = INITIAL_OUTCOME;
   let nextId = FIRST_SESSION_ID;
@@ -198,7 +200,7 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
       if (!(await claim(call)) || startedIn !== generation) return;
       call.dialledAt = new Date();
       await new Promise<void>((resolve) => {
-        if (call.outcome.hold) {
+        if (call.outcome.hold && !released.has(call)) {
           held.set(call, resolve);
           return;
         }
@@ -386,10 +388,11 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
       startAnswerDelayMs = ms;
     },
     release(phone) {
-      for (const [call, end] of held) {
+      for (const call of state.calls) {
         if (phone !== undefined && call.customData?.phone !== phone) continue;
+        released.add(call);
+        held.get(call)?.();
         held.delete(call);
-        end();
       }
     },
     async settled() {
@@ -406,6 +409,7 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
       state.claims.length = 0;
       state.requests.length = 0;
       held.clear();
+      released.clear();
       startAnswerDelayMs = 0;
       faults.reset();
       defaultOutcome = INITIAL_OUTCOME;

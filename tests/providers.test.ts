@@ -79,6 +79,7 @@ afterAll(async () => {
 describe('VoxImplant', () => {
   const vox = createVoximplantEmulator({ reportBackoffMs: 5 });
   const reports: Array<Record<string, unknown>> = [];
+  const claims = new Map<string, number>();
   let voxUrl: string;
   let resultUrl: string;
 
@@ -90,11 +91,21 @@ describe('VoxImplant', () => {
       reports.push(req.body as Record<string, unknown>);
       res.json({ ok: true });
     });
+    // As the service does: the first claim of an attempt (its token) is granted, any other refused.
+    receiver.post('/api/voximplant/claim', (req, res) => {
+      const { token, sessionId } = req.body as { token: string; sessionId: number };
+      const holder = claims.get(token);
+      if (holder !== undefined && holder !== sessionId)
+        return void res.status(409).json({ error: 'claimed' });
+      claims.set(token, sessionId);
+      res.json({ status: 'claimed' });
+    });
     resultUrl = `${await listen(receiver)}/api/voximplant/result`;
   });
   beforeEach(() => {
     vox.control.reset();
     reports.length = 0;
+    claims.clear();
   });
   // Every scenario reports to the shared receiver: let each test's reports land within that test.
   afterEach(() => vox.control.settled());
@@ -133,9 +144,14 @@ describe('VoxImplant', () => {
       ref: '203.0.113.7',
       name: 'Иван "Ваня" <Петров>',
       resultUrl,
+      claimUrl: resultUrl.replace(/result$/, 'claim'),
       attempt: 3,
-      callKey: 'call-203.0.113.7#3',
+      callKey: callKeyOf('call-203.0.113.7', 3),
     });
+    // The session's custom data holds at most 200 bytes, whatever the ref.
+    const longRef = callKeyOf(`lead-${'Очень длинная ссылка партнёра '.repeat(5)}`, 12, crypto.randomUUID());
+    expect(Buffer.byteLength(longRef)).toBeLessThanOrEqual(200);
+    expect(callKeyOf('lead-a', 1, 'run-1')).not.toBe(callKeyOf('lead-a', 2, 'run-1'));
     const check = verifyResultToken(call.customData!.token, SECRET);
     expect(check).toEqual({ ok: true, claims: expect.objectContaining({ wf: 'call-203.0.113.7', a: 3 }) });
     expect(verifyResultToken(call.customData!.token, 'another-secret')).toEqual({
@@ -144,26 +160,53 @@ describe('VoxImplant', () => {
     });
   });
 
-  test('a retried placeRobotCall for the same attempt does not ring again', async () => {
-    const first = await createVoximplantActivities(cfg()).placeRobotCall(input());
+  test('a retried placeRobotCall whose first session is still ringing but not in the history: the claim keeps it from ringing twice', async () => {
+    vox.control.setDefaultOutcome({ result: 'answered', hold: true });
+    await createVoximplantActivities(cfg()).placeRobotCall(input());
+    await eventually(() => expect(vox.state.calls[0]?.dialledAt).toBeDefined());
     const again = await createVoximplantActivities(cfg(), retry).placeRobotCall(input());
 
+    // VoxImplant lists the ringing session only once it ends: the retry starts a second scenario,
+    // whose claim is refused, so it ends without dialling.
+    expect(again.deduplicated).toBe(false);
+    await eventually(() => expect(vox.state.calls[1]?.claim).toEqual({ outcome: 'refused', status: 409 }));
+    expect(vox.state.calls.map((c) => c.dialledAt !== undefined)).toEqual([true, false]);
+    vox.control.release();
+    await vox.control.settled();
+    expect(reports).toHaveLength(1);
+  });
+
+  test('a retried placeRobotCall finds a session in progress in the history and starts none', async () => {
+    const listing = createVoximplantEmulator({ historyShowsRunning: true });
+    const url = await listen(listing.app);
+    listing.control.setDefaultOutcome({ result: 'answered', hold: true });
+    const first = await createVoximplantActivities(cfg({ apiUrl: url })).placeRobotCall(input());
+    const again = await createVoximplantActivities(cfg({ apiUrl: url }), retry).placeRobotCall(input());
     expect(again).toEqual({ callSessionHistoryId: first.callSessionHistoryId, deduplicated: true });
-    expect(vox.state.calls).toHaveLength(1);
-    expect(vox.state.requests.map((r) => r.cmd)).toEqual([
+    expect(listing.state.calls).toHaveLength(1);
+    expect(listing.state.requests.map((r) => r.cmd)).toEqual([
       'StartScenarios',
       'GetCallHistory',
       'GetCallHistory',
     ]);
 
     // A retry of another attempt, or of the same attempt in another run, has nothing to find.
-    await createVoximplantActivities(cfg(), retry).placeRobotCall(input({ attempt: 2 }));
-    await createVoximplantActivities(cfg(), retry).placeRobotCall(input({ runId: 'run-2' }));
-    expect(vox.state.calls).toHaveLength(3);
+    await createVoximplantActivities(cfg({ apiUrl: url }), retry).placeRobotCall(input({ attempt: 2 }));
+    await createVoximplantActivities(cfg({ apiUrl: url }), retry).placeRobotCall(input({ runId: 'run-2' }));
+    expect(listing.state.calls).toHaveLength(3);
+
+    // A session of this attempt that ended does not count: it may never have dialled.
+    listing.control.release();
+    await listing.control.settled();
+    const afterEnd = await createVoximplantActivities(cfg({ apiUrl: url }), retry).placeRobotCall(input());
+    expect(afterEnd.deduplicated).toBe(false);
+    listing.control.release();
+    await listing.control.settled();
   });
 
   test('the retry check runs inside a real activity context, and uses the exact filter when it can', async () => {
-    const emulator = createVoximplantEmulator({ scenarioSetsCallKey: true });
+    const emulator = createVoximplantEmulator({ scenarioSetsCallKey: true, historyShowsRunning: true });
+    emulator.control.setDefaultOutcome({ result: 'answered', hold: true });
     const url = await listen(emulator.app);
     const activities = createVoximplantActivities(cfg({ apiUrl: url }));
     const info = (attempt: number) => ({
@@ -179,8 +222,8 @@ describe('VoxImplant', () => {
     expect(retried).toEqual({ callSessionHistoryId: first.callSessionHistoryId, deduplicated: true });
     expect(emulator.state.calls).toHaveLength(1);
     expect(emulator.state.calls[0]!.sessionCustomData).toBe(callKeyOf('call-203.0.113.7', 1, 'run-1'));
-    expect(emulator.state.calls[0]!.sessionCustomData).toBe('call-203.0.113.7#1#run-1');
     expect(emulator.state.requests.map((r) => r.cmd)).toEqual(['StartScenarios', 'GetCallHistory']);
+    emulator.control.release();
     await emulator.control.settled();
   });
 
@@ -290,6 +333,8 @@ describe('VoxImplant', () => {
   test('GetCallHistory filters by custom data and dates, in the real answer shape', async () => {
     await createVoximplantActivities(cfg()).placeRobotCall(input());
     const raw = vox.state.calls[0]!.rawCustomData;
+    // A session is listed once it has ended.
+    await vox.control.settled();
     const ask = (params: Record<string, string>) =>
       axios.post(
         `${voxUrl}/GetCallHistory`,

@@ -180,8 +180,9 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
         state.nextCallAt = nextWorkingTime(now, input.timezone, policy.workingSchedule);
         progress('WaitingForWorkingHours');
         crmNotes.flush();
-        // One timer to the window's opening, not a polling loop; an operator may stop the lead meanwhile.
-        await condition(stopRequested, state.nextCallAt - now);
+        // One timer to the window's opening (the SMS took some time), not a polling loop; an
+        // operator may stop the lead meanwhile.
+        await condition(stopRequested, Math.max(1, state.nextCallAt - Date.now()));
         continue;
       }
 

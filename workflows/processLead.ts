@@ -126,7 +126,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   const callDone = call?.run();
   if (!call) {
     record(
-      input.phoneIssue === 'phone_too_long' ? 'телефон длиннее 11 цифр: без звонка' : 'номер не для звонка',
+      input.phoneIssue === 'phone_too_long' ? 'телефон слишком длинный: без звонка' : 'номер не для звонка',
     );
     publish();
   }
