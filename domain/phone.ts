@@ -31,6 +31,15 @@ export function normalizePhone(raw: unknown): PhoneVerdict {
   return { ok: true, digits: parsed.number.slice(1), callable: true };
 }
 
+/**
+ * The country a dialable number belongs to (ISO 3166-1 alpha-2), from the number plan itself: +7 7…
+ * is Kazakhstan and +7 9… Russia, +44 70… a UK "personal number". Undefined for a number of no
+ * country (+800, +882 and the other international networks) and for one the plan does not know.
+ */
+export function phoneCountry(digits: string): string | undefined {
+  return parsePhoneNumberFromString(`+${digits}`)?.country;
+}
+
 /** The seed's own rule, used inside workflows where the full library is not bundled. */
 export function isTooLongToDial(digits: string): boolean {
   return digits.length > MAX_DIALABLE_DIGITS;

@@ -34,7 +34,7 @@ test('a night lead: one night SMS, no call, then the call when the customer’s 
   expect(res.status).toBe(202);
 
   const asleep = await eventually(async () => {
-    const { body } = await getJson(`${stack.url}/api/leads/${phone}`);
+    const { body } = await getJson(`${stack.url}/api/leads/${phone}`, stack.operator);
     expect(body).toMatchObject({ status: 'WaitingForWorkingHours', nightSmsSent: true });
     return body;
   });
@@ -56,7 +56,7 @@ test('a night lead: one night SMS, no call, then the call when the customer’s 
     ),
   );
   const final = await eventually(async () => {
-    const { body } = await getJson(`${stack.url}/api/leads/${phone}`);
+    const { body } = await getJson(`${stack.url}/api/leads/${phone}`, stack.operator);
     expect(body.status).toBe('Answered');
     return body;
   });
@@ -82,13 +82,15 @@ test('busy three times then answered: four calls 30 minutes apart in workflow ti
   for (let n = 1; n <= 3; n++) {
     await eventually(() => expect(calls()).toHaveLength(n));
     await eventually(async () =>
-      expect((await getJson(`${stack.url}/api/leads/${phone}`)).body.status).toBe('MissedCall'),
+      expect((await getJson(`${stack.url}/api/leads/${phone}`, stack.operator)).body.status).toBe(
+        'MissedCall',
+      ),
     );
     expect(calls()).toHaveLength(n); // nothing more until the retry delay has passed
     await env.sleep(31 * 60_000);
   }
   await eventually(async () =>
-    expect((await getJson(`${stack.url}/api/leads/${phone}`)).body.status).toBe('Answered'),
+    expect((await getJson(`${stack.url}/api/leads/${phone}`, stack.operator)).body.status).toBe('Answered'),
   );
   expect(calls()).toHaveLength(4);
 
