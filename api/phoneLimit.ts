@@ -2,9 +2,9 @@
 // every API process. The count lives in Temporal, as N "slots" per number: slot k is a workflow
 // with the id phone-slot-<hash of the number>-<k> and an execution timeout of 24 hours. Taking a
 // slot is starting that workflow; Temporal lets only one run of an id be open, so two intakes can
-// never take the same slot, and the server itself closes it when the day is over. No worker runs
-// these workflows (their task queue has no poller): they cost one start, hold nothing in any
-// worker's cache and need no code that could ever have to replay.
+// never take the same slot, and the server itself closes it when the day is over. No worker ever
+// runs one: its start is delayed past its timeout, so no workflow task is ever scheduled. A slot
+// costs one start RPC, holds nothing in any worker's cache and has no code that could need a replay.
 //
 // A slot's memo names the lead it was taken for. A second post of that same lead (a double click,
 // a retried request) shares its slot instead of taking another while the lead has not yet been
@@ -20,12 +20,13 @@ import {
 import type { AppConfig } from '../config';
 
 export const PHONE_SLOT_WORKFLOW = 'phoneCallSlot';
-/** Nothing polls this queue, on purpose: a slot only has to exist until it times out. */
+/** No task ever reaches this queue (see above); nothing needs to poll it. */
 export const PHONE_SLOT_TASK_QUEUE = 'phone-call-slots';
 
+const hash = (text: string) => crypto.createHash('sha256').update(text).digest('hex').slice(0, 24);
+
 export function phoneSlotId(phone: string, slot: number): string {
-  const hash = crypto.createHash('sha256').update(`phone-slot:${phone}`).digest('hex').slice(0, 24);
-  return `phone-slot-${hash}-${slot}`;
+  return `phone-slot-${hash(`phone-slot:${phone}`)}-${slot}`;
 }
 
 export interface CallGrant {
@@ -54,9 +55,12 @@ export async function grantCall(
           workflowId,
           args: [],
           workflowExecutionTimeout: windowMs,
+          // Its first task would be due an hour after the timeout closed it.
+          startDelay: windowMs + 3_600_000,
           workflowIdConflictPolicy: 'FAIL',
           workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-          memo: { lead: leadWorkflowId },
+          // Hashed: a lead's workflow id is its ref, and a ref may hold the number.
+          memo: { lead: hash(leadWorkflowId) },
           staticSummary: `PHONE_DAILY_LIMIT: slot ${slot} of one number, held ${Math.round(windowMs / 3_600_000)} h (no worker runs it)`,
         });
         return {
@@ -81,7 +85,10 @@ export async function grantCall(
         throw err;
       }
       if (held.status.name !== 'RUNNING') continue;
-      if (held.memo?.lead === leadWorkflowId && !(await leadFinishedSince(client, leadWorkflowId, held))) {
+      if (
+        held.memo?.lead === hash(leadWorkflowId) &&
+        !(await leadFinishedSince(client, leadWorkflowId, held))
+      ) {
         return { granted: true, release: NOTHING_TO_RELEASE };
       }
       break;

@@ -19,7 +19,11 @@ export function normalizePhone(raw: unknown): PhoneVerdict {
   if (!/^\+?[\d\s\-().]+$/.test(text))
     return { ok: false, error: 'may contain only digits, spaces, +, -, ( and )' };
   let digits = text.replace(/\D/g, '');
-  if (digits.length === 11 && digits.startsWith('8')) digits = `7${digits.slice(1)}`;
+  // After a "+", an 8 is a country code (+880 Bangladesh, +882 international networks), not the
+  // Russian trunk prefix; "+8 916 …" is a Russian number typed with a stray plus, and is no valid
+  // international number.
+  const international = text.startsWith('+') && !!parsePhoneNumberFromString(`+${digits}`)?.isValid();
+  if (digits.length === 11 && digits.startsWith('8') && !international) digits = `7${digits.slice(1)}`;
   if (digits.length === 10 && digits.startsWith('9')) digits = `7${digits}`;
   if (digits.length < 10) return { ok: false, error: 'has too few digits (at least 10)' };
   if (digits.length > MAX_DIALABLE_DIGITS)
