@@ -387,5 +387,5 @@ describe('the intake key', () => {
     // 119 keyless leads of one number: three called, the rest recorded only.
     expect(await refusals('daily_limit_reached')).toBe(dailyLimitBefore + 116);
     await eventually(() => expect(callsTo(phone)).toHaveLength(3));
-  }, 120_000);
+  }, 240_000);
 });
