@@ -87,11 +87,7 @@ export interface LeadInput {
   phone: string;
   phoneCallable: boolean;
   /** Why a lead is not called or texted (the intake decides; the lead is still recorded and alerted). */
-  phoneIssue?:
-    | 'phone_too_long'
-    | 'not_a_dialable_number'
-    | 'country_not_allowed'
-    | 'daily_limit_reached';
+  phoneIssue?: 'phone_too_long' | 'not_a_dialable_number' | 'country_not_allowed' | 'daily_limit_reached';
   city?: string;
   timezone: string;
   partnerCode?: string;
