@@ -2,11 +2,10 @@
 // a 4xx/5xx status; nothing a client sends can crash the process.
 import fs from 'node:fs';
 import path from 'node:path';
-import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import cookieParser from 'cookie-parser';
 import cors from 'cors';
 import helmet from 'helmet';
-import { rateLimit } from 'express-rate-limit';
 import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { HttpError, requireContentType, type AppDeps } from './http';
 import { LeadValidationError, parseLead, startLead, type RawLead, type StartOutcome } from './intake';
@@ -16,9 +15,9 @@ import { corezoidRoutes } from './corezoid';
 import { dashboardRoutes } from './dashboard';
 import { codecRoutes } from './codec';
 import { telegramWebhookRoutes } from './telegramWebhook';
-import { bearerToken, operatorAuth } from './operatorAuth';
-import { CAPTCHA_FIELDS, captchaOrigins, captchaWidgetHtml, verifyCaptcha } from './captcha';
-import { safeEqual } from '../domain/safeEqual';
+import { operatorAuth } from './operatorAuth';
+import { captchaOrigins, captchaWidgetHtml } from './captcha';
+import { intakeGuards } from './intakeGuards';
 
 export function buildApp(deps: AppDeps): express.Express {
   const { config, logger, metrics, client } = deps;
@@ -60,69 +59,7 @@ export function buildApp(deps: AppDeps): express.Express {
     res.type(metrics.registry.contentType).send(`${own}\n${sdk}`);
   });
 
-  // A shop's backend posts every lead from one address: its key lifts the per-IP limit and the
-  // captcha. A key that is present but wrong is refused, so a misconfigured shop hears of it.
-  const intakeKey: RequestHandler = (req, res, next) => {
-    const bearer = bearerToken(req);
-    res.locals.intakeKey =
-      bearer === undefined || !config.intakeApiKey
-        ? 'none'
-        : safeEqual(bearer, config.intakeApiKey)
-          ? 'valid'
-          : 'wrong';
-    next();
-  };
-  const intakeLimiter = rateLimit({
-    windowMs: 60_000,
-    limit: config.intakeRateLimitPerMinute,
-    standardHeaders: 'draft-8',
-    legacyHeaders: false,
-    skip: (_req, res) => res.locals.intakeKey === 'valid',
-    handler: (_req, res) => {
-      metrics.refusals.inc({ rule: 'ip_rate_limit' });
-      res.status(429).json({ error: 'too many leads from this address, try again in a minute' });
-    },
-  });
-  const refuseWrongKey: RequestHandler = (_req, res, next) => {
-    if (res.locals.intakeKey !== 'wrong') {
-      next();
-      return;
-    }
-    metrics.refusals.inc({ rule: 'intake_key' });
-    res.set('www-authenticate', 'Bearer realm="intake"');
-    next(
-      new HttpError(
-        401,
-        'wrong intake key: "Authorization: Bearer <INTAKE_API_KEY>", or no Authorization header',
-      ),
-    );
-  };
-
-  /** The captcha check of a browser lead (no valid intake key); throws the 403. */
-  async function requireCaptcha(req: Request, res: Response): Promise<void> {
-    const captcha = config.captcha;
-    if (!captcha || res.locals.intakeKey === 'valid') return;
-    const field = CAPTCHA_FIELDS[captcha.provider];
-    const sent = (req.body as Record<string, unknown>)[field] ?? req.get('x-captcha-token');
-    const token = typeof sent === 'string' ? sent.trim() : '';
-    const refuse = (message: string) => {
-      metrics.refusals.inc({ rule: 'captcha' });
-      return new HttpError(403, 'captcha not passed: solve the captcha on the form and send the lead again', {
-        details: [{ field, message }],
-      });
-    };
-    if (!token) throw refuse('is required: the token the captcha widget puts into the form');
-    if (token.length > 8192) throw refuse('is not a captcha token');
-    const verdict = await verifyCaptcha(captcha, token, req.ip);
-    if (verdict.outcome === 'refused') throw refuse(`was refused by ${captcha.provider}: ${verdict.reason}`);
-    if (verdict.outcome === 'unverified') {
-      metrics.captchaUnverified.inc();
-      logger.error(
-        { provider: captcha.provider, reason: verdict.reason },
-        'captcha provider gave no verdict: the lead is let through',
-      );
-    }
-  }
+  const guards = intakeGuards(deps);
 
   const bodyLimit = config.maxBodySize;
   // Browsers may post leads only from the shop's own origins; server-to-server posts carry none.
@@ -135,9 +72,7 @@ export function buildApp(deps: AppDeps): express.Express {
   app.post(
     '/api/leads',
     allowCors,
-    intakeKey,
-    intakeLimiter,
-    refuseWrongKey,
+    ...guards.beforeBody,
     requireContentType(['application/json', 'application/x-www-form-urlencoded']),
     express.json({ limit: bodyLimit, strict: true }),
     express.urlencoded({ limit: bodyLimit, extended: false, parameterLimit: 50 }),
@@ -153,7 +88,7 @@ export function buildApp(deps: AppDeps): express.Express {
         clientIp: req.ip,
         source: req.is('application/x-www-form-urlencoded') ? 'form' : 'api',
       };
-      const outcome = await acceptLead(raw, () => requireCaptcha(req, res));
+      const outcome = await acceptLead(raw, () => guards.requireCaptcha(req, res));
       if (req.is('application/x-www-form-urlencoded') && req.accepts(['json', 'html']) === 'html') {
         // A plain HTML form posted straight here: show the person a page, not JSON.
         res.redirect(303, `/?sent=${encodeURIComponent(outcome.status)}`);
