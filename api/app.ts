@@ -1,30 +1,39 @@
 // The HTTP API, built by a function so tests mount the real app. Every error is a JSON body with
 // a 4xx/5xx status; nothing a client sends can crash the process.
+import fs from 'node:fs';
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import cookieParser from 'cookie-parser';
 import cors from 'cors';
 import helmet from 'helmet';
-import { rateLimit } from 'express-rate-limit';
 import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { HttpError, requireContentType, type AppDeps } from './http';
-import { LeadValidationError, parseLead, startLead, type RawLead } from './intake';
+import { LeadValidationError, parseLead, startLead, type RawLead, type StartOutcome } from './intake';
 import { leadRoutes } from './leads';
 import { voximplantRoutes } from './voximplantResult';
 import { corezoidRoutes } from './corezoid';
 import { dashboardRoutes } from './dashboard';
 import { codecRoutes } from './codec';
 import { telegramWebhookRoutes } from './telegramWebhook';
+import { operatorAuth } from './operatorAuth';
+import { captchaOrigins, captchaWidgetHtml } from './captcha';
+import { intakeGuards } from './intakeGuards';
 
 export function buildApp(deps: AppDeps): express.Express {
   const { config, logger, metrics, client } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
+  // The captcha widget is the provider's script, which loads frames and calls home.
+  const widget = config.captcha ? captchaOrigins(config.captcha) : [];
   app.use(
     helmet({
       contentSecurityPolicy: {
-        directives: { 'script-src': ["'self'", "'unsafe-inline'"], 'form-action': ["'self'"] },
+        directives: {
+          'script-src': ["'self'", "'unsafe-inline'", ...widget],
+          'form-action': ["'self'"],
+          ...(widget.length > 0 ? { 'frame-src': widget, 'connect-src': ["'self'", ...widget] } : {}),
+        },
       },
     }),
   );
@@ -50,13 +59,7 @@ export function buildApp(deps: AppDeps): express.Express {
     res.type(metrics.registry.contentType).send(`${own}\n${sdk}`);
   });
 
-  const intakeLimiter = rateLimit({
-    windowMs: 60_000,
-    limit: config.intakeRateLimitPerMinute,
-    standardHeaders: 'draft-8',
-    legacyHeaders: false,
-    message: { error: 'too many leads from this address, try again in a minute' },
-  });
+  const guards = intakeGuards(deps);
 
   const bodyLimit = config.maxBodySize;
   // Browsers may post leads only from the shop's own origins; server-to-server posts carry none.
@@ -69,7 +72,7 @@ export function buildApp(deps: AppDeps): express.Express {
   app.post(
     '/api/leads',
     allowCors,
-    intakeLimiter,
+    ...guards.beforeBody,
     requireContentType(['application/json', 'application/x-www-form-urlencoded']),
     express.json({ limit: bodyLimit, strict: true }),
     express.urlencoded({ limit: bodyLimit, extended: false, parameterLimit: 50 }),
@@ -85,7 +88,7 @@ export function buildApp(deps: AppDeps): express.Express {
         clientIp: req.ip,
         source: req.is('application/x-www-form-urlencoded') ? 'form' : 'api',
       };
-      const outcome = await acceptLead(raw);
+      const outcome = await acceptLead(raw, () => guards.requireCaptcha(req, res));
       if (req.is('application/x-www-form-urlencoded') && req.accepts(['json', 'html']) === 'html') {
         // A plain HTML form posted straight here: show the person a page, not JSON.
         res.redirect(303, `/?sent=${encodeURIComponent(outcome.status)}`);
@@ -95,7 +98,8 @@ export function buildApp(deps: AppDeps): express.Express {
     },
   );
 
-  async function acceptLead(raw: RawLead) {
+  /** Validates, passes `gate` (the captcha), starts the lead; what the client is told. */
+  async function acceptLead(raw: RawLead, gate?: () => Promise<void>): Promise<StartOutcome> {
     let lead;
     try {
       lead = await parseLead(raw, config, Date.now());
@@ -106,12 +110,18 @@ export function buildApp(deps: AppDeps): express.Express {
       }
       throw err;
     }
+    await gate?.();
     try {
-      const outcome = await startLead(client, config, lead);
+      const { notCalled, ...outcome } = await startLead(client, config, lead);
       if (outcome.status === 'duplicate') metrics.leadsDeduplicated.inc();
       else metrics.leadsReceived.inc({ source: raw.source });
+      if (
+        outcome.status === 'started' &&
+        (notCalled === 'country_not_allowed' || notCalled === 'daily_limit_reached')
+      )
+        metrics.refusals.inc({ rule: notCalled });
       logger.info(
-        { ref: outcome.ref, workflowId: outcome.workflowId, status: outcome.status },
+        { ref: outcome.ref, workflowId: outcome.workflowId, status: outcome.status, notCalled },
         'lead intake',
       );
       return outcome;
@@ -125,16 +135,24 @@ export function buildApp(deps: AppDeps): express.Express {
     }
   }
 
-  app.use(leadRoutes(deps));
+  // The Corezoid path carries its own key and comes from the shop's server: no per-IP limit, no captcha.
+  const auth = operatorAuth(deps);
+  app.use(auth.routes);
+  app.use(leadRoutes(deps, auth.requireOperator));
   app.use(voximplantRoutes(deps));
-  app.use(corezoidRoutes(deps, acceptLead));
-  app.use(dashboardRoutes(deps));
+  app.use(corezoidRoutes(deps, (raw) => acceptLead(raw)));
+  app.use(dashboardRoutes(deps, auth.requireOperator));
   app.use(codecRoutes(deps));
   app.use(telegramWebhookRoutes(deps));
 
   const pages = path.join(__dirname, 'pages');
-  app.get('/', (_req, res) => res.sendFile(path.join(pages, 'form.html')));
-  app.get('/dashboard', (_req, res) => res.sendFile(path.join(pages, 'dashboard.html')));
+  const formPage = fs
+    .readFileSync(path.join(pages, 'form.html'), 'utf8')
+    .replace('<!--captcha-->', captchaWidgetHtml(config.captcha));
+  app.get('/', (_req, res) => res.type('html').send(formPage));
+  app.get('/dashboard', auth.requireOperatorPage, (_req, res) => {
+    res.set('cache-control', 'no-store').sendFile(path.join(pages, 'dashboard.html'));
+  });
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });

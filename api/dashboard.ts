@@ -1,7 +1,7 @@
 // The seed's dashboard process: leads per partner and per site, by status, with order totals, for a
 // period. Numbers come from Temporal's visibility (the search attributes the workflows keep), so a
 // retried activity or a replayed workflow can never count a lead twice.
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
 import type { Client } from '@temporalio/client';
 import { HttpError, parseOr400, type AppDeps } from './http';
@@ -69,9 +69,9 @@ export async function buildDashboard(client: Client, from: Date, to: Date): Prom
   };
 }
 
-export function dashboardRoutes({ client }: AppDeps): Router {
+export function dashboardRoutes({ client }: AppDeps, requireOperator: RequestHandler): Router {
   const router = Router();
-  router.get('/api/dashboard', async (req, res) => {
+  router.get('/api/dashboard', requireOperator, async (req, res) => {
     const period = parseOr400(query, req.query, 'invalid period', () => 'must be an ISO date or date-time');
     const to = period.to ? new Date(period.to) : new Date(Date.now() + 60_000);
     const from = period.from ? new Date(period.from) : new Date(to.getTime() - 30 * 86_400_000);

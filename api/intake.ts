@@ -5,11 +5,12 @@ import crypto from 'node:crypto';
 import { z } from 'zod';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { AppConfig } from '../config';
-import { normalizePhone } from '../domain/phone';
+import { normalizePhone, phoneCountry } from '../domain/phone';
 import { isValidTimeZone } from '../domain/timezone';
 import { lookupIp } from './geoip';
 import { fieldProblems, type FieldProblem } from './http';
 import { maskPhone } from '../support/logger';
+import { grantCall } from './phoneLimit';
 import type { LeadInput, LeadPolicy } from '../workflows/types';
 import {
   LeadPartnerKey,
@@ -122,12 +123,24 @@ export async function parseLead(
     partnerCode = undefined;
   }
 
+  // Numbers of other countries are where "SMS pumping" and toll fraud send a shop's money.
+  let phoneIssue: LeadInput['phoneIssue'] = phone.callable ? undefined : phone.reason;
+  if (!phoneIssue) {
+    const country = phoneCountry(phone.digits);
+    if (!country || !config.phoneRules.allowedCountries.includes(country)) {
+      phoneIssue = 'country_not_allowed';
+      warnings.push(
+        `номер ${country ? `страны ${country}` : 'международной сети без страны'}: не звоним и не пишем (разрешены ${config.phoneRules.allowedCountries.join(', ')})`,
+      );
+    }
+  }
+
   return {
     ref: lead.ref ?? phone.digits,
     name: lead.name,
     phone: phone.digits,
-    phoneCallable: phone.callable,
-    phoneIssue: phone.callable ? undefined : phone.reason,
+    phoneCallable: !phoneIssue,
+    phoneIssue,
     city,
     timezone: timezone ?? config.defaultTimezone,
     partnerCode,
@@ -178,12 +191,46 @@ export function leadPolicy(config: AppConfig): LeadPolicy {
 
 export type StartOutcome = { status: 'started' | 'duplicate'; ref: string; workflowId: string };
 
+/** Why a started lead is not called or texted, for the caller's metrics; never sent to the client. */
+export type NotCalled = LeadInput['phoneIssue'];
+
 export async function startLead(
   client: Client,
   config: AppConfig,
+  parsed: Omit<LeadInput, 'policy'>,
+): Promise<StartOutcome & { notCalled?: NotCalled }> {
+  const workflowId = leadWorkflowId(parsed.ref);
+  let lead = parsed;
+  const grant = lead.phoneCallable ? await grantCall(client, config, lead.phone, workflowId) : undefined;
+  if (grant && !grant.granted) {
+    lead = {
+      ...lead,
+      phoneCallable: false,
+      phoneIssue: 'daily_limit_reached',
+      warnings: [
+        ...lead.warnings,
+        `лимит заявок с одного номера за сутки (PHONE_DAILY_LIMIT=${config.phoneRules.dailyLimit}) исчерпан: не звоним и не пишем`,
+      ],
+    };
+  }
+  let outcome: StartOutcome;
+  try {
+    outcome = await startLeadWorkflow(client, config, lead, workflowId);
+  } catch (err) {
+    await grant?.release().catch(() => undefined);
+    throw err;
+  }
+  // A slot left taken only lowers this number's limit until the day is over.
+  if (outcome.status === 'duplicate') await grant?.release().catch(() => undefined);
+  return { ...outcome, notCalled: lead.phoneIssue };
+}
+
+async function startLeadWorkflow(
+  client: Client,
+  config: AppConfig,
   lead: Omit<LeadInput, 'policy'>,
+  workflowId: string,
 ): Promise<StartOutcome> {
-  const workflowId = leadWorkflowId(lead.ref);
   const policy = leadPolicy(config);
   try {
     await client.workflow.start('processLead', {
@@ -202,7 +249,12 @@ export async function startLead(
         ...(lead.orderAmount !== undefined ? [{ key: OrderAmountKey, value: lead.orderAmount }] : []),
       ],
       // What makes a lead recognisable in the Web UI's list without exposing the phone.
-      memo: { phone: maskPhone(lead.phone), city: lead.city ?? '', partner: lead.partnerCode ?? '' },
+      memo: {
+        phone: maskPhone(lead.phone),
+        city: lead.city ?? '',
+        partner: lead.partnerCode ?? '',
+        ...(lead.phoneIssue ? { notCalled: lead.phoneIssue } : {}),
+      },
       staticSummary: `${maskPhone(lead.phone)} · ${lead.city ?? '—'} · ${lead.partnerCode ?? 'без партнёра'}`,
     });
     return { status: 'started', ref: lead.ref, workflowId };

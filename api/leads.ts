@@ -1,6 +1,6 @@
 // Lead status and operator actions. The state comes from the lead's workflow itself (a query while
 // it runs, its result once closed), so the API keeps no state of its own.
-import express, { Router, type Request } from 'express';
+import express, { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
 import {
   WorkflowNotFoundError,
@@ -23,7 +23,9 @@ const actionBody = z
 export async function readLead(
   client: Client,
   ref: string,
-): Promise<{ workflowId: string; execution: string; state?: LeadState } | undefined> {
+): Promise<
+  { workflowId: string; execution: string; notCalledReason?: string; state?: LeadState } | undefined
+> {
   if (!isPossibleRef(ref)) return undefined;
   const workflowId = leadWorkflowId(ref);
   const handle = client.workflow.getHandle(workflowId);
@@ -35,15 +37,22 @@ export async function readLead(
     throw err;
   }
   const execution = description.status.name;
-  if (execution === 'RUNNING') return { workflowId, execution, state: await handle.query(getLeadStateQuery) };
-  if (execution === 'COMPLETED')
-    return { workflowId, execution, state: (await handle.result()) as LeadState };
-  return { workflowId, execution };
+  // The intake notes in the memo why a lead it started is not called (see api/intake.ts).
+  const notCalled = description.memo?.notCalled;
+  const base = {
+    workflowId,
+    execution,
+    ...(typeof notCalled === 'string' ? { notCalledReason: notCalled } : {}),
+  };
+  if (execution === 'RUNNING') return { ...base, state: await handle.query(getLeadStateQuery) };
+  if (execution === 'COMPLETED') return { ...base, state: (await handle.result()) as LeadState };
+  return base;
 }
 
-export function leadRoutes({ client }: AppDeps): Router {
+/** Lead status and the operator actions; `requireOperator` guards every one of them. */
+export function leadRoutes({ client }: AppDeps, requireOperator: RequestHandler): Router {
   const router = Router();
-  router.get('/api/leads/:ref', async (req: Request<{ ref: string }>, res) => {
+  router.get('/api/leads/:ref', requireOperator, async (req: Request<{ ref: string }>, res) => {
     const lead = await readLead(client, req.params.ref);
     if (!lead) throw new HttpError(404, `no lead with ref ${req.params.ref.slice(0, 128)}`);
     res.json({
@@ -51,6 +60,7 @@ export function leadRoutes({ client }: AppDeps): Router {
       workflowId: lead.workflowId,
       status: lead.state?.status ?? lead.execution,
       execution: lead.execution,
+      ...(lead.notCalledReason ? { notCalledReason: lead.notCalledReason } : {}),
       ...lead.state,
     });
   });
@@ -63,6 +73,7 @@ export function leadRoutes({ client }: AppDeps): Router {
   for (const [pathPart, action] of Object.entries(actions)) {
     router.post(
       `/api/leads/:ref/${pathPart}`,
+      requireOperator,
       (req, _res, next) =>
         req.headers['content-length'] === '0' || !req.headers['content-type']
           ? next()

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { isSupportedCountry } from 'libphonenumber-js/min';
 import { parseDuration } from '../domain/duration';
 import { parseWorkingSchedule } from '../domain/workingHours';
 import { isValidTimeZone } from '../domain/timezone';
@@ -41,6 +42,10 @@ const list = z
       .filter(Boolean),
   );
 const origins = list.transform((items) => items.map((o) => o.replace(/\/+$/, '')));
+/** A secret someone chose: long enough that guessing it is hopeless. */
+const chosenSecret = optionalString.refine((v) => v === undefined || v.length >= 16, {
+  error: 'must be at least 16 characters',
+});
 
 const duration = (def: string) =>
   z
@@ -126,6 +131,31 @@ const envSchema = z.object({
     .or(blank),
 
   COREZOID_PUBLIC_KEY: optionalString,
+  OPERATOR_TOKEN: chosenSecret,
+  INTAKE_API_KEY: chosenSecret,
+  ALLOWED_PHONE_COUNTRIES: z
+    .string()
+    .default('RU')
+    .transform((v, ctx) => {
+      const codes = v
+        .split(',')
+        .map((c) => c.trim().toUpperCase())
+        .filter(Boolean);
+      const unknown = codes.filter((c) => !isSupportedCountry(c));
+      if (codes.length === 0 || unknown.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `ISO 3166-1 alpha-2 codes of countries with phone numbers, e.g. RU,KZ${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`,
+        });
+        return z.NEVER;
+      }
+      return codes;
+    }),
+  PHONE_DAILY_LIMIT: z.coerce.number().int().min(1).max(1000).default(3),
+  CAPTCHA_PROVIDER: z.enum(['smartcaptcha', 'hcaptcha', 'turnstile']).optional().or(blank),
+  CAPTCHA_SITE_KEY: optionalString,
+  CAPTCHA_SECRET: optionalString,
+  CAPTCHA_VERIFY_URL: optionalUrl,
 
   WORKING_HOURS: z.string().default('09:00-21:00'),
   WEEKEND_WORKING_HOURS: optionalString,
@@ -233,13 +263,19 @@ const configSchema = envSchema.transform((e, ctx) => {
     }
   }
 
+  if (production && !e.OPERATOR_TOKEN) {
+    problem('required when NODE_ENV=production (the bearer token of the operator routes)', 'OPERATOR_TOKEN');
+  }
+  const captcha = captchaConfig(e, production, problem);
+
   const configuredKeys = configuredEncryptionKeys(e, production, problem);
   if (failed || !workingSchedule) return z.NEVER;
   // Secrets are generated only for a configuration that will run, and once, into DATA_DIR.
-  let encryption: EncryptionKeys, resultSecret: string;
+  let encryption: EncryptionKeys, resultSecret: string, operatorToken: string;
   try {
     encryption = configuredKeys ?? generatedEncryptionKey(e.DATA_DIR);
     resultSecret = e.VOXIMPLANT_RESULT_SECRET ?? readOrCreateSecret(e.DATA_DIR, 'voximplant-result.secret');
+    operatorToken = e.OPERATOR_TOKEN ?? readOrCreateSecret(e.DATA_DIR, OPERATOR_TOKEN_FILE);
   } catch (err) {
     problem((err as Error).message, 'DATA_DIR');
     return z.NEVER;
@@ -303,7 +339,19 @@ const configSchema = envSchema.transform((e, ctx) => {
       chatId: e.TELEGRAM_CHAT_ID ?? EMULATOR_CREDENTIALS.telegramChatId,
       webhookSecret: e.TELEGRAM_WEBHOOK_SECRET,
     }),
-    ...optionalWhenUndefined({ corezoidPublicKey: e.COREZOID_PUBLIC_KEY }),
+    ...optionalWhenUndefined({ corezoidPublicKey: e.COREZOID_PUBLIC_KEY, intakeApiKey: e.INTAKE_API_KEY }),
+    operator: optionalWhenUndefined({
+      token: operatorToken,
+      /** set when the token was generated (OPERATOR_TOKEN unset): where it is kept */
+      generatedFile: e.OPERATOR_TOKEN ? undefined : path.join(e.DATA_DIR, OPERATOR_TOKEN_FILE),
+    }),
+    phoneRules: {
+      allowedCountries: e.ALLOWED_PHONE_COUNTRIES,
+      dailyLimit: e.PHONE_DAILY_LIMIT,
+      /** the "day" of PHONE_DAILY_LIMIT; tests shorten it */
+      windowMs: 24 * 3_600_000,
+    },
+    ...optionalWhenUndefined({ captcha }),
     workingSchedule,
     workingHoursText: e.WORKING_HOURS,
     defaultTimezone: e.DEFAULT_TIMEZONE,
@@ -338,6 +386,7 @@ const configSchema = envSchema.transform((e, ctx) => {
 });
 
 export type AppConfig = z.output<typeof configSchema>;
+export type CaptchaProvider = NonNullable<Env['CAPTCHA_PROVIDER']>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = configSchema.safeParse(env);
@@ -386,6 +435,59 @@ function bitrix24Auth(e: Env, problem: Check) {
     );
   }
   return undefined;
+}
+
+const OPERATOR_TOKEN_FILE = 'operator.token';
+
+/** The widget script each provider serves, and where it verifies tokens. */
+export const CAPTCHA_PROVIDERS = {
+  smartcaptcha: {
+    scriptUrl: 'https://smartcaptcha.yandexcloud.net/captcha.js',
+    verifyUrl: 'https://smartcaptcha.yandexcloud.net/validate',
+  },
+  hcaptcha: {
+    scriptUrl: 'https://js.hcaptcha.com/1/api.js',
+    verifyUrl: 'https://api.hcaptcha.com/siteverify',
+  },
+  turnstile: {
+    scriptUrl: 'https://challenges.cloudflare.com/turnstile/v0/api.js',
+    verifyUrl: 'https://challenges.cloudflare.com/turnstile/v0/siteverify',
+  },
+} as const;
+
+/** Off without CAPTCHA_PROVIDER; without its secret, the emulator (never in production). */
+function captchaConfig(e: Env, production: boolean, problem: Check) {
+  const provider = e.CAPTCHA_PROVIDER;
+  if (!provider) {
+    for (const name of ['CAPTCHA_SITE_KEY', 'CAPTCHA_SECRET', 'CAPTCHA_VERIFY_URL'] as const) {
+      if (e[name]) problem('has no effect without CAPTCHA_PROVIDER', name);
+    }
+    return undefined;
+  }
+  if (!!e.CAPTCHA_SITE_KEY !== !!e.CAPTCHA_SECRET) {
+    problem('CAPTCHA_SITE_KEY and CAPTCHA_SECRET must be set together');
+  }
+  if (!e.CAPTCHA_SECRET) {
+    if (production)
+      problem('required when NODE_ENV=production and CAPTCHA_PROVIDER is set', 'CAPTCHA_SECRET');
+    if (e.CAPTCHA_VERIFY_URL) problem('CAPTCHA_VERIFY_URL needs CAPTCHA_SITE_KEY and CAPTCHA_SECRET');
+    return {
+      provider,
+      mode: 'emulator' as 'emulator' | 'real',
+      siteKey: EMULATOR_CREDENTIALS.captchaSiteKey as string,
+      secret: EMULATOR_CREDENTIALS.captchaSecret as string,
+      verifyUrl: EMULATOR_PLACEHOLDER_URL as string,
+      scriptUrl: EMULATOR_PLACEHOLDER_URL as string,
+    };
+  }
+  return {
+    provider,
+    mode: 'real' as 'emulator' | 'real',
+    siteKey: e.CAPTCHA_SITE_KEY ?? '',
+    secret: e.CAPTCHA_SECRET,
+    verifyUrl: e.CAPTCHA_VERIFY_URL ?? CAPTCHA_PROVIDERS[provider].verifyUrl,
+    scriptUrl: CAPTCHA_PROVIDERS[provider].scriptUrl as string,
+  };
 }
 
 /** ENCRYPTION_KEYS and the current one among them; undefined: generate one (never in production). */

@@ -31,7 +31,11 @@ export function normalizePhone(raw: unknown): PhoneVerdict {
   if (!/^\+?[\d\s\-().]+$/.test(text))
     return { ok: false, error: 'may contain only digits, spaces, +, -, ( and )' };
   let digits = text.replace(/\D/g, '');
-  if (digits.length === 11 && digits.startsWith('8')) digits = `7${digits.slice(1)}`;
+  // After a "+", an 8 is a country code (+880 Bangladesh, +882 international networks), not the
+  // Russian trunk prefix; "+8 916 …" is a Russian number typed with a stray plus, and is no valid
+  // international number.
+  const international = text.startsWith('+') && !!parsePhoneNumberFromString(`+${digits}`)?.isValid();
+  if (digits.length === 11 && digits.startsWith('8') && !international) digits = `7${digits.slice(1)}`;
   if (digits.length === 10 && digits.startsWith('9')) digits = `7${digits}`;
   const problem = lengthProblem(digits);
   if (problem === 'too_short')
@@ -45,4 +49,13 @@ export function normalizePhone(raw: unknown): PhoneVerdict {
   const dialled = parsed.number.slice(1);
   if (lengthProblem(dialled)) return { ok: true, digits, callable: false, reason: 'not_a_dialable_number' };
   return { ok: true, digits: dialled, callable: true };
+}
+
+/**
+ * The country a dialable number belongs to (ISO 3166-1 alpha-2), from the number plan itself: +7 7…
+ * is Kazakhstan and +7 9… Russia, +44 70… a UK "personal number". Undefined for a number of no
+ * country (+800, +882 and the other international networks) and for one the plan does not know.
+ */
+export function phoneCountry(digits: string): string | undefined {
+  return parsePhoneNumberFromString(`+${digits}`)?.country;
 }

@@ -8,6 +8,8 @@ export const EMULATOR_CREDENTIALS = {
   smsruApiId: 'EMULATOR-API-ID',
   telegramBotToken: '123456:EMULATOR-TOKEN',
   telegramChatId: '-1000000000001',
+  captchaSiteKey: 'emulator-captcha-site-key',
+  captchaSecret: 'emulator-captcha-secret',
 } as const;
 
 /** Where an emulated provider points until its emulator's real address is known: nowhere. */

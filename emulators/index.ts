@@ -1,4 +1,4 @@
-// Starts the four provider emulators on loopback ports: the default when a provider has no
+// Starts the provider emulators on loopback ports: the default when a provider has no
 // credentials, and what the tests and the benchmark run against.
 import type http from 'node:http';
 import type express from 'express';
@@ -6,6 +6,7 @@ import { createBitrix24Emulator, type Bitrix24EmulatorOptions } from './bitrix24
 import { createVoximplantEmulator, type VoximplantEmulatorOptions } from './voximplant';
 import { createSmsRuEmulator, type SmsRuEmulatorOptions } from './smsru';
 import { createTelegramEmulator, type TelegramEmulatorOptions } from './telegram';
+import { createCaptchaEmulator, type CaptchaEmulatorOptions } from './captcha';
 import type { AppConfig } from '../config';
 import { EMULATOR_CREDENTIALS } from './credentials';
 
@@ -15,14 +16,16 @@ export interface EmulatorOptions {
   voximplant?: VoximplantEmulatorOptions;
   smsru?: SmsRuEmulatorOptions;
   telegram?: TelegramEmulatorOptions;
+  captcha?: CaptchaEmulatorOptions;
 }
 
 export interface RunningEmulators {
-  urls: { bitrix24: string; voximplant: string; smsru: string; telegram: string };
+  urls: { bitrix24: string; voximplant: string; smsru: string; telegram: string; captcha: string };
   bitrix24: ReturnType<typeof createBitrix24Emulator>;
   voximplant: ReturnType<typeof createVoximplantEmulator>;
   smsru: ReturnType<typeof createSmsRuEmulator>;
   telegram: ReturnType<typeof createTelegramEmulator>;
+  captcha: ReturnType<typeof createCaptchaEmulator>;
   close(): Promise<void>;
 }
 
@@ -44,19 +47,30 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Run
   const voximplant = createVoximplantEmulator({ scenarioSetsCallKey: true, ...options.voximplant });
   const smsru = createSmsRuEmulator(options.smsru);
   const telegram = createTelegramEmulator(options.telegram);
-  const servers = await Promise.all([bitrix24, voximplant, smsru, telegram].map((e) => listen(e.app, host)));
-  const [b, v, s, t] = servers as [
+  const captcha = createCaptchaEmulator(options.captcha);
+  const servers = await Promise.all(
+    [bitrix24, voximplant, smsru, telegram, captcha].map((e) => listen(e.app, host)),
+  );
+  const [b, v, s, t, c] = servers as [
+    (typeof servers)[0],
     (typeof servers)[0],
     (typeof servers)[0],
     (typeof servers)[0],
     (typeof servers)[0],
   ];
   return {
-    urls: { bitrix24: b.url, voximplant: `${v.url}/platform_api`, smsru: s.url, telegram: t.url },
+    urls: {
+      bitrix24: b.url,
+      voximplant: `${v.url}/platform_api`,
+      smsru: s.url,
+      telegram: t.url,
+      captcha: c.url,
+    },
     bitrix24,
     voximplant,
     smsru,
     telegram,
+    captcha,
     async close() {
       await Promise.all(
         servers.map(
@@ -91,10 +105,17 @@ export function emulatorProviderEnv(urls: RunningEmulators['urls']): Record<stri
   };
 }
 
+/** Where the captcha emulator answers each provider's verify requests. */
+export const CAPTCHA_EMULATOR_PATHS = {
+  smartcaptcha: '/validate',
+  hcaptcha: '/siteverify',
+  turnstile: '/turnstile/v0/siteverify',
+} as const;
+
 /** Points every emulated provider of `config` at these emulators, once they listen. */
 export function withEmulatorUrls(config: AppConfig, urls: RunningEmulators['urls']): AppConfig {
   const base = (url: string) => url.replace(/\/+$/, '');
-  const { bitrix24, voximplant, sms, telegram } = config;
+  const { bitrix24, voximplant, sms, telegram, captcha } = config;
   return {
     ...config,
     bitrix24:
@@ -111,5 +132,13 @@ export function withEmulatorUrls(config: AppConfig, urls: RunningEmulators['urls
       voximplant.mode === 'emulator' ? { ...voximplant, apiUrl: base(urls.voximplant) } : voximplant,
     sms: sms.mode === 'emulator' ? { ...sms, apiUrl: base(urls.smsru) } : sms,
     telegram: telegram.mode === 'emulator' ? { ...telegram, apiUrl: base(urls.telegram) } : telegram,
+    captcha:
+      captcha?.mode === 'emulator'
+        ? {
+            ...captcha,
+            verifyUrl: `${base(urls.captcha)}${CAPTCHA_EMULATOR_PATHS[captcha.provider]}`,
+            scriptUrl: `${base(urls.captcha)}/captcha.js`,
+          }
+        : captcha,
   };
 }

@@ -48,6 +48,12 @@ async function main(): Promise<void> {
   const lines = [
     `API and lead form:  ${service.url}/`,
     `Dashboard:          ${service.url}/dashboard`,
+    ...(config.operator.generatedFile
+      ? [
+          `Operator token:     ${config.operator.token}`,
+          `                    (for the dashboard and GET /api/leads/:ref; kept in ${config.operator.generatedFile}; OPERATOR_TOKEN sets your own)`,
+        ]
+      : []),
     config.temporal.address
       ? `Temporal:           ${config.temporal.address} (namespace ${config.temporal.namespace})`
       : `Temporal Web UI:    http://127.0.0.1:${config.temporal.uiPort}/namespaces/${config.temporal.namespace}/workflows`,

@@ -46,15 +46,16 @@ export async function startService(
   const metrics = options.metrics ?? createMetrics();
   let config = baseConfig;
   let emulators: RunningEmulators | undefined;
-  const emulated = (['bitrix24', 'voximplant', 'sms', 'telegram'] as const).filter(
-    (p) => config[p].mode === 'emulator',
-  );
+  const emulated = [
+    ...(['bitrix24', 'voximplant', 'sms', 'telegram'] as const).filter((p) => config[p].mode === 'emulator'),
+    ...(config.captcha?.mode === 'emulator' ? ['captcha' as const] : []),
+  ];
   if (emulated.length > 0 && options.emulators !== false) {
     emulators = await startEmulators(options.emulatorOptions);
     config = withEmulatorUrls(config, emulators.urls);
     logger.warn(
       { emulated, urls: emulators.urls },
-      `no credentials for ${emulated.join(', ')}: using the local emulators (no real calls, SMS or messages)`,
+      `no credentials for ${emulated.join(', ')}: using the local emulators (no real calls, SMS, messages or captcha checks)`,
     );
   }
 

@@ -16,6 +16,10 @@ async function main(): Promise<void> {
     { role, url: service.url, temporal: config.temporal.address ?? `127.0.0.1:${config.temporal.port}` },
     'service started',
   );
+  // Not through the logger, which never prints secrets: this one exists so that a person can log in.
+  if (config.operator.generatedFile && role !== 'worker') {
+    console.log(`Operator token: ${config.operator.token} (generated into ${config.operator.generatedFile})`);
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

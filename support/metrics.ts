@@ -29,6 +29,17 @@ export function createMetrics() {
       help: 'Leads answered 503 because Temporal could not durably start them',
       registers: [registry],
     }),
+    refusals: new Counter({
+      name: 'stl_refusals_total',
+      help: 'Requests refused, and leads accepted but not called, by the protection rule that decided it',
+      labelNames: ['rule'] as const,
+      registers: [registry],
+    }),
+    captchaUnverified: new Counter({
+      name: 'stl_captcha_unverified_total',
+      help: 'Browser leads let through because the captcha provider could not give a verdict',
+      registers: [registry],
+    }),
     callResults: new Counter({
       name: 'stl_call_results_total',
       help: 'Call reports accepted from the VoxImplant scenario, by result',
@@ -61,3 +72,16 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * The rules of `stl_refusals_total`: answers of 401, 403 and 429, and leads accepted but neither
+ * called nor texted.
+ */
+export type RefusalRule =
+  | 'operator_auth'
+  | 'operator_login'
+  | 'intake_key'
+  | 'ip_rate_limit'
+  | 'captcha'
+  | 'country_not_allowed'
+  | 'daily_limit_reached';

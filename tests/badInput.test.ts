@@ -11,9 +11,11 @@ import { buildBadRequests, type BadCase, type RequestSpec } from './support/badR
 
 const COREZOID_KEY = 'k123';
 const RESULT_SECRET = 'bad-input-test-result-secret';
+const OPERATOR_TOKEN = 'bad-input-test-operator-token';
 const battery: BadCase[] = buildBadRequests({
   corezoidKey: COREZOID_KEY,
   resultSecret: RESULT_SECRET,
+  operatorToken: OPERATOR_TOKEN,
   phone: uniquePhone,
 });
 
@@ -27,6 +29,7 @@ beforeAll(async () => {
   stack = await startStack(env, {
     COREZOID_PUBLIC_KEY: COREZOID_KEY,
     VOXIMPLANT_RESULT_SECRET: RESULT_SECRET,
+    OPERATOR_TOKEN,
   });
   workflowsBefore = await countLeadWorkflows();
   callsBefore = stack.emulators.voximplant.state.calls.length;

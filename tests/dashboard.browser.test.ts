@@ -1,7 +1,8 @@
 // The dashboard page in a real browser: Debian's Chromium (driven by playwright-core) opens
-// /dashboard of the real service on a real Temporal dev server, and the test checks what the PAGE
-// shows — lead counts, ru-RU order totals, status chips — against the leads it made, then makes one
-// more lead and waits for the page's own 5-second refresh to show it, without a reload.
+// /dashboard of the real service on a real Temporal dev server, logs in with the operator's token,
+// and the test checks what the PAGE shows — lead counts, ru-RU order totals, status chips — against
+// the leads it made, then makes one more lead and waits for the page's own 5-second refresh to show
+// it, without a reload.
 //
 // Chromium comes from scripts/install-chromium.sh (installs Debian's package when root with apt).
 // UPDATE_SCREENSHOT=1 also writes the full page to docs/dashboard.png.
@@ -113,7 +114,9 @@ async function makeLead(input: LeadInput): Promise<string> {
 async function settled(ref: string, status: string): Promise<void> {
   await eventually(
     async () =>
-      expect((await getJson(`${stack.url}/api/leads/${encodeURIComponent(ref)}`)).body.status).toBe(status),
+      expect(
+        (await getJson(`${stack.url}/api/leads/${encodeURIComponent(ref)}`, stack.operator)).body.status,
+      ).toBe(status),
     30_000,
   );
 }
@@ -180,8 +183,25 @@ test('the page shows each partner’s and site’s leads, ru-RU totals and statu
   page.on('response', (res) => {
     if (new URL(res.url()).pathname === '/api/dashboard' && res.ok()) dashboardFetches += 1;
   });
-  const response = await page.goto(`${stack.url}/dashboard`);
+  // Without a session the page is the operator's login form (401); a wrong token is refused there,
+  // the right one sets the session cookie and brings the dashboard.
+  const login = await page.goto(`${stack.url}/dashboard`);
+  expect(login?.status()).toBe(401);
+  await page.fill('#token', 'not-the-operator-token');
+  const refused = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  expect(refused[0]?.status()).toBe(401);
+  expect(await text('.error')).toBe('Неверный токен оператора.');
+  await page.fill('#token', stack.operatorToken);
+  const [response] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
   expect(response?.status()).toBe(200);
+  expect(new URL(page.url()).pathname).toBe('/dashboard');
+  const session = (await page.context().cookies()).find((c) => c.name === 'stl_operator');
+  expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/' });
+  // Those two 401s were the login's; from here on the page must load and refresh without an error.
+  expect(pageErrors.splice(0)).toEqual([
+    `HTTP 401 ${stack.url}/dashboard`,
+    `HTTP 401 ${stack.url}/operator/login`,
+  ]);
   let navigations = 0;
   page.on('framenavigated', (frame) => {
     if (frame === page.mainFrame()) navigations += 1;

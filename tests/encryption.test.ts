@@ -37,7 +37,9 @@ test('the server’s stored history holds no phone or name in plain text', async
   const name = 'Конфиденциальная Клиентка';
   const { body } = await postJson(`${stack.url}/api/leads`, { name, phone, city: 'Тверь' });
   await eventually(async () =>
-    expect((await getJson(`${stack.url}/api/leads/${phone}`)).body.execution).toBe('COMPLETED'),
+    expect((await getJson(`${stack.url}/api/leads/${phone}`, stack.operator)).body.execution).toBe(
+      'COMPLETED',
+    ),
   );
 
   const history = await env.client.workflow.getHandle(String(body.workflowId)).fetchHistory();
@@ -49,7 +51,7 @@ test('the server’s stored history holds no phone or name in plain text', async
   expect(raw).not.toContain(name);
   expect(raw).toContain(ENCRYPTED_ENCODING);
   // The service itself still reads the lead (its client decrypts).
-  const state = await getJson(`${stack.url}/api/leads/${phone}`);
+  const state = await getJson(`${stack.url}/api/leads/${phone}`, stack.operator);
   expect(state.body).toMatchObject({ status: 'Answered', ref: phone });
 });
 
@@ -57,7 +59,9 @@ test('the codec endpoint decodes for an authorised caller only', async () => {
   const phone = uniquePhone();
   const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Ольга', phone });
   await eventually(async () =>
-    expect((await getJson(`${stack.url}/api/leads/${phone}`)).body.execution).toBe('COMPLETED'),
+    expect((await getJson(`${stack.url}/api/leads/${phone}`, stack.operator)).body.execution).toBe(
+      'COMPLETED',
+    ),
   );
   const history = await env.client.workflow.getHandle(String(body.workflowId)).fetchHistory();
   const input = history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;

@@ -40,7 +40,7 @@ afterAll(async () => {
 async function expectEachLeadDoneOnce(phones: string[]): Promise<void> {
   for (const phone of phones) {
     await eventually(async () => {
-      const { body } = await getJson(`${service.url}/api/leads/${phone}`);
+      const { body } = await getJson(`${service.url}/api/leads/${phone}`, service.operator);
       expect(body).toMatchObject({ status: 'Answered', execution: 'COMPLETED' });
     }, 120_000);
     expect(callsTo(phone)).toHaveLength(1);
@@ -90,7 +90,7 @@ test('kill -9 of the Temporal server: the intake answers 503, and after a restar
   expect(String(refused.body.error)).toMatch(/could not be stored/);
   expect((await getJson(`${service.url}/readyz`)).status).toBe(503);
   // Reading a lead while Temporal is down is a clear 503 too, not a 500.
-  const reading = await getJson(`${service.url}/api/leads/${before[0]}`);
+  const reading = await getJson(`${service.url}/api/leads/${before[0]}`, service.operator);
   expect(reading.status).toBe(503);
   expect(String(reading.body.error)).toMatch(/unavailable/);
 

@@ -25,7 +25,7 @@ afterAll(async () => {
 
 async function finalStatus(ref: string, expected: string): Promise<Record<string, unknown>> {
   return eventually(async () => {
-    const { body } = await getJson(`${stack.url}/api/leads/${encodeURIComponent(ref)}`);
+    const { body } = await getJson(`${stack.url}/api/leads/${encodeURIComponent(ref)}`, stack.operator);
     expect(body.status).toBe(expected);
     expect(body.execution).toBe('COMPLETED');
     return body;
@@ -178,7 +178,9 @@ test('forged and missing tokens are refused with 401 and change nothing', async 
   await postJson(`${stack.url}/api/leads`, { name: 'Зоя', phone });
   await eventually(() => expect(callsTo(phone)).toHaveLength(1));
   await eventually(async () =>
-    expect((await getJson(`${stack.url}/api/leads/${phone}`)).body.status).toBe('WaitingForResult'),
+    expect((await getJson(`${stack.url}/api/leads/${phone}`, stack.operator)).body.status).toBe(
+      'WaitingForResult',
+    ),
   );
   const token = String(callsTo(phone)[0]!.customData!.token);
   const [payload, signature] = token.split('.');
@@ -193,7 +195,7 @@ test('forged and missing tokens are refused with 401 and change nothing', async 
     });
     expect(res.status).toBe(401);
   }
-  const state = await getJson(`${stack.url}/api/leads/${phone}`);
+  const state = await getJson(`${stack.url}/api/leads/${phone}`, stack.operator);
   expect(state.body.status).toBe('WaitingForResult');
   // The genuine token still works, and only once.
   const ok = await postJson(`${stack.url}/api/voximplant/result`, {
@@ -243,6 +245,6 @@ test('invalid input is a 4xx with a JSON error and starts nothing', async () => 
 });
 
 test('GET /api/leads/:ref of an unknown ref is 404', async () => {
-  const res = await getJson(`${stack.url}/api/leads/no-such-ref`);
+  const res = await getJson(`${stack.url}/api/leads/no-such-ref`, stack.operator);
   expect(res.status).toBe(404);
 });

@@ -39,7 +39,7 @@ test('a night lead: one night SMS, no call, then the call when the customer’s 
   const workflowId = String(res.body.workflowId);
 
   const asleep = await eventually(async () => {
-    const { body } = await getJson(`${stack.url}/api/leads/${phone}`);
+    const { body } = await getJson(`${stack.url}/api/leads/${phone}`, stack.operator);
     expect(body).toMatchObject({ status: 'WaitingForWorkingHours', nightSmsSent: true });
     return body;
   });
@@ -75,7 +75,7 @@ test('a night lead: one night SMS, no call, then the call when the customer’s 
   await env.sleep(2 * 60_000);
   await eventually(() => expect(callsTo(phone)).toHaveLength(1));
   const final = await eventually(async () => {
-    const { body } = await getJson(`${stack.url}/api/leads/${phone}`);
+    const { body } = await getJson(`${stack.url}/api/leads/${phone}`, stack.operator);
     expect(body.status).toBe('Answered');
     return body;
   });
@@ -106,7 +106,9 @@ test('busy three times then answered: four calls, each retry on a 30-minute time
   for (let n = 1; n <= 3; n++) {
     await eventually(() => expect(callsTo(phone)).toHaveLength(n));
     await eventually(async () =>
-      expect((await getJson(`${stack.url}/api/leads/${phone}`)).body.status).toBe('MissedCall'),
+      expect((await getJson(`${stack.url}/api/leads/${phone}`, stack.operator)).body.status).toBe(
+        'MissedCall',
+      ),
     );
     // Nothing more until the retry delay has passed: its timer is set and has not fired.
     const t = await eventually(async () => {
@@ -120,7 +122,7 @@ test('busy three times then answered: four calls, each retry on a 30-minute time
     await env.sleep(31 * 60_000);
   }
   await eventually(async () =>
-    expect((await getJson(`${stack.url}/api/leads/${phone}`)).body.status).toBe('Answered'),
+    expect((await getJson(`${stack.url}/api/leads/${phone}`, stack.operator)).body.status).toBe('Answered'),
   );
   expect(callsTo(phone)).toHaveLength(4);
 

@@ -28,7 +28,7 @@ afterAll(async () => {
 });
 
 async function status(ref: string): Promise<Record<string, unknown>> {
-  return (await getJson(`${stack.url}/api/leads/${encodeURIComponent(ref)}`)).body;
+  return (await getJson(`${stack.url}/api/leads/${encodeURIComponent(ref)}`, stack.operator)).body;
 }
 
 async function visibleWith(query: string): Promise<string[]> {
@@ -133,15 +133,16 @@ test('no call report → manual handling, visible in visibility; call-now calls 
   expect(JSON.stringify(manualAlert)).toContain(`call_now:${ref}`);
 
   // Not allowed in this state: nothing to cancel twice, handled needs the lead open.
-  const callNow = await postJson(`${stack.url}/api/leads/${ref}/call-now`, { by: 'Мария' });
+  const callNow = await postJson(`${stack.url}/api/leads/${ref}/call-now`, { by: 'Мария' }, stack.operator);
   expect(callNow.status).toBe(200);
   await eventually(() => expect(callsTo(phone)).toHaveLength(2));
   await eventually(async () => expect((await status(ref)).status).toBe('ManualHandling'));
 
-  const handled = await postJson(`${stack.url}/api/leads/${ref}/handled`, {
-    by: 'Мария',
-    note: 'дозвонилась сама',
-  });
+  const handled = await postJson(
+    `${stack.url}/api/leads/${ref}/handled`,
+    { by: 'Мария', note: 'дозвонилась сама' },
+    stack.operator,
+  );
   expect(handled.status).toBe(200);
   await eventually(async () =>
     expect(await status(ref)).toMatchObject({ status: 'Handled', execution: 'COMPLETED' }),
@@ -149,24 +150,32 @@ test('no call report → manual handling, visible in visibility; call-now calls 
   const history = ((await status(ref)).history as Array<{ what: string }>).map((h) => h.what).join('\n');
   expect(history).toMatch(/оператор: handled \(Мария\): дозвонилась сама/);
 
-  const late = await postJson(`${stack.url}/api/leads/${ref}/call-now`, {});
+  const late = await postJson(`${stack.url}/api/leads/${ref}/call-now`, {}, stack.operator);
   expect(late.status).toBe(409);
   expect(String(late.body.error)).toMatch(/Handled/);
   expect(callsTo(phone)).toHaveLength(2);
 });
 
 test('operator actions are validated: unknown ref 404, call-now while calling 409, bad body 400', async () => {
-  expect((await postJson(`${stack.url}/api/leads/nobody-here/cancel`, {})).status).toBe(404);
+  expect((await postJson(`${stack.url}/api/leads/nobody-here/cancel`, {}, stack.operator)).status).toBe(404);
   const phone = uniquePhone();
   stack.emulators.voximplant.control.scriptFor(phone, [{ result: 'answered', delayMs: 5_000 }]);
   const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Рита', phone });
   await eventually(async () => expect((await status(String(body.ref))).status).toBe('WaitingForResult'));
-  const refused = await postJson(`${stack.url}/api/leads/${body.ref}/call-now`, {});
+  const refused = await postJson(`${stack.url}/api/leads/${body.ref}/call-now`, {}, stack.operator);
   expect(refused.status).toBe(409);
   expect(String(refused.body.error)).toMatch(/cannot call again while the lead is WaitingForResult/);
-  const bad = await postJson(`${stack.url}/api/leads/${body.ref}/handled`, { by: { name: 'x' } });
+  const bad = await postJson(
+    `${stack.url}/api/leads/${body.ref}/handled`,
+    { by: { name: 'x' } },
+    stack.operator,
+  );
   expect(bad.status).toBe(400);
-  const cancelled = await postJson(`${stack.url}/api/leads/${body.ref}/cancel`, { by: 'Олег' });
+  const cancelled = await postJson(
+    `${stack.url}/api/leads/${body.ref}/cancel`,
+    { by: 'Олег' },
+    stack.operator,
+  );
   expect(cancelled.status).toBe(200);
 });
 
@@ -186,7 +195,7 @@ test('missed calls past the attempt limit go to manual handling with an alert', 
   );
   expect(callsTo(phone)).toHaveLength(2);
   await eventually(() => expect(alertsAbout(phone).some((m) => /2 попыток/.test(m.text))).toBe(true));
-  await postJson(`${stack.url}/api/leads/${body.ref}/cancel`, {});
+  await postJson(`${stack.url}/api/leads/${body.ref}/cancel`, {}, stack.operator);
   await eventually(async () => expect((await status(String(body.ref))).status).toBe('Cancelled'));
 });
 
@@ -274,7 +283,7 @@ test('dashboard JSON and /metrics reflect the leads made', async () => {
   expect((await postJson(`${stack.url}/api/leads`, { name: 'Дэш' })).status).toBe(400);
 
   const dashboard = await eventually(async () => {
-    const { status: code, body } = await getJson(`${stack.url}/api/dashboard`);
+    const { status: code, body } = await getJson(`${stack.url}/api/dashboard`, stack.operator);
     expect(code).toBe(200);
     const sites = body.sites as Array<{ key: string; leads: number; orderTotal: number }>;
     expect(sites.find((s) => s.key === site)).toMatchObject({ leads: 3, orderTotal: 3500.5 });
@@ -282,12 +291,12 @@ test('dashboard JSON and /metrics reflect the leads made', async () => {
   });
   const partners = dashboard.partners as Array<{ key: string; leads: number; orderTotal: number }>;
   expect(partners.find((p) => p.key === partner)).toMatchObject({ leads: 2, orderTotal: 3500.5 });
-  expect((await getJson(`${stack.url}/api/dashboard?from=yesterday`)).status).toBe(400);
+  expect((await getJson(`${stack.url}/api/dashboard?from=yesterday`, stack.operator)).status).toBe(400);
 
   // Exact increments for the known sequence: 3 leads, 1 duplicate, 1 rejected, 3 calls and 3 SMS.
   for (const phone of phones) {
     await eventually(async () =>
-      expect((await getJson(`${stack.url}/api/leads/${phone}`)).body.status).toBe('Answered'),
+      expect((await getJson(`${stack.url}/api/leads/${phone}`, stack.operator)).body.status).toBe('Answered'),
     );
   }
   const delta = async (n: string) => (await metricValue(n)) - before[n]!;

@@ -85,7 +85,7 @@ async function startLead(on: TestStack, fields: Record<string, unknown>, script?
 }
 
 async function statusOf(on: TestStack, lead: Lead): Promise<Record<string, unknown>> {
-  return (await getJson(`${on.url}/api/leads/${lead.ref}`)).body;
+  return (await getJson(`${on.url}/api/leads/${lead.ref}`, on.operator)).body;
 }
 
 async function reach(on: TestStack, lead: Lead, until: (s: Record<string, unknown>) => boolean) {
@@ -93,7 +93,11 @@ async function reach(on: TestStack, lead: Lead, until: (s: Record<string, unknow
 }
 
 async function act(on: TestStack, lead: Lead, path: 'cancel' | 'handled' | 'call-now') {
-  const res = await postJson(`${on.url}/api/leads/${lead.ref}/${path}`, { by: 'replay', note: path });
+  const res = await postJson(
+    `${on.url}/api/leads/${lead.ref}/${path}`,
+    { by: 'replay', note: path },
+    on.operator,
+  );
   expect(res.status).toBe(200);
 }
 

@@ -126,7 +126,13 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   const callDone = call?.run();
   if (!call) {
     record(
-      input.phoneIssue === 'phone_too_long' ? 'телефон слишком длинный: без звонка' : 'номер не для звонка',
+      input.phoneIssue === 'phone_too_long'
+        ? 'телефон слишком длинный: без звонка'
+        : input.phoneIssue === 'country_not_allowed'
+          ? 'без звонка и SMS: номер не из разрешённых стран'
+          : input.phoneIssue === 'daily_limit_reached'
+            ? 'без звонка и SMS: лимит заявок с номера за сутки'
+            : 'номер не для звонка',
     );
     publish();
   }

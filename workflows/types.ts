@@ -88,7 +88,8 @@ export interface LeadInput {
   /** Normalised digits, e.g. 79161234567. */
   phone: string;
   phoneCallable: boolean;
-  phoneIssue?: 'phone_too_long' | 'not_a_dialable_number';
+  /** Why a lead is not called or texted (the intake decides; the lead is still recorded and alerted). */
+  phoneIssue?: 'phone_too_long' | 'not_a_dialable_number' | 'country_not_allowed' | 'daily_limit_reached';
   city?: string;
   timezone: string;
   partnerCode?: string;

@@ -440,6 +440,7 @@ say "cluster up in $(elapsed)"
     echo "worker $i      pid $pid, RSS $(rss_mb "$pid") MB"
   done
   [[ -s "$emulator_urls" && "${CLUSTER_EMULATORS:-1}" == 1 ]] && echo "emulators     $(tr -d '\n ' <"$emulator_urls")"
+  [[ -s "$CLUSTER_DIR/service/operator.token" ]] && echo "operator      token in $CLUSTER_DIR/service/operator.token (unless OPERATOR_TOKEN is set)"
   echo "logs          $log_dir"
   echo "stop with     CLUSTER_DIR=$CLUSTER_DIR scripts/cluster/down.sh"
 }

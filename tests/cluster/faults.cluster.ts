@@ -57,6 +57,13 @@ function script(name: string, args: string[] = [], timeoutMs = 30 * 60_000): Pro
   });
 }
 
+/** The operator's header: OPERATOR_TOKEN, else the token the first API instance generated into the shared DATA_DIR. */
+function operator(): Record<string, string> {
+  const token =
+    ENV.OPERATOR_TOKEN ?? fs.readFileSync(path.join(DIR, 'service', 'operator.token'), 'utf8').trim();
+  return { authorization: `Bearer ${token}` };
+}
+
 function clusterInfo(): ClusterInfo {
   return JSON.parse(fs.readFileSync(path.join(DIR, 'cluster.json'), 'utf8')) as ClusterInfo;
 }
@@ -126,7 +133,10 @@ async function expectAnswered(
     async () => {
       const states = await Promise.all(
         leads.map(async (lead, i) => {
-          const res = await getJson(`${info.apis[(i + 1) % info.apis.length]}/api/leads/${lead.ref}`);
+          const res = await getJson(
+            `${info.apis[(i + 1) % info.apis.length]}/api/leads/${lead.ref}`,
+            operator(),
+          );
           return { ref: lead.ref, http: res.status, execution: res.body.execution, status: res.body.status };
         }),
       );

@@ -33,6 +33,8 @@ export interface BadCase {
 export interface CaseContext {
   corezoidKey: string;
   resultSecret: string;
+  /** OPERATOR_TOKEN of the service under test */
+  operatorToken: string;
   /** a distinct, valid mobile number per call */
   phone(): string;
 }
@@ -86,6 +88,12 @@ export function buildBadRequests(ctx: CaseContext): BadCase[] {
   const signed = (claims: { wf: string; a: number; exp: number }, secret = ctx.resultSecret) =>
     signResultToken(claims, secret);
   const goodToken = signed({ wf: 'call-no-such-lead', a: 1, exp: hourFromNow });
+
+  /** The same request as an operator would send it. */
+  const asOperator = (request: RequestSpec): RequestSpec => ({
+    ...request,
+    headers: { ...request.headers, authorization: `Bearer ${ctx.operatorToken}` },
+  });
 
   const cases: BadCase[] = [];
   const add = (name: string, request: RequestSpec, expect: Expectation): void => {
@@ -475,87 +483,148 @@ export function buildBadRequests(ctx: CaseContext): BadCase[] {
   // ── lead status and operator actions on refs that do not exist ─────────────────────────────────
   add(
     'actions: call-now on an unknown ref',
-    { method: 'POST', path: '/api/leads/no-such-ref/call-now' },
+    asOperator({ method: 'POST', path: '/api/leads/no-such-ref/call-now' }),
     {
       status: 404,
     },
   );
   add(
     'actions: handled on an unknown ref',
-    postJson('/api/leads/no-such-ref/handled', { by: 'Ольга', note: 'ok' }),
+    asOperator(postJson('/api/leads/no-such-ref/handled', { by: 'Ольга', note: 'ok' })),
     {
       status: 404,
     },
   );
-  add('actions: cancel on an unknown ref', postJson('/api/leads/no-such-ref/cancel', {}), { status: 404 });
+  add('actions: cancel on an unknown ref', asOperator(postJson('/api/leads/no-such-ref/cancel', {})), {
+    status: 404,
+  });
   add(
     'actions: cancel on an unknown phone ref',
-    { method: 'POST', path: `/api/leads/${ctx.phone()}/cancel` },
+    asOperator({ method: 'POST', path: `/api/leads/${ctx.phone()}/cancel` }),
     {
       status: 404,
     },
   );
-  add('actions: handled with a numeric by', postJson('/api/leads/no-such-ref/handled', { by: 5 }), {
-    status: 400,
-    field: 'by',
-  });
-  add('actions: handled with an unknown key', postJson('/api/leads/no-such-ref/handled', { who: 'x' }), {
-    status: 400,
-  });
   add(
-    'actions: handled with broken JSON',
-    postRaw('/api/leads/no-such-ref/handled', '{"by":', 'application/json'),
+    'actions: handled with a numeric by',
+    asOperator(postJson('/api/leads/no-such-ref/handled', { by: 5 })),
+    {
+      status: 400,
+      field: 'by',
+    },
+  );
+  add(
+    'actions: handled with an unknown key',
+    asOperator(postJson('/api/leads/no-such-ref/handled', { who: 'x' })),
     {
       status: 400,
     },
   );
-  add('actions: handled as text/plain', postRaw('/api/leads/no-such-ref/handled', 'by=me', 'text/plain'), {
-    status: 415,
+  add(
+    'actions: handled with broken JSON',
+    asOperator(postRaw('/api/leads/no-such-ref/handled', '{"by":', 'application/json')),
+    {
+      status: 400,
+    },
+  );
+  add(
+    'actions: handled as text/plain',
+    asOperator(postRaw('/api/leads/no-such-ref/handled', 'by=me', 'text/plain')),
+    {
+      status: 415,
+    },
+  );
+  add('status: unknown ref', asOperator(get('/api/leads/no-such-ref')), { status: 404 });
+  add('status: unknown phone ref', asOperator(get(`/api/leads/${ctx.phone()}`)), { status: 404 });
+  add('status: ref with CR/LF header injection', asOperator(get('/api/leads/a%0D%0ASet-Cookie:%20x=1')), {
+    status: 404,
   });
-  add('status: unknown ref', get('/api/leads/no-such-ref'), { status: 404 });
-  add('status: unknown phone ref', get(`/api/leads/${ctx.phone()}`), { status: 404 });
-  add('status: ref with CR/LF header injection', get('/api/leads/a%0D%0ASet-Cookie:%20x=1'), { status: 404 });
-  add('status: ref that is not valid percent-encoding', get('/api/leads/%E0%A4%A'), { status: 400 });
-  add('status: ref of 2000 characters', get(`/api/leads/${'r'.repeat(2000)}`), { status: 404 });
+  add('status: ref that is not valid percent-encoding', asOperator(get('/api/leads/%E0%A4%A')), {
+    status: 400,
+  });
+  add('status: ref of 2000 characters', asOperator(get(`/api/leads/${'r'.repeat(2000)}`)), { status: 404 });
   // No lead can have a ref over 128 characters (phone refs are at most 40), so these are unknown refs.
-  add('status: ref of 8000 characters', get(`/api/leads/${'r'.repeat(8000)}`), { status: 404 });
+  add('status: ref of 8000 characters', asOperator(get(`/api/leads/${'r'.repeat(8000)}`)), { status: 404 });
   add(
     'actions: cancel on a ref of 8000 characters',
-    { method: 'POST', path: `/api/leads/${'r'.repeat(8000)}/cancel` },
+    asOperator({ method: 'POST', path: `/api/leads/${'r'.repeat(8000)}/cancel` }),
     {
       status: 404,
     },
   );
   add(
     'actions: cancel on a ref of 2000 characters',
-    { method: 'POST', path: `/api/leads/${'r'.repeat(2000)}/cancel` },
+    asOperator({ method: 'POST', path: `/api/leads/${'r'.repeat(2000)}/cancel` }),
     {
       status: 404,
     },
   );
 
   // ── dashboard periods ───────────────────────────────────────────────────────────────────────────
-  add('dashboard: from=yesterday', get('/api/dashboard?from=yesterday'), { status: 400, field: 'from' });
-  add('dashboard: to=2024-02-30', get('/api/dashboard?to=2024-02-30'), { status: 400, field: 'to' });
-  add('dashboard: date-time without an offset', get('/api/dashboard?from=2024-01-01T00:00:00'), {
+  add('dashboard: from=yesterday', asOperator(get('/api/dashboard?from=yesterday')), {
     status: 400,
     field: 'from',
   });
-  add('dashboard: from after to', get('/api/dashboard?from=2024-03-01&to=2024-02-01'), { status: 400 });
-  add('dashboard: from equal to to', get('/api/dashboard?from=2024-03-01&to=2024-03-01'), { status: 400 });
-  add('dashboard: from given twice', get('/api/dashboard?from=2024-01-01&from=2024-02-01'), {
+  add('dashboard: to=2024-02-30', asOperator(get('/api/dashboard?to=2024-02-30')), {
+    status: 400,
+    field: 'to',
+  });
+  add('dashboard: date-time without an offset', asOperator(get('/api/dashboard?from=2024-01-01T00:00:00')), {
     status: 400,
     field: 'from',
   });
-  add('dashboard: epoch milliseconds', get('/api/dashboard?to=1700000000000'), { status: 400, field: 'to' });
+  add('dashboard: from after to', asOperator(get('/api/dashboard?from=2024-03-01&to=2024-02-01')), {
+    status: 400,
+  });
+  add('dashboard: from equal to to', asOperator(get('/api/dashboard?from=2024-03-01&to=2024-03-01')), {
+    status: 400,
+  });
+  add('dashboard: from given twice', asOperator(get('/api/dashboard?from=2024-01-01&from=2024-02-01')), {
+    status: 400,
+    field: 'from',
+  });
+  add('dashboard: epoch milliseconds', asOperator(get('/api/dashboard?to=1700000000000')), {
+    status: 400,
+    field: 'to',
+  });
   add(
     'dashboard: SQL in the date',
-    get(`/api/dashboard?from=${encodeURIComponent("2024-01-01' OR 1=1 --")}`),
+    asOperator(get(`/api/dashboard?from=${encodeURIComponent("2024-01-01' OR 1=1 --")}`)),
     {
       status: 400,
       field: 'from',
     },
   );
+
+  // ── operator routes without the operator's token ───────────────────────────────────────────────
+  const bearer = (request: RequestSpec, value: string): RequestSpec => ({
+    ...request,
+    headers: { ...request.headers, authorization: value },
+  });
+  add('operator: status without a token', get('/api/leads/no-such-ref'), { status: 401 });
+  add('operator: status with a wrong token', bearer(get('/api/leads/no-such-ref'), 'Bearer wrong-token'), {
+    status: 401,
+  });
+  add(
+    'operator: status with the token but not as a bearer',
+    bearer(get('/api/leads/no-such-ref'), `Basic ${ctx.operatorToken}`),
+    { status: 401 },
+  );
+  add(
+    'operator: status with the token plus one character',
+    bearer(get('/api/leads/no-such-ref'), `Bearer ${ctx.operatorToken}x`),
+    { status: 401 },
+  );
+  add('operator: call-now without a token', postJson('/api/leads/no-such-ref/call-now', {}), { status: 401 });
+  add(
+    'operator: cancel with a forged session cookie',
+    {
+      ...postJson('/api/leads/no-such-ref/cancel', {}),
+      headers: { ...JSON_TYPE, cookie: `stl_operator=${Date.now() + 3_600_000}.${'A'.repeat(43)}` },
+    },
+    { status: 401 },
+  );
+  add('operator: dashboard numbers without a token', get('/api/dashboard'), { status: 401 });
 
   // ── unknown paths and methods ───────────────────────────────────────────────────────────────────
   add('unknown: GET /nope', get('/nope'), { status: 404, error: /not found/ });

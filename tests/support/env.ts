@@ -1,6 +1,7 @@
 // What a test file needs to run the real service against a real Temporal server: a dev server on
 // free ports (or the Java time-skipping server), the emulators, and the API + worker in-process.
 import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
 import os from 'node:os';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -22,6 +23,10 @@ export interface TestStack {
   config: AppConfig;
   url: string;
   dataDir: string;
+  /** OPERATOR_TOKEN of this stack */
+  operatorToken: string;
+  /** the header the operator routes want: `{ authorization: 'Bearer <OPERATOR_TOKEN>' }` */
+  operator: Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -175,6 +180,7 @@ export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessE
     CALLS_PER_SECOND: '100',
     BITRIX24_REQUESTS_PER_SECOND: '50',
     INTAKE_RATE_LIMIT_PER_MINUTE: '100000',
+    OPERATOR_TOKEN: `test-operator-${crypto.randomBytes(12).toString('hex')}`,
     ...overrides,
   };
 }
@@ -202,6 +208,8 @@ export async function startStack(
     config: service.config,
     url: service.url!,
     dataDir: processEnv.DATA_DIR!,
+    operatorToken: service.config.operator.token,
+    operator: { authorization: `Bearer ${service.config.operator.token}` },
     close: () => service.close(),
   };
 }

@@ -1,6 +1,7 @@
 // Real processes for fault tests: a Temporal dev server on a SQLite file and service processes,
 // each of which a test can kill -9 and start again.
 import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +43,8 @@ export function startDevServerProcess(): Promise<DevServerProcess> {
 
 export interface ServiceProcess {
   url: string;
+  /** `{ authorization: 'Bearer <OPERATOR_TOKEN>' }` for the operator routes */
+  operator: Record<string, string>;
   child?: ChildProcess;
   start(): Promise<void>;
   kill(): Promise<void>;
@@ -56,6 +59,7 @@ export async function serviceProcess(
 ): Promise<ServiceProcess> {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stl-svc-'));
+  const operatorToken = `test-operator-${crypto.randomBytes(12).toString('hex')}`;
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -70,11 +74,13 @@ export async function serviceProcess(
     BITRIX24_REQUESTS_PER_SECOND: '50',
     INTAKE_RATE_LIMIT_PER_MINUTE: '100000',
     CALLS_PER_SECOND: '100',
+    OPERATOR_TOKEN: operatorToken,
     ...extraEnv,
   };
   const url = `http://127.0.0.1:${port}`;
   const svc: ServiceProcess = {
     url,
+    operator: { authorization: `Bearer ${env.OPERATOR_TOKEN}` },
     async start() {
       // node itself with tsx as a loader: the tsx CLI would run the service in a grandchild that a
       // kill -9 of the child would leave behind.
