@@ -120,9 +120,10 @@ const DEFAULT_CODES: Record<CallResult, number> = {
 const DEFAULT_DURATIONS: Partial<Record<CallResult, number>> = { answered: 12, voicemail: 20 };
 const INITIAL_OUTCOME: ScriptedOutcome = { result: 'answered', delayMs: 50 };
 const FIRST_SESSION_ID = 1_000_000_001;
-// scenario.js retries its report 5 times, waiting 1, 2, 4 and 8 s in between, and its claim 4 times.
+// scenario.js retries its report 5 times, waiting 1, 2, 4 and 8 s in between, and its claim for a
+// minute (a service restarting after a crash may have granted it and died before answering).
 const REPORT_TRIES = 5;
-const CLAIM_TRIES = 4;
+const CLAIM_WAITS = [1, 2, 4, 8, 15, 30];
 const REPORT_BACKOFF_MS = 1000;
 const DOWN_PAGE = '<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>';
 
@@ -227,8 +228,10 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
       return false;
     }
     const body = { token: call.customData?.token, sessionId: call.callSessionHistoryId };
-    for (let attempt = 0; attempt < CLAIM_TRIES; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, reportBackoffMs * 2 ** (attempt - 1)).unref());
+    for (let attempt = 0; attempt <= CLAIM_WAITS.length; attempt++) {
+      if (attempt > 0) {
+        await new Promise((r) => setTimeout(r, reportBackoffMs * CLAIM_WAITS[attempt - 1]!).unref());
+      }
       const entry: VoximplantEmulatorState['claims'][number] = {
         callSessionHistoryId: call.callSessionHistoryId,
         at: new Date(),

@@ -52,8 +52,8 @@ async function expectEachLeadDoneOnce(phones: string[]): Promise<void> {
 test('kill -9 of the service while leads are mid-flight: each lead still gets exactly one call, CRM lead and SMS', async () => {
   const phones = Array.from({ length: 12 }, () => uniquePhone());
   // Results arrive only after the restart, so some leads are waiting for their report when killed.
-  for (const phone of phones)
-    emulators.voximplant.control.scriptFor(phone, [{ result: 'answered', delayMs: 12_000 }]);
+  for (const phone of phones.slice(0, 8))
+    emulators.voximplant.control.scriptFor(phone, [{ result: 'answered', hold: true }]);
   const accepted: string[] = [];
   for (const [i, phone] of phones.entries()) {
     const res = await postJson(`${service.url}/api/leads`, { name: `Клиент ${i}`, phone });
@@ -74,6 +74,8 @@ test('kill -9 of the service while leads are mid-flight: each lead still gets ex
     expect((await postJson(`${service.url}/api/leads`, { name: 'После', phone })).status).toBe(202);
     accepted.push(phone);
   }
+  // The calls end only now, so no report can be missed while the service is down.
+  emulators.voximplant.control.release();
   await expectEachLeadDoneOnce(accepted);
 }, 240_000);
 

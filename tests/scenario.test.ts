@@ -464,13 +464,13 @@ describe('the claim before dialling', () => {
     expectSingleReport(h, { result: 'voicemail', code: 200, duration: 0 });
   });
 
-  test('5xx every time: four tries with growing waits, then the end, with no call and no report', async () => {
+  test('5xx every time: seven tries over a minute, then the end, with no call and no report', async () => {
     const h = new Harness(customData());
     for (let i = 0; i < 10; i++) h.claimAnswers.push({ code: 502, text: 'bad gateway' });
     await h.start();
     await wait(6 * 60 * 1000);
 
-    expect(h.claims.map((c) => c.at)).toEqual([0, 1_000, 3_000, 7_000]);
+    expect(h.claims.map((c) => c.at)).toEqual([0, 1_000, 3_000, 7_000, 15_000, 30_000, 60_000]);
     expect(h.calls).toEqual([]);
     expect(h.posts).toEqual([]);
     expect(h.terminated).toBe(true);

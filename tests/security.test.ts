@@ -197,7 +197,7 @@ describe('operator routes', () => {
 describe('numbers that are not called', () => {
   test.each([
     // Twelve digits: the original process's own rule already keeps it from being dialled.
-    ['a UK personal number', '+44 7012 345678', '447012345678', 'phone_too_long', 'длиннее 11 цифр'],
+    ['a UK personal number', '+44 7012 345678', '447012345678', 'phone_too_long', 'телефон слишком длинный'],
     // Eleven digits after "+8": not to be taken for a Russian number with its trunk prefix 8.
     [
       'an international network',

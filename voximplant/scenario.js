@@ -75,10 +75,11 @@ var AMD_GRACE_MS = 3000;
 // is at most a couple of minutes); past it, report what is known and stop the session.
 var SESSION_TIMEOUT_MS = 5 * 60 * 1000;
 
-// The claim: attempts, the waits between them (ms) and each request's timeout (s). The customer
-// waits for the call while these run, so the whole claim stays under half a minute.
-var CLAIM_MAX_ATTEMPTS = 4;
-var CLAIM_BACKOFF_MS = [1000, 2000, 4000];
+// The claim: attempts, the waits between them (ms) and each request's timeout (s). They span about
+// a minute, so a service that granted the claim and crashed before answering can be back to
+// grant it again to this session (the customer waits for the call meanwhile).
+var CLAIM_MAX_ATTEMPTS = 7;
+var CLAIM_BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
 var CLAIM_HTTP_TIMEOUT_S = 5;
 
 // Report delivery: attempts and the waits between them (ms).

@@ -5,6 +5,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { freePort, startDevServer, type DevServer } from '../../support/temporalServer';
 import { emulatorProviderEnv, type RunningEmulators } from '../../emulators';
 
@@ -89,7 +91,12 @@ export async function serviceProcess(
         env,
         stdio: ['ignore', 'ignore', 'inherit'],
       });
-      await waitFor(async () => (await fetch(`${url}/readyz`)).ok, 60_000, 'service');
+      if (env.SERVICE_ROLE === 'worker') {
+        // A worker alone serves no HTTP: it is ready once Temporal sees it polling the lead queue.
+        await waitFor(() => pollsLeadQueue(temporalAddress), 60_000, 'worker');
+      } else {
+        await waitFor(async () => (await fetch(`${url}/readyz`)).ok, 60_000, 'service');
+      }
     },
     kill: () => kill9(svc.child),
     async stop() {
@@ -101,4 +108,19 @@ export async function serviceProcess(
     },
   };
   return svc;
+}
+
+/** Whether a worker polls the default lead workflow queue (`leads`) of this Temporal. */
+async function pollsLeadQueue(address: string): Promise<boolean> {
+  const connection = await Connection.connect({ address });
+  try {
+    const { pollers } = await connection.workflowService.describeTaskQueue({
+      namespace: 'default',
+      taskQueue: { name: 'leads' },
+      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    return (pollers?.length ?? 0) > 0;
+  } finally {
+    await connection.close();
+  }
 }
