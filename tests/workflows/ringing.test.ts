@@ -1,0 +1,159 @@
+// Operator actions that race the call: while VoxImplant is being asked to call (Calling), while the
+// customer's phone rings (WaitingForResult: placeRobotCall has returned, the scenario has not
+// reported yet), and while the manual-handling alert is on its way. The report comes after the
+// action here, which end-to-end tests only reach by luck.
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import {
+  type LeadHandle,
+  Stubs,
+  historyLines,
+  leadInput,
+  operatorAction,
+  operatorActionAccepted,
+  refusal,
+  reportResult,
+  state,
+  useTimeSkippingServer,
+  waitForRinging,
+  waitForStatus,
+  withLead,
+  zoneAtLocalHour,
+} from './harness';
+import type { CallResult } from '../../workflows/types';
+
+const env = useTimeSkippingServer();
+const who = { by: 'Ирина', note: 'клиент перезвонил сам' };
+const closing = [
+  {
+    action: 'cancel' as const,
+    status: 'Cancelled' as const,
+    crmNote: 'Отменено (Ирина): клиент перезвонил сам',
+  },
+  {
+    action: 'handled' as const,
+    status: 'Handled' as const,
+    crmNote: 'Обработано вручную (Ирина): клиент перезвонил сам',
+  },
+];
+
+async function dayZone() {
+  return zoneAtLocalHour(await env().currentTimeMs(), 12);
+}
+
+/**
+ * The scenario's report after the lead was closed: the workflow may take it or refuse it as no
+ * longer awaited; what it must not do is act on it.
+ */
+async function lateReport(handle: LeadHandle, result: CallResult): Promise<void> {
+  try {
+    await reportResult(handle, 1, result);
+  } catch (err) {
+    if (!(err instanceof WorkflowUpdateFailedError)) throw err;
+    expect(err.cause?.message).toBe('call attempt 1 is not awaited');
+  }
+}
+
+test('call_now is refused while VoxImplant is asked to call and while the phone rings', async () => {
+  const stubs: Stubs = new Stubs({
+    placeRobotCall: async () => {
+      await stubs.gate('call').wait;
+      return { callSessionHistoryId: 1, deduplicated: false };
+    },
+  });
+  await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+    await stubs.waitForCalls('placeRobotCall', 1);
+    expect((await state(handle)).status).toBe('Calling');
+    expect(await refusal(operatorAction(handle, { action: 'call_now', ...who }))).toBe(
+      'cannot call again while the lead is Calling',
+    );
+    stubs.gate('call').open();
+    await waitForRinging(handle, 1);
+    expect(await refusal(operatorAction(handle, { action: 'call_now', ...who }))).toBe(
+      'cannot call again while the lead is WaitingForResult',
+    );
+    await reportResult(handle, 1, 'answered');
+    const final = await handle.result();
+    expect(final).toMatchObject({ status: 'Answered', attempts: 1 });
+    expect(historyLines(final).filter((l) => l.startsWith('оператор'))).toEqual([]);
+    expect(stubs.robotCalls).toHaveLength(1);
+  });
+});
+
+describe.each(closing)('$action during the call', (c) => {
+  test.each(['answered', 'voicemail'] as const)(
+    `while the phone rings, then "%s" is reported: no SMS, no further call, the lead ${c.status}`,
+    async (result) => {
+      const stubs = new Stubs();
+      await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+        await waitForRinging(handle, 1);
+        const update = await operatorActionAccepted(handle, { action: c.action, ...who });
+        await lateReport(handle, result);
+        await update.result();
+        const final = await handle.result();
+        expect(final.status).toBe(c.status);
+        expect(historyLines(final)).toContain(`оператор: ${c.action} (Ирина): клиент перезвонил сам`);
+        expect(stubs.crmNotes.map((n) => n.comment)).toContain(c.crmNote);
+        expect(stubs.sms).toHaveLength(0);
+        expect(stubs.robotCalls).toHaveLength(1);
+      });
+    },
+  );
+
+  test(`while the phone rings, then "busy" is reported: no retry, the lead ${c.status}`, async () => {
+    const stubs = new Stubs();
+    await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+      await waitForRinging(handle, 1);
+      const update = await operatorActionAccepted(handle, { action: c.action, ...who });
+      await lateReport(handle, 'busy');
+      await update.result();
+      const final = await handle.result();
+      expect(final.status).toBe(c.status);
+      expect(historyLines(final)).toContain(`оператор: ${c.action} (Ирина): клиент перезвонил сам`);
+      expect(stubs.robotCalls).toHaveLength(1);
+      expect(stubs.sms).toHaveLength(0);
+    });
+  });
+
+  test(`while VoxImplant is asked to call, then "answered" is reported: no SMS, the lead ${c.status}`, async () => {
+    const stubs: Stubs = new Stubs({
+      placeRobotCall: async () => {
+        await stubs.gate('call').wait;
+        return { callSessionHistoryId: 1, deduplicated: false };
+      },
+    });
+    await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+      await stubs.waitForCalls('placeRobotCall', 1);
+      const update = await operatorActionAccepted(handle, { action: c.action, ...who });
+      stubs.gate('call').open();
+      await lateReport(handle, 'answered');
+      await update.result();
+      const final = await handle.result();
+      expect(final.status).toBe(c.status);
+      expect(historyLines(final)).toContain(`оператор: ${c.action} (Ирина): клиент перезвонил сам`);
+      expect(stubs.sms).toHaveLength(0);
+      expect(stubs.robotCalls).toHaveLength(1);
+    });
+  });
+});
+
+test.each(closing)('ManualHandling while its alert is on its way: $action is kept', async (c) => {
+  const stubs: Stubs = new Stubs({
+    notifySellers: async (alert) => {
+      if (alert.kind === 'manual_handling') await stubs.gate('alert').wait;
+      return { messageId: 1 };
+    },
+  });
+  const input = leadInput(await dayZone(), { policy: { maxAttempts: 1 } });
+  await withLead(env(), stubs, input, async ({ handle }) => {
+    await waitForRinging(handle, 1);
+    await reportResult(handle, 1, 'busy');
+    await waitForStatus(handle, 'ManualHandling');
+    await stubs.waitForCalls('notifySellers', 2);
+    const update = await operatorActionAccepted(handle, { action: c.action, ...who });
+    stubs.gate('alert').open();
+    expect((await update.result()).status).toBe(c.status);
+    const final = await handle.result();
+    expect(final).toMatchObject({ status: c.status, manualReason: 'attempts_exhausted' });
+    expect(stubs.crmNotes.at(-1)!.comment).toBe(c.crmNote);
+  });
+});
