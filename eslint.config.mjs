@@ -1,3 +1,4 @@
+import { builtinModules } from 'node:module';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -7,6 +8,8 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     languageOptions: {
+      // Type-aware: the rules below need the types (a forgotten await on an activity or a timer).
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
       globals: {
         process: 'readonly',
         console: 'readonly',
@@ -17,15 +20,40 @@ export default tseslint.config(
     },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
     },
+  },
+  {
+    files: ['**/*.mjs', '**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
   },
   {
     files: ['workflows/**/*.ts'],
     rules: {
-      // Workflow code must be deterministic: no wall clock, timers or randomness outside Temporal's.
-      'no-restricted-imports': [
+      // Workflow code must be deterministic and free of I/O: no Node built-ins (with or without the
+      // node: prefix), no HTTP client, and activities only as types (their code runs in the worker).
+      '@typescript-eslint/no-restricted-imports': [
         'error',
-        { patterns: ['node:*', 'axios', 'fs', 'crypto', '../activities/*/impl'] },
+        {
+          paths: [
+            ...builtinModules.map((name) => ({ name, message: 'no Node built-ins in workflow code' })),
+            { name: 'axios', message: 'workflows do no I/O: call an activity' },
+            {
+              name: '../activities',
+              message: 'activities are imported as types only',
+              allowTypeImports: true,
+            },
+          ],
+          patterns: [
+            { group: ['node:*'], message: 'no Node built-ins in workflow code' },
+            {
+              group: ['../activities/*'],
+              message: 'activities are imported as types only',
+              allowTypeImports: true,
+            },
+          ],
+        },
       ],
     },
   },

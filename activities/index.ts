@@ -29,7 +29,10 @@ export function createLeadActivities(config: AppConfig, metrics?: Metrics) {
 }
 
 export function createCrmActivities(config: AppConfig) {
-  return createBitrix24Activities(config.bitrix24, { dataDir: config.dataDir });
+  const { registerLead, recordCallAttempts } = createBitrix24Activities(config.bitrix24, {
+    dataDir: config.dataDir,
+  });
+  return { registerLead, recordCallAttempts };
 }
 
 export function createCallActivities(config: AppConfig, metrics?: Metrics) {

@@ -24,6 +24,8 @@ export interface PlaceCallInput {
   /** digits, e.g. 79161234567 */
   phone: string;
   resultUrl: string;
+  /** where the scenario claims the attempt before it dials */
+  claimUrl: string;
   tokenTtlSeconds: number;
 }
 
@@ -42,6 +44,7 @@ export interface ScenarioCustomData {
   name: string;
   token: string;
   resultUrl: string;
+  claimUrl: string;
   attempt: number;
   callKey: string;
   recordingUrl?: string;
@@ -223,6 +226,7 @@ export function createVoximplantActivities(
         name: input.name,
         token,
         resultUrl: input.resultUrl,
+        claimUrl: input.claimUrl,
         attempt: input.attempt,
         callKey,
         ...(cfg.recordingUrl ? { recordingUrl: cfg.recordingUrl } : {}),

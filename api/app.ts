@@ -6,38 +6,15 @@ import cookieParser from 'cookie-parser';
 import cors from 'cors';
 import helmet from 'helmet';
 import { rateLimit } from 'express-rate-limit';
-import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
-import type { AppConfig } from '../config';
-import type { Logger } from '../support/logger';
+import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import { HttpError, requireContentType, type AppDeps } from './http';
 import { LeadValidationError, parseLead, startLead, type RawLead } from './intake';
-import type { Metrics } from '../support/metrics';
 import { leadRoutes } from './leads';
 import { voximplantRoutes } from './voximplantResult';
 import { corezoidRoutes } from './corezoid';
 import { dashboardRoutes } from './dashboard';
 import { codecRoutes } from './codec';
 import { telegramWebhookRoutes } from './telegramWebhook';
-
-export interface AppDeps {
-  client: Client;
-  config: AppConfig;
-  logger: Logger;
-  metrics: Metrics;
-  /** Readiness beyond "Temporal answers": e.g. the in-process worker is polling. */
-  isWorkerReady?: () => boolean;
-  /** Extra Prometheus text appended to /metrics (the Temporal SDK's own metrics). */
-  extraMetrics?: () => Promise<string>;
-}
-
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly body: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
-}
 
 export function buildApp(deps: AppDeps): express.Express {
   const { config, logger, metrics, client } = deps;
@@ -206,14 +183,4 @@ function httpStatusOf(err: unknown): number | undefined {
     if (typeof s === 'number') return s;
   }
   return undefined;
-}
-
-export function requireContentType(types: string[]) {
-  return (req: Request, _res: Response, next: NextFunction) => {
-    if (!req.is(types)) {
-      next(new HttpError(415, `unsupported content type; send one of: ${types.join(', ')}`));
-      return;
-    }
-    next();
-  };
 }

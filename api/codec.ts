@@ -2,13 +2,12 @@
 // operator the decrypted inputs and results: POST /codec/decode and /codec/encode with
 // {payloads:[{metadata, data}]} in base64. CORS admits only the UI's origins; with
 // CODEC_AUTH_TOKEN set, a matching bearer token is required too (the UI passes the user's token).
-import crypto from 'node:crypto';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import cors from 'cors';
 import type { Payload } from '@temporalio/common';
-import type { AppDeps } from './app';
-import { HttpError } from './app';
+import { HttpError, type AppDeps } from './http';
 import { AesGcmPayloadCodec } from '../support/codec';
+import { safeEqual } from '../domain/safeEqual';
 
 interface JsonPayload {
   metadata?: Record<string, string> | null;
@@ -45,9 +44,7 @@ export function codecRoutes({ config }: AppDeps): Router {
   const checkBearer = (req: Request, _res: Response, next: NextFunction) => {
     const expected = config.codec.authToken;
     if (expected) {
-      const given = Buffer.from(req.get('authorization')?.replace(/^Bearer\s+/i, '') ?? '');
-      const want = Buffer.from(expected);
-      if (given.length !== want.length || !crypto.timingSafeEqual(given, want)) {
+      if (!safeEqual(req.get('authorization')?.replace(/^Bearer\s+/i, '') ?? '', expected)) {
         next(new HttpError(401, 'a valid bearer token is required to decode payloads'));
         return;
       }

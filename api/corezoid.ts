@@ -2,8 +2,7 @@
 // like Corezoid's, answered in Corezoid's shape, so a shop changes only the host in its snippet.
 // The snippet posts with curl --data, i.e. JSON text under a form content type: parse the text.
 import express, { Router } from 'express';
-import type { AppDeps } from './app';
-import { HttpError } from './app';
+import { HttpError, type AppDeps } from './http';
 import type { RawLead, StartOutcome } from './intake';
 
 interface CorezoidOp {

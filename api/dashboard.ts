@@ -4,8 +4,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Client } from '@temporalio/client';
-import type { AppDeps } from './app';
-import { HttpError } from './app';
+import { HttpError, parseOr400, type AppDeps } from './http';
 import { LeadPartnerKey, LeadSiteKey, LeadStatusKey, OrderAmountKey } from '../workflows/searchAttributes';
 
 export interface DashboardGroup {
@@ -73,17 +72,9 @@ export async function buildDashboard(client: Client, from: Date, to: Date): Prom
 export function dashboardRoutes({ client }: AppDeps): Router {
   const router = Router();
   router.get('/api/dashboard', async (req, res) => {
-    const parsed = query.safeParse(req.query);
-    if (!parsed.success) {
-      throw new HttpError(400, 'invalid period', {
-        details: parsed.error.issues.map((i) => ({
-          field: i.path.join('.'),
-          message: 'must be an ISO date or date-time',
-        })),
-      });
-    }
-    const to = parsed.data.to ? new Date(parsed.data.to) : new Date(Date.now() + 60_000);
-    const from = parsed.data.from ? new Date(parsed.data.from) : new Date(to.getTime() - 30 * 86_400_000);
+    const period = parseOr400(query, req.query, 'invalid period', () => 'must be an ISO date or date-time');
+    const to = period.to ? new Date(period.to) : new Date(Date.now() + 60_000);
+    const from = period.from ? new Date(period.from) : new Date(to.getTime() - 30 * 86_400_000);
     if (from >= to) throw new HttpError(400, '"from" must be before "to"');
     res.json(await buildDashboard(client, from, to));
   });

@@ -8,14 +8,10 @@ import type { AppConfig } from '../config';
 import { normalizePhone } from '../domain/phone';
 import { isValidTimeZone } from '../domain/timezone';
 import { lookupIp } from './geoip';
+import { fieldProblems, type FieldProblem } from './http';
 import { maskPhone } from '../support/logger';
 import type { LeadInput, LeadPolicy } from '../workflows/types';
 import { LeadPartnerKey, LeadSiteKey, LeadStatusKey, OrderAmountKey } from '../workflows/searchAttributes';
-
-export interface FieldProblem {
-  field: string;
-  message: string;
-}
 
 export class LeadValidationError extends Error {
   constructor(readonly details: FieldProblem[]) {
@@ -82,22 +78,16 @@ export async function parseLead(
   const known = new Set(Object.keys(rawLeadSchema.shape));
   const input = Object.fromEntries(Object.entries(fields).filter(([k]) => known.has(k)));
   const parsed = rawLeadSchema.safeParse(input);
-  const problems: FieldProblem[] = [];
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const field = issue.path.join('.') || 'body';
-      const missing = issue.path.length === 1 && input[String(issue.path[0])] === undefined;
-      const wrongType = issue.code === 'invalid_type' || issue.code === 'invalid_union';
-      problems.push({
-        field,
-        message: missing
-          ? 'is required'
-          : wrongType
-            ? `has the wrong type (${describeType(input[field])})`
-            : issue.message,
-      });
-    }
-    throw new LeadValidationError(problems);
+    throw new LeadValidationError(
+      fieldProblems(parsed.error, (issue) => {
+        const value = input[issue.path.map(String).join('.')];
+        if (issue.path.length === 1 && value === undefined) return 'is required';
+        if (issue.code === 'invalid_type' || issue.code === 'invalid_union')
+          return `has the wrong type (${describeType(value)})`;
+        return issue.message;
+      }),
+    );
   }
   const lead = parsed.data;
   const phone = normalizePhone(lead.phone);
@@ -145,10 +135,6 @@ export async function parseLead(
   };
 }
 
-/**
- * A ref that is a phone number must not appear in Temporal in plain text, so such refs are hashed
- * into the workflow id; any other ref is used as it is, so operators recognise it.
- */
 /** Refs the intake could have accepted; anything else cannot name a lead (404 without asking Temporal). */
 export function isPossibleRef(ref: string): boolean {
   return (
@@ -158,6 +144,10 @@ export function isPossibleRef(ref: string): boolean {
   );
 }
 
+/**
+ * A ref that is a phone number must not appear in Temporal in plain text, so such refs are hashed
+ * into the workflow id; any other ref is used as it is, so operators recognise it.
+ */
 export function leadWorkflowId(ref: string): string {
   if (/^\+?\d[\d\s\-()]{6,}$/.test(ref)) {
     return `lead-h${crypto.createHash('sha256').update(ref.replace(/\D/g, '')).digest('hex').slice(0, 24)}`;
@@ -174,8 +164,8 @@ export function leadPolicy(config: AppConfig): LeadPolicy {
     resultTimeoutMs: config.call.resultTimeoutMs,
     callTaskQueue: config.temporal.callTaskQueue,
     crmTaskQueue: config.temporal.crmTaskQueue,
-    callWorkflowTaskQueue: config.temporal.callWorkflowTaskQueue,
     resultUrl: `${config.publicUrl}/api/voximplant/result`,
+    claimUrl: `${config.publicUrl}/api/voximplant/claim`,
     manualHandlingTimeoutMs: config.call.manualHandlingTimeoutMs,
     texts: config.texts,
   };

@@ -8,12 +8,10 @@ import {
   type Client,
   type WorkflowExecutionDescription,
 } from '@temporalio/client';
-import type { AppDeps } from './app';
-import { HttpError, requireContentType } from './app';
+import { HttpError, parseOr400, requireContentType, type AppDeps } from './http';
 import { isPossibleRef, leadWorkflowId } from './intake';
 import { getLeadStateQuery, operatorActionUpdate } from '../workflows/definitions';
-import { callWorkflowId, getCallStatusQuery } from '../workflows/definitions';
-import { FINAL_STATUSES, type LeadState, type OperatorAction } from '../workflows/types';
+import type { LeadState, OperatorAction } from '../workflows/types';
 
 const actionBody = z
   .object({
@@ -37,30 +35,10 @@ export async function readLead(
     throw err;
   }
   const execution = description.status.name;
-  if (execution === 'RUNNING') {
-    const state = await handle.query(getLeadStateQuery);
-    return { workflowId, execution, state: { ...state, ...(await callStatus(client, workflowId, state)) } };
-  }
+  if (execution === 'RUNNING') return { workflowId, execution, state: await handle.query(getLeadStateQuery) };
   if (execution === 'COMPLETED')
     return { workflowId, execution, state: (await handle.result()) as LeadState };
   return { workflowId, execution };
-}
-
-/**
- * The lead workflow shows a lead being called as Calling; the call workflow knows whether the call
- * is still being placed or its result is awaited. A call workflow that is gone, or too old to
- * answer this query, leaves the lead workflow's view as it is.
- */
-async function callStatus(client: Client, workflowId: string, state: LeadState): Promise<Partial<LeadState>> {
-  if (state.status !== 'Calling') return {};
-  try {
-    const call = await client.workflow.getHandle(callWorkflowId(workflowId)).query(getCallStatusQuery);
-    return FINAL_STATUSES.includes(call.status)
-      ? {}
-      : { ...call, manualReason: state.manualReason ?? call.manualReason };
-  } catch {
-    return {};
-  }
 }
 
 export function leadRoutes({ client }: AppDeps): Router {
@@ -91,21 +69,13 @@ export function leadRoutes({ client }: AppDeps): Router {
           : requireContentType(['application/json'])(req, _res, next),
       express.json({ limit: '16kb' }),
       async (req: Request<{ ref: string }>, res) => {
-        const body = actionBody.safeParse(req.body ?? {});
-        if (!body.success) {
-          throw new HttpError(400, 'invalid action', {
-            details: body.error.issues.map((i) => ({
-              field: i.path.join('.') || 'body',
-              message: i.message,
-            })),
-          });
-        }
+        const body = parseOr400(actionBody, req.body ?? {}, 'invalid action');
         if (!isPossibleRef(req.params.ref)) throw new HttpError(404, 'no lead with that ref');
         const workflowId = leadWorkflowId(req.params.ref);
         const handle = client.workflow.getHandle(workflowId);
         try {
           const state = await handle.executeUpdate(operatorActionUpdate, {
-            args: [{ action, ...body.data }],
+            args: [{ action, ...body }],
           });
           res.json({ ...state, ref: req.params.ref, workflowId });
         } catch (err) {

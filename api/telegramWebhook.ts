@@ -1,13 +1,12 @@
 // The sellers' Telegram buttons under a manual-handling alert ("call again", "handled", "cancel").
 // Telegram posts each press here with the secret token we gave setWebhook; the press becomes the
 // same operator action the API offers, recorded with the seller's Telegram name.
-import crypto from 'node:crypto';
 import express, { Router } from 'express';
 import axios from 'axios';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import type { AppDeps } from './app';
-import { HttpError } from './app';
+import { HttpError, type AppDeps } from './http';
 import { leadWorkflowId } from './intake';
+import { safeEqual } from '../domain/safeEqual';
 import { operatorActionUpdate } from '../workflows/definitions';
 import type { OperatorAction } from '../workflows/types';
 
@@ -45,9 +44,7 @@ export function telegramWebhookRoutes({ client, config, logger }: AppDeps): Rout
   }
 
   router.post('/api/telegram/webhook', express.json({ limit: '64kb' }), async (req, res) => {
-    const given = Buffer.from(req.get('x-telegram-bot-api-secret-token') ?? '');
-    const want = Buffer.from(secret ?? '');
-    if (!secret || given.length !== want.length || !crypto.timingSafeEqual(given, want)) {
+    if (!secret || !safeEqual(req.get('x-telegram-bot-api-secret-token') ?? '', secret)) {
       throw new HttpError(401, 'bad or missing X-Telegram-Bot-Api-Secret-Token');
     }
     const query = (req.body as { callback_query?: CallbackQuery })?.callback_query;

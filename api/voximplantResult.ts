@@ -1,19 +1,21 @@
-// The scenario's report. The signed token names the workflow run and the attempt; the workflow's
-// update validator decides whether that attempt is still awaited, so a stale or repeated report
+// The scenario's claim before it dials and its report after the call. The signed token names the
+// workflow run and the attempt; the workflow's update validators decide whether that attempt is
+// still awaited (and, for a claim, not claimed by another session), so a stale or repeated request
 // changes nothing and gets 409.
-import express, { Router } from 'express';
+import express, { Router, type Request } from 'express';
 import { z } from 'zod';
 import {
   ServiceError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
 } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import { status } from '@grpc/grpc-js';
-import type { AppDeps } from './app';
-import { HttpError } from './app';
-import { verifyResultToken } from '../domain/resultToken';
-import { reportCallResultUpdate } from '../workflows/definitions';
+import { HttpError, parseOr400, type AppDeps } from './http';
+import { verifyResultToken, type ResultTokenClaims } from '../domain/resultToken';
+import { claimCallUpdate, reportCallResultUpdate } from '../workflows/definitions';
 import { CALL_RESULTS, type CallResult } from '../workflows/types';
 
 const reportSchema = z.object({
@@ -21,6 +23,15 @@ const reportSchema = z.object({
   result: z.enum(CALL_RESULTS as [CallResult, ...CallResult[]]),
   code: z.coerce.number().int().min(0).max(999).optional().nullable(),
   duration: z.coerce.number().min(0).max(86_400).optional().nullable(),
+});
+
+const claimSchema = z.object({
+  token: z.string().max(2048).optional(),
+  // VoxEngine's session id is a number; null when the scenario could not read it.
+  sessionId: z
+    .union([z.string().max(100), z.number()])
+    .optional()
+    .nullable(),
 });
 
 /** The server refused the target itself (no such run, a closed one): the attempt is not awaited. */
@@ -32,52 +43,75 @@ function isRejectedByServer(err: unknown): boolean {
   );
 }
 
+/** The token's run and attempt, or 401. */
+function attemptOf(req: Request, secret: string): ResultTokenClaims {
+  const body = req.body as Record<string, unknown> | undefined;
+  const token = body?.token ?? req.get('authorization')?.replace(/^Bearer\s+/i, '');
+  const check = verifyResultToken(token, secret);
+  if (!check.ok) throw new HttpError(401, `result token ${check.reason.replace('_', ' ')}`);
+  return check.claims;
+}
+
+/** Sends the scenario's update to the attempt's run; 409 when the workflow refuses it. */
+async function updateAttempt<Args extends [unknown, ...unknown[]]>(
+  client: Client,
+  { wf, run, a }: ResultTokenClaims,
+  update: UpdateDefinition<unknown, Args>,
+  args: Args,
+  refusal: string,
+): Promise<void> {
+  try {
+    await client.workflow.getHandle(wf, run).executeUpdate(update, { args });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      throw new HttpError(409, err.cause?.message ?? `call attempt ${a} ${refusal}`);
+    }
+    if (err instanceof WorkflowNotFoundError || isRejectedByServer(err)) {
+      throw new HttpError(409, `call attempt ${a} ${refusal}`);
+    }
+    if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || err instanceof ServiceError) {
+      // Temporal is overloaded or unreachable: the scenario retries on a 5xx.
+      throw new HttpError(503, 'Temporal cannot take this right now; retry shortly');
+    }
+    throw err;
+  }
+}
+
 export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): Router {
   const router = Router();
-  router.post(
-    '/api/voximplant/result',
-    express.json({ limit: '8kb', type: () => true }),
-    async (req, res) => {
-      const body = req.body as Record<string, unknown> | undefined;
-      const token = body?.token ?? req.get('authorization')?.replace(/^Bearer\s+/i, '');
-      const check = verifyResultToken(token, config.voximplant.resultSecret);
-      if (!check.ok) throw new HttpError(401, `result token ${check.reason.replace('_', ' ')}`);
-      const parsed = reportSchema.safeParse(body);
-      if (!parsed.success) {
-        throw new HttpError(400, 'malformed call report', {
-          details: parsed.error.issues.map((i) => ({
-            field: i.path.join('.') || 'body',
-            message: i.message,
-          })),
-        });
-      }
-      const { wf, run, a } = check.claims;
-      const report = {
-        attempt: a,
-        result: parsed.data.result,
-        code: parsed.data.code ?? undefined,
-        duration: parsed.data.duration ?? undefined,
-      };
-      try {
-        await client.workflow.getHandle(wf, run).executeUpdate(reportCallResultUpdate, { args: [report] });
-      } catch (err) {
-        if (
-          err instanceof WorkflowUpdateFailedError ||
-          err instanceof WorkflowNotFoundError ||
-          isRejectedByServer(err)
-        ) {
-          throw new HttpError(409, `call attempt ${a} is not awaited`);
-        }
-        if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || err instanceof ServiceError) {
-          // Temporal is overloaded or unreachable: the scenario retries its report on a 5xx.
-          throw new HttpError(503, 'the report could not be delivered right now; retry shortly');
-        }
-        throw err;
-      }
-      metrics.callResults.inc({ result: report.result });
-      logger.info({ workflowId: wf, attempt: a, result: report.result, code: report.code }, 'call report');
-      res.json({ status: 'accepted' });
-    },
-  );
+  const json = express.json({ limit: '8kb', type: () => true });
+
+  router.post('/api/voximplant/claim', json, async (req, res) => {
+    const attempt = attemptOf(req, config.voximplant.resultSecret);
+    const parsed = parseOr400(claimSchema, req.body, 'malformed claim');
+    const sessionId = parsed.sessionId == null ? undefined : String(parsed.sessionId);
+    await updateAttempt(
+      client,
+      attempt,
+      claimCallUpdate,
+      [{ attempt: attempt.a, sessionId }],
+      'is not awaited',
+    );
+    logger.info({ workflowId: attempt.wf, attempt: attempt.a, sessionId }, 'call claimed');
+    res.json({ status: 'claimed' });
+  });
+
+  router.post('/api/voximplant/result', json, async (req, res) => {
+    const attempt = attemptOf(req, config.voximplant.resultSecret);
+    const parsed = parseOr400(reportSchema, req.body, 'malformed call report');
+    const report = {
+      attempt: attempt.a,
+      result: parsed.result,
+      code: parsed.code ?? undefined,
+      duration: parsed.duration ?? undefined,
+    };
+    await updateAttempt(client, attempt, reportCallResultUpdate, [report], 'is not awaited');
+    metrics.callResults.inc({ result: report.result });
+    logger.info(
+      { workflowId: attempt.wf, attempt: attempt.a, result: report.result, code: report.code },
+      'call report',
+    );
+    res.json({ status: 'accepted' });
+  });
   return router;
 }

@@ -2,6 +2,7 @@
 // attempt and is HMAC-signed, so a report can neither be forged nor redirected to another lead or
 // attempt, and it expires so an old leaked token is useless.
 import crypto from 'node:crypto';
+import { safeEqual } from './safeEqual';
 
 export interface ResultTokenClaims {
   /** workflow id of the robot-call workflow */
@@ -33,9 +34,7 @@ export function verifyResultToken(token: unknown, secret: string, nowMs = Date.n
   if (!payload || !signature || extra !== undefined || token.length > 2048) {
     return { ok: false, reason: 'malformed' };
   }
-  const expected = Buffer.from(sign(payload, secret));
-  const given = Buffer.from(signature);
-  if (expected.length !== given.length || !crypto.timingSafeEqual(expected, given)) {
+  if (!safeEqual(signature, sign(payload, secret))) {
     return { ok: false, reason: 'bad_signature' };
   }
   let claims: ResultTokenClaims;

@@ -2,7 +2,7 @@
 // bodies, so the adapter is exercised over HTTP against the wire format and not against itself.
 import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { EMULATOR_CREDENTIALS } from '../config';
+import { EMULATOR_CREDENTIALS } from './credentials';
 
 type Params = Record<string, unknown>;
 export type Bitrix24Entity = Record<string, unknown> & { ID: number };

@@ -6,7 +6,8 @@ import { createBitrix24Emulator, type Bitrix24EmulatorOptions } from './bitrix24
 import { createVoximplantEmulator, type VoximplantEmulatorOptions } from './voximplant';
 import { createSmsRuEmulator, type SmsRuEmulatorOptions } from './smsru';
 import { createTelegramEmulator, type TelegramEmulatorOptions } from './telegram';
-import { EMULATOR_CREDENTIALS } from '../config';
+import type { AppConfig } from '../config';
+import { EMULATOR_CREDENTIALS } from './credentials';
 
 export interface EmulatorOptions {
   host?: string;
@@ -87,5 +88,28 @@ export function emulatorProviderEnv(urls: RunningEmulators['urls']): Record<stri
     TELEGRAM_API_URL: urls.telegram,
     TELEGRAM_BOT_TOKEN: EMULATOR_CREDENTIALS.telegramBotToken,
     TELEGRAM_CHAT_ID: EMULATOR_CREDENTIALS.telegramChatId,
+  };
+}
+
+/** Points every emulated provider of `config` at these emulators, once they listen. */
+export function withEmulatorUrls(config: AppConfig, urls: RunningEmulators['urls']): AppConfig {
+  const base = (url: string) => url.replace(/\/+$/, '');
+  const { bitrix24, voximplant, sms, telegram } = config;
+  return {
+    ...config,
+    bitrix24:
+      bitrix24.mode === 'emulator'
+        ? {
+            ...bitrix24,
+            auth: {
+              kind: 'webhook',
+              webhookUrl: `${base(urls.bitrix24)}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`,
+            },
+          }
+        : bitrix24,
+    voximplant:
+      voximplant.mode === 'emulator' ? { ...voximplant, apiUrl: base(urls.voximplant) } : voximplant,
+    sms: sms.mode === 'emulator' ? { ...sms, apiUrl: base(urls.smsru) } : sms,
+    telegram: telegram.mode === 'emulator' ? { ...telegram, apiUrl: base(urls.telegram) } : telegram,
   };
 }

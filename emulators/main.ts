@@ -18,10 +18,17 @@ function callResultDelayMs(): number | undefined {
 
 const delayMs = callResultDelayMs();
 
-startEmulators().then((emulators) => {
-  if (delayMs !== undefined) emulators.voximplant.control.setDefaultOutcome({ result: 'answered', delayMs });
-  console.log(JSON.stringify(emulators.urls, null, 2));
-  const stop = () => void emulators.close().then(() => process.exit(0));
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-});
+startEmulators().then(
+  (emulators) => {
+    if (delayMs !== undefined)
+      emulators.voximplant.control.setDefaultOutcome({ result: 'answered', delayMs });
+    console.log(JSON.stringify(emulators.urls, null, 2));
+    const stop = () => void emulators.close().then(() => process.exit(0));
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  },
+  (err: unknown) => {
+    console.error('could not start the emulators:', err);
+    process.exit(1);
+  },
+);

@@ -2,7 +2,7 @@
 // `json=1`, the old line format without), per-number statuses included, so the adapter's handling
 // of "request OK but this number failed" is exercised as it happens on the real gateway.
 import express, { type Request, type Response } from 'express';
-import { EMULATOR_CREDENTIALS } from '../config';
+import { EMULATOR_CREDENTIALS } from './credentials';
 import { FaultMode, type EmulatorMode } from './faultMode';
 
 export type { EmulatorMode };

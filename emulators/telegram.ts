@@ -2,7 +2,7 @@
 // shapes, and the HTML parse mode enforced as Telegram does (unknown tags, unclosed tags and
 // over-long messages are refused), so a formatting bug fails a test instead of an alert.
 import express, { type Request, type Response } from 'express';
-import { EMULATOR_CREDENTIALS } from '../config';
+import { EMULATOR_CREDENTIALS } from './credentials';
 import { FaultMode, type EmulatorMode } from './faultMode';
 
 export type { EmulatorMode };

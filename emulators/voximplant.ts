@@ -4,7 +4,7 @@
 import crypto from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import axios, { type AxiosInstance } from 'axios';
-import { EMULATOR_CREDENTIALS } from '../config';
+import { EMULATOR_CREDENTIALS } from './credentials';
 import { FaultMode, type EmulatorMode } from './faultMode';
 
 export type { EmulatorMode };

@@ -4,10 +4,10 @@
 import type http from 'node:http';
 import { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
-import { withEmulatorUrls, type AppConfig } from '../config';
+import type { AppConfig } from '../config';
 import { buildApp } from '../api/app';
 import { createMetrics, type Metrics } from '../support/metrics';
-import { startEmulators, type EmulatorOptions, type RunningEmulators } from '../emulators';
+import { startEmulators, withEmulatorUrls, type EmulatorOptions, type RunningEmulators } from '../emulators';
 import { connectToTemporal } from '../worker/connection';
 import { createLeadWorkers, type LeadWorkers, type WorkflowSource } from '../worker/worker';
 import { logger as rootLogger, type Logger } from '../support/logger';

@@ -2,19 +2,14 @@
 // port): `npm run worker` (SERVICE_ROLE=worker), `npm run api` (SERVICE_ROLE=api), or both. This is
 // how production runs several workers and API instances side by side.
 import 'dotenv/config';
-import { ConfigError, loadConfig } from '../config';
+import { loadConfig } from '../config';
 import { startService } from '.';
 import { installTemporalRuntime } from './runtime';
 import { logger } from '../support/logger';
 
-const ROLES = ['all', 'api', 'worker'] as const;
-type Role = (typeof ROLES)[number];
-
 async function main(): Promise<void> {
-  const role = (process.env.SERVICE_ROLE ?? 'all') as Role;
-  if (!ROLES.includes(role))
-    throw new ConfigError([`SERVICE_ROLE: one of ${ROLES.join(', ')}, got "${role}"`]);
   const config = loadConfig();
+  const role = config.serviceRole;
   const { sdkMetrics } = installTemporalRuntime(config);
   const service = await startService(config, { role, extraMetrics: sdkMetrics });
   logger.info(

@@ -1,11 +1,12 @@
 // One structured (JSON) logger for the API, the worker, activities and the Temporal runtime.
 // Secrets are redacted by key; phone numbers are masked by whoever logs them (maskPhone).
 import pino, { type Logger } from 'pino';
+import { logLevelOf } from '../config';
 
 export type { Logger };
 
 export const logger: Logger = pino({
-  level: process.env.LOG_LEVEL ?? (process.env.NODE_ENV === 'test' ? 'silent' : 'info'),
+  level: logLevelOf(process.env),
   base: { service: 'speed-to-lead' },
   redact: {
     paths: [

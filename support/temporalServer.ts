@@ -25,7 +25,7 @@ export function timeSkippingServerPath(): string {
 }
 
 /**
- * Tuning measured on this kind of machine (see PERFORMANCE notes in the README): WAL and
+ * The dev server's defaults cap it near 20 workflows/s (README, "Figures"): WAL and
  * synchronous=normal lift SQLite's write ceiling, the transfer-queue poll rate lifts the 20/s cap,
  * and eager activity dispatch saves a matching round trip per activity.
  */

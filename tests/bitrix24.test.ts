@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import axios from 'axios';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { EMULATOR_CREDENTIALS, type AppConfig } from '../config';
+import type { AppConfig } from '../config';
+import { EMULATOR_CREDENTIALS } from '../emulators/credentials';
 import { createBitrix24Activities, OAUTH_STATE_FILE, type CrmLeadInput } from '../activities/bitrix24';
 import { BITRIX24_EMULATOR_DEFAULTS, createBitrix24Emulator } from '../emulators/bitrix24';
 

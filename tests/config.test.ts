@@ -1,9 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { parse } from 'dotenv';
-import { ConfigError, loadConfig } from '../config';
+import { CONFIG_VARIABLES, ConfigError, loadConfig, logLevelOf } from '../config';
+import { readOrCreateSecret } from '../config/secrets';
 
+const ROOT = path.join(__dirname, '..');
 const dataDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'stl-config-'));
 const problemsOf = (env: Record<string, string>): string[] => {
   try {
@@ -15,23 +18,88 @@ const problemsOf = (env: Record<string, string>): string[] => {
   return [];
 };
 
-test('.env.example is a valid configuration, and every variable the code reads is documented in it', () => {
-  const example = parse(fs.readFileSync(path.join(__dirname, '..', '.env.example')));
-  const config = loadConfig({ ...example, DATA_DIR: dataDir() });
+/** Environment variables a TypeScript text reads: `process.env.X`, `process.env['X']`, `env.X`, `{ X } = process.env`. */
+function variablesRead(source: string): string[] {
+  const names: string[] = [];
+  for (const m of source.matchAll(
+    /\benv(?:\.([A-Z][A-Z0-9_]*)|\[\s*(['"`])([A-Z][A-Z0-9_]*)\2\s*\])(\s*=(?!=))?/g,
+  )) {
+    // An assignment sets a variable for the code it is about to load; it reads nothing.
+    if (!m[4]) names.push((m[1] ?? m[3])!);
+  }
+  for (const m of source.matchAll(/\{([^{}]*)\}\s*=\s*(?:process\.)?env\b/g)) {
+    names.push(...[...m[1]!.matchAll(/\b([A-Z][A-Z0-9_]*)\b/g)].map((n) => n[1]!));
+  }
+  return names;
+}
+
+function typeScriptFiles(dir: string, out: string[] = []): string[] {
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (['node_modules', 'tests', 'data', 'coverage'].includes(entry.name) || entry.name.startsWith('.'))
+      continue;
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) typeScriptFiles(file, out);
+    else if (entry.name.endsWith('.ts')) out.push(file);
+  }
+  return out;
+}
+
+/**
+ * Processes that are not the service and take their own knobs (the benchmark, the emulators run on
+ * their own); the service they start still reads its variables through the schema.
+ */
+const TOOLS = [/^scripts\/bench(\.ts|\/)/, /^emulators\/main\.ts$/];
+
+test('the scanner finds every way of reading a variable', () => {
+  const source = [
+    'const a = process.env.ALPHA ?? 1;',
+    "const b = process.env['BRAVO'];",
+    'const c = env.CHARLIE;',
+    'const { DELTA, ECHO: e } = process.env;',
+    "process.env.FOXTROT = 'x';",
+    'if (process.env.GOLF === "1") {}',
+  ].join('\n');
+  expect(variablesRead(source).sort()).toEqual(['ALPHA', 'BRAVO', 'CHARLIE', 'DELTA', 'ECHO', 'GOLF']);
+});
+
+test('the code reads the environment only through the schema, and .env.example documents every variable', () => {
+  const files = typeScriptFiles(ROOT).map((file) => path.relative(ROOT, file).split(path.sep).join('/'));
+  expect(files).toEqual(expect.arrayContaining(['config/index.ts', 'service/main.ts', 'support/logger.ts']));
+  const reads = files.flatMap((file) =>
+    variablesRead(fs.readFileSync(path.join(ROOT, file), 'utf8')).map((name) => ({ file, name })),
+  );
+  const outsideTheSchema = reads
+    .filter((r) => !TOOLS.some((tool) => tool.test(r.file)))
+    .map(
+      (r) =>
+        `${r.file}: ${r.name}${CONFIG_VARIABLES.includes(r.name as never) ? '' : ' (not in the schema)'}`,
+    );
+  expect(outsideTheSchema).toEqual([]);
+
+  const exampleText = fs.readFileSync(path.join(ROOT, '.env.example'), 'utf8');
+  const documented = [...exampleText.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!);
+  expect(CONFIG_VARIABLES.length).toBeGreaterThan(50);
+  expect(CONFIG_VARIABLES.filter((name) => !documented.includes(name))).toEqual([]);
+  expect(documented.filter((name) => !CONFIG_VARIABLES.includes(name as never))).toEqual([]);
+
+  const config = loadConfig({ ...parse(exampleText), DATA_DIR: dataDir() });
   expect(config.call).toMatchObject({
     retryDelayMs: 30 * 60_000,
     maxAttempts: 5,
     resultTimeoutMs: 10 * 60_000,
   });
-  const documented = fs.readFileSync(path.join(__dirname, '..', '.env.example'), 'utf8');
-  const source = fs.readFileSync(path.join(__dirname, '..', 'config', 'index.ts'), 'utf8');
-  const schema = source.slice(
-    source.indexOf('const envSchema'),
-    source.indexOf('\n});', source.indexOf('const envSchema')),
-  );
-  const names = [...schema.matchAll(/^ {2}([A-Z0-9_]+):/gm)].map((m) => m[1]!);
-  expect(names.length).toBeGreaterThan(50);
-  for (const name of names) expect(documented).toMatch(new RegExp(`\\b${name}=`));
+});
+
+test('LOG_LEVEL and SERVICE_ROLE are read through the schema', () => {
+  expect(logLevelOf({ LOG_LEVEL: 'debug' })).toBe('debug');
+  expect(logLevelOf({ NODE_ENV: 'test' })).toBe('silent');
+  expect(logLevelOf({})).toBe('info');
+  // A wrong level leaves the logger at info; the start then stops naming it.
+  expect(logLevelOf({ LOG_LEVEL: 'loud' })).toBe('info');
+  expect(problemsOf({ LOG_LEVEL: 'loud' }).join('\n')).toContain('LOG_LEVEL');
+  expect(loadConfig({ DATA_DIR: dataDir(), SERVICE_ROLE: 'worker' }).serviceRole).toBe('worker');
+  expect(loadConfig({ DATA_DIR: dataDir() }).serviceRole).toBe('all');
+  expect(problemsOf({ SERVICE_ROLE: 'both' }).join('\n')).toContain('SERVICE_ROLE');
 });
 
 test('defaults: no credentials → every provider on its emulator, contract defaults', () => {
@@ -77,4 +145,71 @@ test('production refuses to run on emulators or without encryption keys', () => 
   const problems = problemsOf({ NODE_ENV: 'production' }).join('\n');
   for (const what of ['bitrix24', 'voximplant', 'sms', 'telegram', 'ENCRYPTION_KEYS'])
     expect(problems).toContain(what);
+});
+
+describe('secrets generated into DATA_DIR', () => {
+  const NAME = 'race.secret';
+
+  /** Racers of tests/support/secretRace.ts, started together; what each printed, per directory. */
+  async function race(dirs: string[], roles: Array<'generate' | 'read'>) {
+    const root = dataDir();
+    const list = path.join(root, 'dirs.txt');
+    const done = path.join(root, 'generators-done');
+    fs.writeFileSync(list, dirs.join('\n'));
+    const racers = roles.map((role) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'tests/support/secretRace.ts', role, NAME, list, done],
+        { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      const ready = new Promise<void>((resolve) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.startsWith('ready\n')) resolve();
+        });
+      });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const results = async () => {
+        expect(await exited).toBe(0);
+        return out
+          .split('\n')
+          .slice(1)
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as { dir: string; value: string | null });
+      };
+      return { role, child, ready, exited, results };
+    });
+    await Promise.all(racers.map((r) => r.ready));
+    for (const r of racers) r.child.stdin.end('go\n');
+    await Promise.all(racers.filter((r) => r.role === 'generate').map((r) => r.exited));
+    fs.writeFileSync(done, '');
+    return Promise.all(racers.map(async (r) => ({ role: r.role, results: await r.results() })));
+  }
+
+  test('concurrent readers never see a key file empty or partial; concurrent generators agree', async () => {
+    const root = dataDir();
+    const dirs = Array.from({ length: 100 }, (_, i) => path.join(root, String(i)));
+    const racers = await race(dirs, ['generate', 'generate', 'generate', 'read', 'read']);
+    for (const [i, dir] of dirs.entries()) {
+      const onDisk = fs.readFileSync(path.join(dir, NAME), 'utf8');
+      expect(onDisk).toMatch(/^[A-Za-z0-9_-]{43}$/); // 32 random bytes, base64url
+      expect(fs.statSync(path.join(dir, NAME)).mode & 0o777).toBe(0o600);
+      expect(fs.readdirSync(dir)).toEqual([NAME]); // no temporary file left behind
+      for (const { role, results } of racers)
+        expect({ role, ...results[i] }).toEqual({ role, dir, value: onDisk });
+    }
+  }, 60_000);
+
+  test('a secret survives restarts, and an emptied one stops the start instead of signing with ""', () => {
+    const dir = dataDir();
+    const first = readOrCreateSecret(dir, 'voximplant-result.secret');
+    expect(loadConfig({ DATA_DIR: dir }).voximplant.resultSecret).toBe(first);
+    expect(loadConfig({ DATA_DIR: dir }).voximplant.resultSecret).toBe(first);
+    fs.writeFileSync(path.join(dir, 'voximplant-result.secret'), '');
+    expect(problemsOf({ DATA_DIR: dir }).join('\n')).toMatch(
+      /DATA_DIR: .*voximplant-result\.secret is empty/,
+    );
+    expect(readOrCreateSecret(dataDir(), 'encryption.key', 'base64')).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+  });
 });

@@ -2,14 +2,9 @@
 // Bitrix24 emulator → processLead (call process) → StartScenarios at the VoxImplant emulator → the scenario's
 // report posted back to our result endpoint → SMS at the SMS.ru emulator.
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { startDevServer, startStack, workflowBundle, type TestStack } from './support/env';
+import { startDevServer, startStack, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { received } from './support/received';
-import { callCustomer } from '../workflows/callCustomer';
-import { crmLeadCreatedSignal, crmLeadFailedSignal } from '../workflows/definitions';
-import { createLeadWorkers } from '../worker/worker';
-import { AesGcmPayloadCodec } from '../support/codec';
-import { leadPolicy } from '../api/intake';
 
 let env: TestWorkflowEnvironment;
 let stack: TestStack;
@@ -241,83 +236,3 @@ test('GET /api/leads/:ref of an unknown ref is 404', async () => {
   const res = await getJson(`${stack.url}/api/leads/no-such-ref`);
   expect(res.status).toBe(404);
 });
-
-test('a callCustomer workflow (leads accepted before v4) handles a CRM lead id delivered with its first task', async () => {
-  const phone = uniquePhone();
-  const handle = await stack.service.client.workflow.signalWithStart(callCustomer, {
-    taskQueue: stack.config.temporal.taskQueue,
-    workflowId: `signal-first-${phone}`,
-    signal: crmLeadCreatedSignal,
-    signalArgs: [424242],
-    args: [
-      {
-        leadWorkflowId: `no-such-parent-${phone}`,
-        ref: phone,
-        name: 'Сигнал',
-        phone,
-        timezone: 'Europe/Moscow',
-        receivedAt: Date.now(),
-        policy: leadPolicy(stack.config),
-      },
-    ],
-  });
-  expect(await handle.result()).toMatchObject({ status: 'Answered', attempts: 1 });
-  expect(callsTo(phone)).toHaveLength(1);
-});
-
-test('a worker polls the call workflows’ queue only while callCustomer workflows of older leads run', async () => {
-  // The stack's own worker found none at start.
-  expect(stack.service.workers!.callWorkflowWorker()).toBeUndefined();
-
-  // An older lead's call workflow, waiting on a queue nobody polls yet; then a worker process starts.
-  const config = {
-    ...stack.config,
-    temporal: {
-      ...stack.config.temporal,
-      // A second worker process in the same runtime needs queues of its own.
-      taskQueue: 'legacy-test-leads',
-      callTaskQueue: 'legacy-test-calls',
-      crmTaskQueue: 'legacy-test-crm',
-      callWorkflowTaskQueue: 'legacy-test-call-workflows',
-    },
-  };
-  const phone = uniquePhone();
-  const handle = await stack.service.client.workflow.start(callCustomer, {
-    taskQueue: config.temporal.callWorkflowTaskQueue,
-    workflowId: `legacy-call-${phone}`,
-    args: [
-      {
-        leadWorkflowId: `no-such-parent-${phone}`,
-        ref: phone,
-        name: 'Старый лид',
-        phone,
-        timezone: 'Europe/Moscow',
-        receivedAt: Date.now(),
-        policy: leadPolicy(config),
-      },
-    ],
-  });
-  await eventually(async () =>
-    expect(
-      (
-        await stack.service.client.workflow.count(
-          `WorkflowId = 'legacy-call-${phone}' AND ExecutionStatus = 'Running'`,
-        )
-      ).count,
-    ).toBe(1),
-  );
-  const workers = await createLeadWorkers(env.nativeConnection, config, workflowBundle(), undefined, {
-    payloadCodecs: [new AesGcmPayloadCodec(config.encryption)],
-  });
-  expect(workers.callWorkflowWorker()).toBeDefined();
-  const running = workers.run();
-  try {
-    // No CRM lead for it (its lead workflow is gone): the call process need not wait for one.
-    await handle.signal(crmLeadFailedSignal);
-    expect(await handle.result()).toMatchObject({ status: 'Answered', attempts: 1 });
-    expect(callsTo(phone)).toHaveLength(1);
-  } finally {
-    workers.shutdown();
-    await running;
-  }
-}, 60_000);

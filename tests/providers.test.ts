@@ -11,7 +11,8 @@ import axios from 'axios';
 import express from 'express';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { EMULATOR_CREDENTIALS, type AppConfig } from '../config';
+import type { AppConfig } from '../config';
+import { EMULATOR_CREDENTIALS } from '../emulators/credentials';
 import { verifyResultToken } from '../domain/resultToken';
 import {
   callKeyOf,
@@ -113,6 +114,7 @@ describe('VoxImplant', () => {
     name: 'Иван "Ваня" <Петров>',
     phone: '79161234567',
     resultUrl,
+    claimUrl: resultUrl.replace(/result$/, 'claim'),
     tokenTtlSeconds: 600,
     ...over,
   });

@@ -1,9 +1,9 @@
 // Determinism guard. Every history this file produces is replayed against the current workflow
-// code, and so are histories recorded earlier (tests/fixtures/replay): a change that would break
-// leads already in flight — asleep for the night, waiting for a call report, waiting for a person —
-// fails here. Such a change needs workflow versioning (patched()) instead.
-// Record a new generation of fixtures with UPDATE_REPLAY_FIXTURES=v<N> after a change guarded by
-// patched(), keeping the older generations: leads started under them may still be running.
+// code, and so are the histories recorded from release 1.0.0 on (tests/fixtures/replay): a change
+// that would break leads already in flight — asleep for the night, waiting for a call report,
+// waiting for a person — fails here. Such a change is versioned with patched() (README,
+// "Changing a workflow"); the fixtures of a release stay until no lead of it can be running.
+// UPDATE_REPLAY_FIXTURES=<version> writes this run's histories as that release's fixtures.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
@@ -16,7 +16,13 @@ const HistoryType = temporal.api.history.v1.History;
 const historyToPlain = (h: History) =>
   HistoryType.toObject(HistoryType.fromObject(h), { longs: String, enums: String, bytes: String });
 const historyFromPlain = (o: unknown) => HistoryType.fromObject(o as Record<string, unknown>);
-import { startDevServer, startStack, workflowBundle, type TestStack } from './support/env';
+import {
+  startDevServer,
+  startStack,
+  startTimeSkippingServer,
+  workflowBundle,
+  type TestStack,
+} from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { dayZone, nightZone } from './support/zones';
 import type { ScriptedOutcome } from '../emulators/voximplant';
@@ -33,81 +39,180 @@ const dataConverter = {
   ],
 };
 
-let env: TestWorkflowEnvironment;
+let devServer: TestWorkflowEnvironment;
+let timeSkipping: TestWorkflowEnvironment;
 let stack: TestStack;
+let skipping: TestStack;
 const produced: Array<{ name: string; workflowId: string; history: History }> = [];
+const schedule = parseWorkingSchedule(HOURS);
+const config = {
+  ENCRYPTION_KEYS: FIXTURE_KEYS,
+  WORKING_HOURS: HOURS,
+  CALL_MAX_ATTEMPTS: '2',
+  // Long enough that a lead is still waiting when the test acts on it.
+  CALL_RESULT_TIMEOUT: '10m',
+  CALL_RETRY_DELAY: '30m',
+  MANUAL_HANDLING_TIMEOUT: '2h',
+};
 
 beforeAll(async () => {
-  env = await startDevServer();
-  stack = await startStack(env, {
-    ENCRYPTION_KEYS: FIXTURE_KEYS,
-    WORKING_HOURS: HOURS,
-    CALL_RESULT_TIMEOUT: '1s',
-    CALL_MAX_ATTEMPTS: '2',
-    CALL_RETRY_DELAY: '200ms',
-  });
-}, 60_000);
+  [devServer, timeSkipping] = await Promise.all([startDevServer(), startTimeSkippingServer()]);
+  [stack, skipping] = await Promise.all([
+    startStack(devServer, config),
+    // Histories with a fired timer (a retry, a night) come from the server that skips the hours.
+    startStack(timeSkipping, config),
+  ]);
+}, 90_000);
 
 afterAll(async () => {
-  await stack?.close();
-  await env?.teardown();
+  await Promise.all([stack?.close(), skipping?.close()]);
+  await Promise.all([devServer?.teardown(), timeSkipping?.teardown()]);
 });
 
-async function lead(
-  name: string,
-  fields: Record<string, unknown>,
-  until: (s: Record<string, unknown>) => boolean,
-  script?: ScriptedOutcome[],
-): Promise<string> {
-  const phone = uniquePhone();
-  if (script) stack.emulators.voximplant.control.scriptFor(phone, script);
-  const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Реплей', phone, ...fields });
-  const ref = String(fields.ref ?? phone);
-  await eventually(async () =>
-    expect(until((await getJson(`${stack.url}/api/leads/${ref}`)).body)).toBe(true),
-  );
-  return String(body.workflowId);
+interface Lead {
+  ref: string;
+  workflowId: string;
+  phone: string;
 }
 
-/** A lead is one workflow (since v4; earlier generations also have a `-call` child workflow). */
-async function record(name: string, leadWorkflowId: string): Promise<void> {
-  const history = await stack.service.client.workflow.getHandle(leadWorkflowId).fetchHistory();
-  produced.push({ name: `${name}-lead`, workflowId: leadWorkflowId, history });
+async function startLead(on: TestStack, fields: Record<string, unknown>, script?: ScriptedOutcome[]) {
+  const phone = uniquePhone();
+  if (script) on.emulators.voximplant.control.scriptFor(phone, script);
+  const ref = `replay-${phone}`;
+  const { status, body } = await postJson(`${on.url}/api/leads`, { name: 'Реплей', phone, ref, ...fields });
+  expect(status).toBe(202);
+  return { ref, phone, workflowId: String(body.workflowId) } satisfies Lead;
+}
+
+async function statusOf(on: TestStack, lead: Lead): Promise<Record<string, unknown>> {
+  return (await getJson(`${on.url}/api/leads/${lead.ref}`)).body;
+}
+
+async function reach(on: TestStack, lead: Lead, until: (s: Record<string, unknown>) => boolean) {
+  await eventually(async () => expect(until(await statusOf(on, lead))).toBe(true));
+}
+
+async function act(on: TestStack, lead: Lead, path: 'cancel' | 'handled' | 'call-now') {
+  const res = await postJson(`${on.url}/api/leads/${lead.ref}/${path}`, { by: 'replay', note: path });
+  expect(res.status).toBe(200);
+}
+
+async function record(on: TestStack, name: string, lead: Lead): Promise<void> {
+  const history = await on.service.client.workflow.getHandle(lead.workflowId).fetchHistory();
+  produced.push({ name, workflowId: lead.workflowId, history });
 }
 
 const completed = (s: Record<string, unknown>) => s.execution === 'COMPLETED';
+const is = (status: string) => (s: Record<string, unknown>) => s.status === status;
+const KINDS = [
+  'answered',
+  'voicemail',
+  'wrong-number',
+  'asleep-at-night',
+  'handled-while-asleep',
+  'cancelled-while-ringing',
+  'missed-then-call-now-answered',
+  'missed-then-cancelled',
+  'no-result-then-handled',
+  'no-result-then-cancelled',
+  'attempts-exhausted-then-call-now',
+  'busy-then-answered',
+  'night-then-called',
+];
 
 test('histories of every kind of lead replay against the current code', async () => {
-  const schedule = parseWorkingSchedule(HOURS);
-  const now = Date.now();
-  const day = dayZone(now, schedule);
-  const night = nightZone(now, schedule).zone;
+  const day = dayZone(Date.now(), schedule);
+  const night = nightZone(Date.now(), schedule).zone;
+  const answered: ScriptedOutcome = { result: 'answered', delayMs: 5 };
+  const busy: ScriptedOutcome = { result: 'busy', delayMs: 5 };
+  const silent: ScriptedOutcome = { result: 'answered', report: 'none' };
 
-  await record('answered', await lead('answered', { timezone: day, partner: 'replay' }, completed));
-  await record(
-    'busy-then-answered',
-    await lead('busy', { timezone: day }, completed, [
-      { result: 'busy', delayMs: 5 },
-      { result: 'answered', delayMs: 5 },
-    ]),
-  );
-  await record(
-    'asleep-at-night',
-    await lead('night', { timezone: night }, (s) => s.status === 'WaitingForWorkingHours'),
-  );
-  const stuck = await lead(
-    'stuck',
-    { timezone: day, ref: `replay-${Date.now()}` },
-    (s) => s.status === 'ManualHandling',
-    [{ result: 'answered', report: 'none' }],
-  );
-  await postJson(`${stack.url}/api/leads/${stuck.replace(/^lead-/, '')}/handled`, { by: 'replay' });
-  await eventually(async () =>
-    expect((await stack.service.client.workflow.getHandle(stuck).describe()).status.name).toBe('COMPLETED'),
-  );
-  await record('manual-then-handled', stuck);
+  const simple: Array<[string, ScriptedOutcome]> = [
+    ['answered', answered],
+    ['voicemail', { result: 'voicemail', delayMs: 5 }],
+    ['wrong-number', { result: 'wrong_number', delayMs: 5 }],
+  ];
+  for (const [name, outcome] of simple) {
+    const lead = await startLead(stack, { timezone: day, partner: 'replay' }, [outcome]);
+    await reach(stack, lead, completed);
+    await record(stack, name, lead);
+  }
 
-  expect(produced.length).toBe(4);
+  const asleep = await startLead(stack, { timezone: night });
+  await reach(stack, asleep, is('WaitingForWorkingHours'));
+  await record(stack, 'asleep-at-night', asleep);
+
+  const handledAsleep = await startLead(stack, { timezone: night });
+  await reach(stack, handledAsleep, is('WaitingForWorkingHours'));
+  await act(stack, handledAsleep, 'handled');
+  await reach(stack, handledAsleep, completed);
+  await record(stack, 'handled-while-asleep', handledAsleep);
+
+  // The report that comes after the operator's cancel is refused: the lead is Cancelled.
+  const ringing = await startLead(stack, { timezone: day }, [silent]);
+  await reach(stack, ringing, is('WaitingForResult'));
+  await act(stack, ringing, 'cancel');
+  await reach(stack, ringing, completed);
+  await record(stack, 'cancelled-while-ringing', ringing);
+
+  for (const [name, then] of [
+    ['missed-then-call-now-answered', 'call-now'],
+    ['missed-then-cancelled', 'cancel'],
+  ] as const) {
+    const lead = await startLead(stack, { timezone: day }, [busy, answered]);
+    await reach(stack, lead, is('MissedCall'));
+    await act(stack, lead, then);
+    await reach(stack, lead, completed);
+    await record(stack, name, lead);
+  }
+
+  for (const [name, then] of [
+    ['no-result-then-handled', 'handled'],
+    ['no-result-then-cancelled', 'cancel'],
+  ] as const) {
+    const lead = await startLead(
+      skipping,
+      { timezone: dayZone(await timeSkipping.currentTimeMs(), schedule) },
+      [silent],
+    );
+    await reach(skipping, lead, is('WaitingForResult'));
+    await timeSkipping.sleep('11m');
+    await reach(skipping, lead, is('ManualHandling'));
+    await act(skipping, lead, then);
+    await reach(skipping, lead, completed);
+    await record(skipping, name, lead);
+  }
+
+  const exhausted = await startLead(
+    skipping,
+    { timezone: dayZone(await timeSkipping.currentTimeMs(), schedule) },
+    [busy, busy, answered],
+  );
+  await reach(skipping, exhausted, is('MissedCall'));
+  await timeSkipping.sleep('31m');
+  await reach(skipping, exhausted, is('ManualHandling'));
+  await act(skipping, exhausted, 'call-now');
+  await reach(skipping, exhausted, completed);
+  await record(skipping, 'attempts-exhausted-then-call-now', exhausted);
+
+  const retried = await startLead(
+    skipping,
+    { timezone: dayZone(await timeSkipping.currentTimeMs(), schedule) },
+    [busy, answered],
+  );
+  await reach(skipping, retried, is('MissedCall'));
+  await timeSkipping.sleep('31m');
+  await reach(skipping, retried, completed);
+  await record(skipping, 'busy-then-answered', retried);
+
+  const { zone, opensAt } = nightZone(await timeSkipping.currentTimeMs(), schedule);
+  const sleeper = await startLead(skipping, { timezone: zone }, [answered]);
+  await reach(skipping, sleeper, is('WaitingForWorkingHours'));
+  await timeSkipping.sleep(opensAt - (await timeSkipping.currentTimeMs()) + 60_000);
+  await reach(skipping, sleeper, completed);
+  await record(skipping, 'night-then-called', sleeper);
+
+  expect(produced.map((p) => p.name).sort()).toEqual([...KINDS].sort());
   const results = Worker.runReplayHistories(
     { ...workflowBundle(), dataConverter },
     produced.map(({ workflowId, history }) => ({ workflowId, history })),
@@ -117,23 +222,24 @@ test('histories of every kind of lead replay against the current code', async ()
     expect(result.error).toBeUndefined();
     replayed += 1;
   }
-  expect(replayed).toBe(4);
+  expect(replayed).toBe(KINDS.length);
 
-  const generation = process.env.UPDATE_REPLAY_FIXTURES;
-  if (generation) {
+  const release = process.env.UPDATE_REPLAY_FIXTURES;
+  if (release) {
     fs.mkdirSync(FIXTURES, { recursive: true });
     for (const { name, workflowId, history } of produced) {
       fs.writeFileSync(
-        path.join(FIXTURES, `${generation}-${name}.json`),
+        path.join(FIXTURES, `${release}-${name}.json`),
         JSON.stringify({ workflowId, history: historyToPlain(history) }),
       );
     }
   }
-}, 90_000);
+}, 240_000);
 
-test('recorded histories of leads from earlier code still replay', async () => {
+test('the recorded histories of every release replay, and cover every kind of lead', async () => {
   const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
-  expect(files.length).toBeGreaterThanOrEqual(28); // v1, v2 and v3 with call workflows, then v4
+  const kindsOf1_0_0 = files.filter((f) => f.startsWith('1.0.0-')).map((f) => f.slice(6, -5));
+  expect(kindsOf1_0_0.sort()).toEqual([...KINDS].sort());
   const histories = files.map((f) => {
     const { workflowId, history } = JSON.parse(fs.readFileSync(path.join(FIXTURES, f), 'utf8')) as {
       workflowId: string;

@@ -2,24 +2,47 @@
  * Speed-to-lead robot call: a VoxEngine scenario (VoxImplant cloud JavaScript).
  *
  * Started by the service through the Management API `StartScenarios` (the rule in
- * VOXIMPLANT_RULE_ID). It calls the customer, lets answering-machine detection decide who picked
- * up, plays the shop's message to a person, and reports the outcome to the service exactly once.
+ * VOXIMPLANT_RULE_ID). It claims the call attempt from the service, calls the customer, lets
+ * answering-machine detection decide who picked up, plays the shop's message to a person, and
+ * reports the outcome to the service exactly once.
  *
  * Custom data (`script_custom_data`, read with VoxEngine.customData()) is a JSON string:
  *   phone        digits in international format, e.g. "79161234567"          (required)
- *   token        opaque signed token, echoed back in the report               (required)
+ *   token        opaque signed token, echoed back in the claim and the report (required)
  *   resultUrl    where the report is POSTed: ${PUBLIC_URL}/api/voximplant/result (required)
+ *   claimUrl     where the claim is POSTed before dialling                    (required to dial)
  *   ref, name    the lead's ref (logged) and the customer's name (used in the default text)
  *   attempt      call attempt number (logged)
+ *   callKey      optional: what the session's custom data is reduced to, for the call history
  *   recordingUrl optional: mp3/ogg/flac/wav played to a person (takes precedence over the text)
  *   ttsText      optional: text said in Russian when there is no recording
  *   callerId     optional: caller ID for this call; else DEFAULT_CALLER_ID below
  *   leaveVoicemail optional boolean: also play the message to an answering machine (default false)
  *
+ * Claim: POST claimUrl, Content-Type application/json, body {token, sessionId}
+ *   sessionId is the AppEvents.Started event's sessionId (a number; null if the platform gave none).
+ *   Only an HTTP 200 lets the scenario dial: a retried StartScenarios may start a second session
+ *   for the same attempt, and the service grants the first claim only, so only one session rings
+ *   the customer. 409 (already claimed, or the attempt is no longer awaited), 401 and any other
+ *   answer are final. Network errors, 5xx, 408 and 429 are tried again a few times. A session that
+ *   did not get its 200 ends without dialling and without a report: the other session, or the
+ *   service's result timeout, settles the attempt. Without a claimUrl the scenario cannot prove it
+ *   is the only session, so it does not dial either, and logs why.
+ *
  * Report: POST resultUrl, Content-Type application/json, body {token, result, code, duration}
  *   result   answered | voicemail | busy | no_answer | unavailable | wrong_number | failed
  *   code     SIP-style code: the Failed event's code, 200 for a connected call, null when none
  *   duration seconds the call was connected (0 when it never connected)
+ *   A phone that is not 10-15 digits, or no caller ID, is reported without a claim: nothing is
+ *   dialled, and a repeated report of it is harmless.
+ *
+ * Voice: VoiceList.YandexV3.ru_RU_alena, as listed in VoxImplant's VoxEngine reference
+ * (voximplant.com/docs/references/voxengine/voicelist/yandexv3) and in the VoxEngine typings that
+ * VoxImplant ships with voxengine-ci (typings/voxengine.d.ts, version 28). A runtime that lacks it
+ * (an older VoxEngine, or a provider the account cannot use, which ends the speech with an error)
+ * gets the next Russian voice that exists: VoiceList.Yandex.Neural.ru_RU_alena, then
+ * VoiceList.Default.ru_RU_Female, then any ru_RU voice in VoiceList. A recording, when given, is
+ * played before any voice is needed. The callee never hears silence for want of a constant.
  *
  * Plain ES2017 for the VoxEngine runtime: no modules or imports; everything used here
  * (VoxEngine, CallEvents, AppEvents, AMD, VoiceList, Net, Logger, setTimeout) is a global there.
@@ -38,6 +61,10 @@ var DEFAULT_TTS_TEXT =
   'Здравствуйте{name}! Ваш заказ принят. Наш менеджер свяжется с вами в ближайшее время. ' +
   'Спасибо, что выбрали наш магазин!';
 
+// How many Russian voices to try when speech ends with an error (an unknown voice, a provider the
+// account cannot use) before the call is finished as it is.
+var MAX_VOICES_TRIED = 4;
+
 // Detection timeout in ms; it only starts counting at CallEvents.Connected (VoxEngine allows 0..20000).
 var AMD_TIMEOUT_MS = 6500;
 // If the detector has said nothing this long after its own timeout, treat the callee as a person
@@ -47,6 +74,12 @@ var AMD_GRACE_MS = 3000;
 // Nothing the scenario does takes this long (a PSTN call fails after 60 s of ringing, the message
 // is at most a couple of minutes); past it, report what is known and stop the session.
 var SESSION_TIMEOUT_MS = 5 * 60 * 1000;
+
+// The claim: attempts, the waits between them (ms) and each request's timeout (s). The customer
+// waits for the call while these run, so the whole claim stays under half a minute.
+var CLAIM_MAX_ATTEMPTS = 4;
+var CLAIM_BACKOFF_MS = [1000, 2000, 4000];
+var CLAIM_HTTP_TIMEOUT_S = 5;
 
 // Report delivery: attempts and the waits between them (ms).
 var REPORT_MAX_ATTEMPTS = 5;
@@ -92,6 +125,10 @@ var amdVerdict = null; // 'human' | 'voicemail' once the detector (or the fallba
 var playing = null; // null | 'recording' | 'tts' while the message plays
 var amdFallbackTimer = null;
 var report = null; // {payload, state: 'sending' | 'delivered' | 'rejected' | 'failed'}, set once
+var claim = 'none'; // 'none' | 'pending' | 'granted' | 'refused': only 'granted' may dial or report a call
+var sessionId = null; // AppEvents.Started's sessionId, sent with the claim
+var voices = null; // the Russian voices to try, best first (see russianVoices)
+var voiceIndex = 0; // the one being used
 var terminated = false;
 
 function log(message) {
@@ -118,12 +155,12 @@ function connectedOutcome() {
 // The report: decided once, then delivered with retries
 // ---------------------------------------------------------------------------------------------
 
-function httpOptions(payload) {
+function httpOptions(payload, timeoutSeconds) {
   return {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     postData: JSON.stringify(payload),
-    timeout: REPORT_HTTP_TIMEOUT_S,
+    timeout: timeoutSeconds || REPORT_HTTP_TIMEOUT_S,
   };
 }
 
@@ -185,6 +222,41 @@ function finish(result, code) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The claim: this session dials only once the service grants it the attempt
+// ---------------------------------------------------------------------------------------------
+
+// Worth another try: the service may not have seen the request at all. Every other answer (409
+// claimed by another session or no longer awaited, 401 bad token, 400, a 2xx other than 200) is
+// final: asking again cannot turn it into a grant.
+function isClaimRetryable(code) {
+  return code <= 0 || code >= 500 || code === 408 || code === 429;
+}
+
+// Resolves true only after an HTTP 200.
+async function requestClaim() {
+  var body = { token: data.token, sessionId: sessionId };
+  for (var attempt = 1; attempt <= CLAIM_MAX_ATTEMPTS; attempt++) {
+    var res;
+    try {
+      res = await Net.httpRequestAsync(String(data.claimUrl), httpOptions(body, CLAIM_HTTP_TIMEOUT_S));
+    } catch (err) {
+      res = { code: -1, error: String(err) };
+    }
+    if (terminated) return false;
+    var code = res && typeof res.code === 'number' ? res.code : -1;
+    if (code === 200) {
+      log('claim granted (attempt ' + attempt + ')');
+      return true;
+    }
+    log('claim attempt ' + attempt + ': ' + code + ' ' + ((res && (res.error || res.text)) || ''));
+    if (!isClaimRetryable(code)) return false;
+    if (attempt < CLAIM_MAX_ATTEMPTS) await delay(CLAIM_BACKOFF_MS[attempt - 1] || 4000);
+    if (terminated) return false;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The message
 // ---------------------------------------------------------------------------------------------
 
@@ -193,9 +265,46 @@ function ttsText() {
   return DEFAULT_TTS_TEXT.replace('{name}', data.name ? ', ' + data.name : '');
 }
 
+// The Russian voices this runtime has, best first, each once. VoiceList's namespaces differ
+// between VoxEngine versions, so each step checks that its constant exists.
+function russianVoices() {
+  var list = typeof VoiceList === 'undefined' || !VoiceList ? {} : VoiceList;
+  var found = [];
+  function add(voice) {
+    if (voice && found.indexOf(voice) < 0) found.push(voice);
+  }
+  add(list.YandexV3 && list.YandexV3.ru_RU_alena);
+  add(list.Yandex && list.Yandex.Neural && list.Yandex.Neural.ru_RU_alena);
+  add(list.Default && list.Default.ru_RU_Female);
+  // Any other Russian voice, however the lists nest. Keys like en_US_Joanna are voices, not lists:
+  // their insides are the platform's business.
+  function scan(node, depth) {
+    if (!node || typeof node !== 'object' || depth > 3) return;
+    Object.keys(node).forEach(function (key) {
+      if (/^ru_RU_/.test(key)) add(node[key]);
+      else if (!/^[a-z]{2,3}_[A-Z]{2}_/.test(key)) scan(node[key], depth + 1);
+    });
+  }
+  try {
+    scan(list, 0);
+  } catch (err) {
+    log('VoiceList scan failed: ' + err);
+  }
+  return found.slice(0, MAX_VOICES_TRIED);
+}
+
 function say() {
+  if (voices === null) voices = russianVoices();
   playing = 'tts';
-  call.say(ttsText(), { voice: VoiceList.Yandex.Neural.ru_RU_alena });
+  var voice = voices[voiceIndex];
+  if (voice === undefined) {
+    // Not one Russian voice in this runtime: the platform's default voice still says something.
+    log('no Russian voice in VoiceList; saying the text in the default voice');
+    call.say(ttsText());
+    return;
+  }
+  if (voiceIndex > 0) log('saying the text with Russian voice #' + (voiceIndex + 1));
+  call.say(ttsText(), { voice: voice });
 }
 
 function playMessage() {
@@ -213,6 +322,14 @@ function onPlaybackFinished(e) {
   // the text instead so the person hears something.
   if (e && e.error && playing === 'recording') {
     log('recording failed (' + e.error + '), saying the text instead');
+    say();
+    return;
+  }
+  // Speech that ends with an error (a voice or provider this account cannot use) is said again in
+  // the next Russian voice.
+  if (e && e.error && playing === 'tts' && voices !== null && voiceIndex + 1 < voices.length) {
+    log('speech failed (' + e.error + '), trying the next voice');
+    voiceIndex += 1;
     say();
     return;
   }
@@ -253,7 +370,7 @@ function onDetectionComplete(e) {
 // Start
 // ---------------------------------------------------------------------------------------------
 
-function start() {
+function start(e) {
   try {
     data = JSON.parse(VoxEngine.customData() || '');
   } catch (err) {
@@ -265,7 +382,8 @@ function start() {
     terminate();
     return;
   }
-  log('ref=' + data.ref + ' attempt=' + data.attempt);
+  sessionId = e && (typeof e.sessionId === 'number' || typeof e.sessionId === 'string') ? e.sessionId : null;
+  log('ref=' + data.ref + ' attempt=' + data.attempt + ' session=' + sessionId);
   // The service finds this session again by its custom data (GetCallHistory filters on it exactly)
   // when a retried StartScenarios must not ring the customer twice: keep only the call key there,
   // which also keeps the customer's name, phone and the token out of the call history.
@@ -283,7 +401,36 @@ function start() {
     finish('failed', null);
     return;
   }
+  if (!data.claimUrl) {
+    // Without a grant nothing shows that this is the only session of the attempt: a second ring
+    // would be worse than none, and the service's result timeout settles the attempt.
+    log('no claimUrl in the custom data: not dialling, no report');
+    claim = 'refused';
+    terminate();
+    return;
+  }
 
+  claim = 'pending';
+  requestClaim().then(
+    function (granted) {
+      if (terminated) return;
+      claim = granted ? 'granted' : 'refused';
+      if (!granted) {
+        log('claim not granted: ending without dialling, no report');
+        terminate();
+        return;
+      }
+      dial(phone, callerId);
+    },
+    function (err) {
+      log('claim crashed: ' + err);
+      claim = 'refused';
+      terminate();
+    },
+  );
+}
+
+function dial(phone, callerId) {
   // AMD is a global namespace in current VoxEngine; older runtimes only had it after loading the
   // AI module.
   if (typeof AMD === 'undefined') require(Modules.AI);
@@ -327,7 +474,8 @@ VoxEngine.addEventListener(AppEvents.Started, start);
 setTimeout(function () {
   if (report) return;
   log('session timeout');
-  if (!data || !data.token || !data.resultUrl) {
+  // Only a session that holds the claim has a call to report.
+  if (!data || !data.token || !data.resultUrl || claim !== 'granted') {
     terminate();
     return;
   }
@@ -338,8 +486,12 @@ setTimeout(function () {
 // The platform may end the session itself (limits, an operator stopping it). Timers are gone by
 // then but one HTTP request is still allowed: use it if the report has not gone through yet.
 VoxEngine.addEventListener(AppEvents.Terminating, function () {
+  // Nothing may start after this, least of all a call whose claim answer arrives late.
+  terminated = true;
   if (!data || !data.token || !data.resultUrl) return;
   if (report && report.state !== 'sending') return;
+  // No outcome yet and no claim: another session (or nobody) has this attempt's call.
+  if (!report && claim !== 'granted') return;
   var payload = report
     ? report.payload
     : {

@@ -26,7 +26,7 @@ export const quietBundler = {
  * Preloaded modules are evaluated once per worker and shared by every workflow in its V8 context,
  * instead of once per workflow: the time-zone library (date-fns-tz and the date-fns modules under
  * it, over a hundred) and the working-hours rules are pure functions whose only module state is a
- * cache of Intl formatters, which holds nothing of any one lead. Measured: see README "Figures".
+ * cache of Intl formatters, which holds nothing of any one lead.
  */
 export function workflowBundleOptions(): BundleOptions {
   return {

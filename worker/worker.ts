@@ -2,23 +2,17 @@
 // and the robot call on a call queue. Those two queues carry server-side rate limits, so activities
 // wait in Temporal's queue (not inside a running activity) and every worker process together stays
 // under the provider's limit.
-import { Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config';
 import { createCallActivities, createCrmActivities, createLeadActivities } from '../activities';
 import type { Metrics } from '../support/metrics';
 import { buildWorkflowBundle } from './bundle';
-import { logger } from '../support/logger';
-
-const log = logger.child({ component: 'worker' });
 import type { DataConverter } from '@temporalio/common';
 
 export interface LeadWorkers {
   leadWorker: Worker;
   crmWorker: Worker;
   callWorker: Worker;
-  /** Only while callCustomer workflows of older leads are running (see below). */
-  callWorkflowWorker(): Worker | undefined;
   /** Resolves when every worker has stopped (after shutdown()). */
   run(): Promise<void>;
   shutdown(): void;
@@ -41,7 +35,7 @@ export async function createLeadWorkers(
   metrics?: Metrics,
   dataConverter?: DataConverter,
 ): Promise<LeadWorkers> {
-  // One bundle for both workflow workers, built outside this process (see ./bundle).
+  // The bundle is built outside this process (see ./bundle).
   const workflows = { workflowBundle: source.workflowBundle ?? (await buildWorkflowBundle(config.dataDir)) };
   const common = {
     connection,
@@ -70,79 +64,24 @@ export async function createLeadWorkers(
     taskQueue: config.temporal.callTaskQueue,
     activities: createCallActivities(config, metrics),
     // The server's limit is for all workers together, but lets a burst through after a quiet spell
-    // (measured: 61 calls in one second at 50/s when a morning of sleeping leads woke at once); this
-    // worker's own limit spaces its calls evenly.
+    // (a morning of sleeping leads waking at once); this worker's own limit spaces its calls evenly.
     maxTaskQueueActivitiesPerSecond: config.call.callsPerSecond,
     maxActivitiesPerSecond: config.call.callsPerSecond,
     maxConcurrentActivityTaskExecutions: config.call.maxConcurrentCalls,
   });
   const all = [leadWorker, crmWorker, callWorker];
-
-  // The callCustomer workflows of leads accepted before the call moved into processLead run on a
-  // queue of their own until they finish. A worker for it costs a V8 context (~65 MB), so it runs
-  // only while Temporal lists such workflows: checked at start and, until found, every few minutes
-  // (a rolling upgrade may still start a few on the older workers).
-  let callWorkflowWorker: Worker | undefined;
-  let legacyRun: Promise<void> | undefined;
-  let stopped = false;
   let running: Promise<void> | undefined;
-  const client = new Client({ connection, namespace: config.temporal.namespace });
-  const startLegacyWorkerIfNeeded = async (): Promise<boolean> => {
-    if (callWorkflowWorker || stopped) return true;
-    if (!(await legacyCallWorkflowsRunning(client))) return false;
-    callWorkflowWorker = await Worker.create({
-      ...common,
-      taskQueue: config.temporal.callWorkflowTaskQueue,
-      ...workflows,
-      activities: createLeadActivities(config, metrics),
-      maxCachedWorkflows: Math.min(100, config.temporal.workflowCacheSize),
-    });
-    log.info(
-      { taskQueue: config.temporal.callWorkflowTaskQueue },
-      'callCustomer workflows of older leads found: polling their queue',
-    );
-    if (running) legacyRun = callWorkflowWorker.run();
-    return true;
-  };
-  await startLegacyWorkerIfNeeded();
-  const recheck = setInterval(() => {
-    startLegacyWorkerIfNeeded()
-      .then((found) => found && clearInterval(recheck))
-      .catch((err) => log.warn({ err: String(err) }, 'could not check for callCustomer workflows'));
-  }, LEGACY_RECHECK_MS);
-  recheck.unref();
 
   return {
     leadWorker,
     crmWorker,
     callWorker,
-    callWorkflowWorker: () => callWorkflowWorker,
     run() {
-      legacyRun ??= callWorkflowWorker?.run();
-      running ??= Promise.all([...all.map((w) => w.run()), legacyRun]).then(async () => {
-        await legacyRun;
-      });
+      running ??= Promise.all(all.map((w) => w.run())).then(() => undefined);
       return running;
     },
     shutdown() {
-      stopped = true;
-      clearInterval(recheck);
-      for (const w of [...all, callWorkflowWorker]) if (w?.getState() === 'RUNNING') w.shutdown();
+      for (const w of all) if (w.getState() === 'RUNNING') w.shutdown();
     },
   };
-}
-
-const LEGACY_RECHECK_MS = 5 * 60_000;
-
-/** Whether any callCustomer workflow is still running; when visibility cannot tell, assume so. */
-async function legacyCallWorkflowsRunning(client: Client): Promise<boolean> {
-  try {
-    const { count } = await client.workflow.count(
-      "WorkflowType = 'callCustomer' AND ExecutionStatus = 'Running'",
-    );
-    return count > 0;
-  } catch (err) {
-    log.warn({ err: String(err) }, 'could not count callCustomer workflows; polling their queue anyway');
-    return true;
-  }
 }

@@ -1,155 +1,115 @@
-// The robot-call process: quiet hours in the customer's zone, one VoxImplant call per attempt, the
-// scenario's report awaited with a timeout, retries for missed calls, SMS, and manual handling.
-// It runs inside the lead's workflow (and, for leads accepted before that change, inside the
-// callCustomer workflow): the owner wires its handlers to `accept`, `act` and the CRM hooks, and
-// decides how a status change is made known (`report`).
+// The robot-call process of a lead: quiet hours in the customer's zone, one VoxImplant call per
+// attempt, the scenario's report awaited with a timeout, retries for missed calls, SMS, and manual
+// handling. It runs inside the lead's workflow, which wires its handlers to `accept`, `act` and the
+// CRM hooks; the call's state has one owner, this process, and the lead workflow reads it.
 // Deterministic: time comes from the workflow clock, every side effect from an activity.
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  condition,
-  log,
-  patched,
-  proxyActivities,
-} from '@temporalio/workflow';
-import type { CallActivities, CrmActivities, LeadActivities } from '../activities';
+import { ActivityFailure, ApplicationFailure, condition, log } from '@temporalio/workflow';
 import { isWorkingTime, nextWorkingTime } from '../domain/workingHours';
-import type {
-  CallInput,
-  CallOutcome,
-  CallProgress,
-  CallReport,
-  CallResult,
-  LeadStatus,
-  ManualReason,
-  OperatorAction,
+import { activity } from './activityOptions';
+import { createCrmNoteQueue } from './crmNotes';
+import {
+  FINAL_STATUSES,
+  type CallClaim,
+  type CallReport,
+  type CallResult,
+  type CallState,
+  type LeadInput,
+  type LeadStatus,
+  type ManualReason,
+  type OperatorAction,
 } from './types';
 
 const MISSED: readonly CallResult[] = ['busy', 'no_answer', 'unavailable', 'failed'];
 
-const alerts = proxyActivities<LeadActivities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
-});
-// Each SMS costs money and reaches a person: the activity itself refuses to send twice, and a
-// bounded retry keeps a gateway outage from looping forever.
-const sms = proxyActivities<LeadActivities>({
-  startToCloseTimeout: '30s',
-  heartbeatTimeout: '20s',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6 },
-});
+const notifySellers = activity('notifySellers');
+const sendSms = activity('sendSms');
 
-export interface CallProcessOptions {
+export interface CallProcessHooks {
   workflowId: string;
   runId: string;
-  /**
-   * Makes a status change known (a search-attribute write, a signal to the lead workflow). The
-   * first call does not wait for it when `callWithoutWaitingForReport` is set.
-   */
-  report(progress: CallProgress): Promise<void>;
-  callWithoutWaitingForReport: boolean;
-  /** Write the notes that piled up in one activity (the older callCustomer wrote them one by one). */
-  batchCrmNotes: boolean;
+  /** The call's state changed: the owner shows it (search attributes). */
+  changed(): void;
+  /** An event for the lead's history. */
+  record(what: string): void;
 }
 
 export interface CallProcess {
-  run(): Promise<CallOutcome>;
+  readonly state: Readonly<CallState>;
+  /** Resolves when the process has ended and its CRM notes are written. */
+  run(): Promise<void>;
   /** The scenario's report for the awaited attempt (an update handler). */
   accept(report: CallReport): { accepted: true };
   /** Throws unless `report` is for the attempt being awaited (the update's validator). */
-  validate(report: CallReport): void;
-  /** An operator's decision; the process acts on it at its next step. */
-  act(action: OperatorAction): void;
+  validateReport(report: CallReport): void;
+  /** The scenario's claim of the attempt it is about to dial (an update handler). */
+  claim(claim: CallClaim): { claimed: true };
+  /** Throws unless the attempt is awaited, unclaimed and not stopped (the update's validator). */
+  validateClaim(claim: CallClaim): void;
+  /**
+   * Throws the reason an operator's action cannot be taken now (the update's validator). An action
+   * it lets through is always taken: every wait of the process ends on it.
+   */
+  validateAction(action: OperatorAction): void;
+  /** An operator's decision, validated; resolves once the process has taken it (bounded). */
+  act(action: OperatorAction): Promise<void>;
   crmLeadCreated(leadId: number): void;
   crmLeadFailed(): void;
-  snapshot(): Omit<CallProgress, 'event'>;
 }
 
-export function createCallProcess(input: CallInput, options: CallProcessOptions): CallProcess {
+export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): CallProcess {
   const { policy } = input;
-  const { workflowId, runId } = options;
-  const calls = proxyActivities<CallActivities>({
-    taskQueue: policy.callTaskQueue,
-    // Waiting for a slot under the calls-per-second limit counts against schedule-to-start, not
-    // start-to-close, so a morning queue of sleeping leads does not time out. StartScenarios answers
-    // in well under a second: a short timeout lets a crashed worker's call be retried (and
-    // de-duplicated against the call history) quickly.
-    startToCloseTimeout: '10s',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
-  });
-  const crm = proxyActivities<CrmActivities>({
-    taskQueue: policy.crmTaskQueue,
-    startToCloseTimeout: '30s',
-    scheduleToCloseTimeout: '6h',
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
-  });
+  const { workflowId, runId } = hooks;
+  const placeRobotCall = activity('placeRobotCall', policy.callTaskQueue);
+  const crmNotes = createCrmNoteQueue(policy.crmTaskQueue);
 
-  let status: LeadStatus = 'New';
-  let attempts = 0;
-  let nextCallAt: number | undefined;
-  let lastResult: CallResult | undefined;
-  let manualReason: ManualReason | undefined;
-  let nightSmsSent = false;
+  const state: CallState = { status: 'New', attempts: 0, nightSmsSent: false };
   let crmLeadId: number | undefined;
-  let crmResolved = false;
   let awaitedAttempt: number | undefined;
+  let claimed: CallClaim | undefined;
   let report: CallReport | undefined;
   let pendingAction: OperatorAction | undefined;
-  /** The last status change's event that was not reported: the result carries it. */
-  let finalEvent: string | undefined;
-  const crmNotes: Array<{ statusId?: string; comment: string }> = [];
-  let crmWriter: Promise<void> | undefined;
+  /** Set once the outcome is decided: from then on no operator action can change it. */
+  let closed = false;
 
-  function progress(next: LeadStatus, event?: string): Promise<void> {
-    status = next;
-    return options.report({ status, attempts, nextCallAt, lastResult, manualReason, nightSmsSent, event });
+  const stopRequested = () => pendingAction?.action === 'cancel' || pendingAction?.action === 'handled';
+  function takeAction(): OperatorAction | undefined {
+    const action = pendingAction;
+    pendingAction = undefined;
+    state.pendingAction = undefined;
+    return action;
   }
 
-  function noteForCrm(comment: string, statusId?: string): void {
-    crmNotes.push({ comment, statusId });
-    flushCrmNotes();
-  }
-  // CRM notes are written in the background, in order: a slow or rate-limited Bitrix24 must
-  // never delay the next call.
-  function flushCrmNotes(): void {
-    if (crmLeadId === undefined || crmWriter) return;
-    const leadId = crmLeadId;
-    crmWriter = (async () => {
-      while (crmNotes.length > 0) {
-        const notes = options.batchCrmNotes ? crmNotes.slice() : crmNotes.slice(0, 1);
-        try {
-          if (options.batchCrmNotes) await crm.recordCallAttempts({ leadId, notes });
-          else await crm.recordCallAttempt({ leadId, ...notes[0]! });
-        } catch (err) {
-          log.warn('could not write the call attempt to the CRM', { error: String(err) });
-        }
-        crmNotes.splice(0, notes.length);
-      }
-    })().finally(() => {
-      crmWriter = undefined;
-    });
+  function progress(next: LeadStatus, event?: string): void {
+    state.status = next;
+    if (event) hooks.record(event);
+    hooks.changed();
   }
 
   async function sendSmsOnce(kind: 'night' | 'confirmation' | 'voicemail', text: string): Promise<void> {
     try {
-      const res = await sms.sendSms({
+      const res = await sendSms({
         idempotencyKey: `${workflowId}/${runId}/${kind}`,
         phone: input.phone,
         text,
       });
-      if (res.status === 'skipped') await toManual('sms_uncertain', `SMS (${kind}) may not have been sent`);
+      if (res.status === 'skipped')
+        await flagForPerson('sms_uncertain', `SMS (${kind}) may not have been sent`);
     } catch (err) {
+      // The customer was promised a text and did not get it (the gateway refused it, the account is
+      // out of money, retries ran out): a person calls or texts instead.
       log.warn('SMS failed', { kind, error: String(err) });
-      noteForCrm(`SMS (${kind}) не отправлено: ${failureMessage(err)}`);
+      const what = `SMS (${kind}) не отправлено: ${failureMessage(err)}`;
+      hooks.record(what);
+      await flagForPerson('sms_failed', what);
     }
   }
 
   async function alertManual(reason: ManualReason, detail: string): Promise<void> {
     try {
-      await alerts.notifySellers({
+      await notifySellers({
         kind: 'manual_handling',
         ref: input.ref,
-        workflowId: input.leadWorkflowId,
+        workflowId,
         name: input.name,
         phone: input.phone,
         city: input.city,
@@ -166,90 +126,78 @@ export function createCallProcess(input: CallInput, options: CallProcessOptions)
   }
 
   // A notice that does not stop the call process (an uncertain SMS): flagged, alerted, goes on.
-  async function toManual(reason: ManualReason, detail: string): Promise<void> {
-    manualReason = reason;
-    noteForCrm(`Нужна ручная обработка: ${detail}`);
+  async function flagForPerson(reason: ManualReason, detail: string): Promise<void> {
+    state.manualReason = reason;
+    hooks.changed();
+    crmNotes.add(`Нужна ручная обработка: ${detail}`);
     await alertManual(reason, detail);
   }
 
   /** Waits for a person's decision; undefined when nobody acted in time. */
   async function awaitOperator(reason: ManualReason, detail: string): Promise<OperatorAction | undefined> {
-    manualReason = reason;
-    nextCallAt = undefined;
-    // An operator may act before the alert is out (cancel at any time, or as soon as the lead shows
-    // ManualHandling); runs before this change dropped such an action once the alert was sent.
-    const keepEarlyAction = patched('keep-operator-action-during-alert');
-    await progress('ManualHandling', detail);
-    noteForCrm(`Нужна ручная обработка: ${detail}`, 'IN_PROCESS');
-    await alertManual(reason, detail);
-    if (!keepEarlyAction) pendingAction = undefined;
+    state.manualReason = reason;
+    state.nextCallAt = undefined;
+    progress('ManualHandling', detail);
+    crmNotes.add(`Нужна ручная обработка: ${detail}`, 'IN_PROCESS');
+    // An operator who already stopped the lead needs no alert about it.
+    if (!stopRequested()) await alertManual(reason, detail);
     await condition(() => pendingAction !== undefined, policy.manualHandlingTimeoutMs);
-    const action = pendingAction as OperatorAction | undefined;
-    pendingAction = undefined;
-    if (action?.action === 'call_now') manualReason = undefined;
+    const action = takeAction();
+    if (action?.action === 'call_now') state.manualReason = undefined;
     return action;
   }
 
-  function closeAfterManual(action: OperatorAction | undefined): Promise<CallOutcome> {
-    if (action?.action === 'cancel') return finish('Cancelled', `Отменено${by(action)}`);
-    if (action?.action === 'handled') return finish('Handled', `Обработано вручную${by(action)}`);
-    return finish('ManualHandling', 'Никто не обработал заявку вовремя');
+  /** The outcome is decided: shown at once, so no operator action is accepted against it. */
+  function finish(final: LeadStatus, comment: string): void {
+    closed = true;
+    state.nextCallAt = undefined;
+    crmNotes.add(comment, final === 'WrongNumber' ? 'JUNK' : undefined);
+    progress(final, comment);
   }
 
-  async function finish(final: LeadStatus, comment: string): Promise<CallOutcome> {
-    nextCallAt = undefined;
-    noteForCrm(comment, final === 'WrongNumber' ? 'JUNK' : undefined);
-    finalEvent = comment;
-    await progress(final, comment);
-    // The CRM lead may still be on its way (Bitrix24 slow or down): wait for it, bounded.
-    await condition(() => crmResolved, '6h');
-    flushCrmNotes();
-    await condition(() => crmWriter === undefined && (crmNotes.length === 0 || crmLeadId === undefined));
-    return { status: final, attempts, lastResult, manualReason, nightSmsSent, event: finalEvent };
+  function finishAfterManual(action: OperatorAction | undefined): void {
+    if (action?.action === 'cancel') finish('Cancelled', `Отменено${by(action)}`);
+    else if (action?.action === 'handled') finish('Handled', `Обработано вручную${by(action)}`);
+    else finish('ManualHandling', 'Никто не обработал заявку вовремя');
   }
 
-  async function run(): Promise<CallOutcome> {
-    if (!input.phone || input.phone.length > 11) {
-      return finish('PhoneNotDialable', 'Телефон длиннее 11 цифр: звонок не выполняется');
-    }
+  const fill = (template: string) =>
+    template.replaceAll('{name}', input.name).replaceAll('{hours}', policy.workingHoursText);
 
+  /** Runs the calls until the outcome is decided. */
+  async function callUntilDecided(): Promise<void> {
     for (;;) {
-      const action = pendingAction as OperatorAction | undefined;
-      pendingAction = undefined;
-      if (action?.action === 'cancel') return finish('Cancelled', `Отменено${by(action)}`);
-      if (action?.action === 'handled') return finish('Handled', `Обработано вручную${by(action)}`);
+      const action = takeAction();
+      if (action?.action === 'cancel' || action?.action === 'handled') return finishAfterManual(action);
 
       const now = Date.now();
       if (!isWorkingTime(now, input.timezone, policy.workingSchedule)) {
-        if (!nightSmsSent) {
-          nightSmsSent = true;
-          await sendSmsOnce('night', fill(policy.texts.nightSms, input.name, policy.workingHoursText));
+        if (!state.nightSmsSent) {
+          state.nightSmsSent = true;
+          await sendSmsOnce('night', fill(policy.texts.nightSms));
         }
-        nextCallAt = nextWorkingTime(now, input.timezone, policy.workingSchedule);
-        await progress('WaitingForWorkingHours');
-        // One timer to the window's opening, not a polling loop; an operator may cancel meanwhile.
-        await condition(
-          () => pendingAction !== undefined && pendingAction.action !== 'call_now',
-          nextCallAt - now,
-        );
+        state.nextCallAt = nextWorkingTime(now, input.timezone, policy.workingSchedule);
+        progress('WaitingForWorkingHours');
+        // One timer to the window's opening, not a polling loop; an operator may stop the lead meanwhile.
+        await condition(stopRequested, state.nextCallAt - now);
         continue;
       }
 
-      attempts += 1;
-      nextCallAt = undefined;
+      state.attempts += 1;
+      state.nextCallAt = undefined;
       report = undefined;
-      awaitedAttempt = attempts;
-      if (options.callWithoutWaitingForReport) void progress('Calling');
-      else await progress('Calling');
+      awaitedAttempt = state.attempts;
+      progress('Calling');
       try {
-        await calls.placeRobotCall({
+        await placeRobotCall({
           workflowId,
           runId,
           ref: input.ref,
-          attempt: attempts,
+          attempt: state.attempts,
           name: input.name,
           phone: input.phone,
           resultUrl: policy.resultUrl,
+          claimUrl: policy.claimUrl,
           tokenTtlSeconds: Math.ceil((policy.resultTimeoutMs + 3_600_000) / 1000),
           receivedAt: input.receivedAt,
         });
@@ -257,80 +205,123 @@ export function createCallProcess(input: CallInput, options: CallProcessOptions)
         awaitedAttempt = undefined;
         const decision = await awaitOperator('call_provider_rejected', `VoxImplant: ${failureMessage(err)}`);
         if (decision?.action === 'call_now') continue;
-        return closeAfterManual(decision);
+        return finishAfterManual(decision);
       }
-      await progress('WaitingForResult');
-      const gotReport = await condition(() => report !== undefined, policy.resultTimeoutMs);
+      progress('WaitingForResult');
+      // The customer's phone may be ringing; an operator's cancel or "handled" wins over the report.
+      await condition(() => report !== undefined || stopRequested(), policy.resultTimeoutMs);
       awaitedAttempt = undefined;
-      if (!gotReport || !report) {
-        noteForCrm(`Попытка ${attempts}: нет отчёта о звонке`);
-        const decision = await awaitOperator('no_call_result', `нет отчёта о звонке (попытка ${attempts})`);
-        if (decision?.action === 'call_now') continue;
-        return closeAfterManual(decision);
+      const r = report as CallReport | undefined;
+      if (r) {
+        state.lastResult = r.result;
+        crmNotes.add(
+          `Попытка ${state.attempts}: ${r.result}${r.code ? ` (код ${r.code})` : ''}, ${r.duration ?? 0} с`,
+        );
       }
-      const r: CallReport = report;
-      lastResult = r.result;
-      noteForCrm(`Попытка ${attempts}: ${r.result}${r.code ? ` (код ${r.code})` : ''}, ${r.duration ?? 0} с`);
-
+      if (stopRequested()) continue;
+      if (!r) {
+        crmNotes.add(`Попытка ${state.attempts}: нет отчёта о звонке`);
+        const decision = await awaitOperator(
+          'no_call_result',
+          `нет отчёта о звонке (попытка ${state.attempts})`,
+        );
+        if (decision?.action === 'call_now') continue;
+        return finishAfterManual(decision);
+      }
       if (r.result === 'wrong_number') return finish('WrongNumber', 'Неверный номер: звонки прекращены');
       if (r.result === 'answered') {
-        await sendSmsOnce(
-          'confirmation',
-          fill(policy.texts.confirmationSms, input.name, policy.workingHoursText),
-        );
-        return finish('Answered', 'Клиент ответил, SMS с подтверждением отправлено');
+        finish('Answered', 'Клиент ответил: SMS с подтверждением');
+        return sendSmsOnce('confirmation', fill(policy.texts.confirmationSms));
       }
       if (r.result === 'voicemail') {
-        await sendSmsOnce('voicemail', fill(policy.texts.voicemailSms, input.name, policy.workingHoursText));
-        return finish('Voicemail', 'Автоответчик: SMS отправлено, повторных звонков нет');
+        finish('Voicemail', 'Автоответчик: SMS, повторных звонков нет');
+        return sendSmsOnce('voicemail', fill(policy.texts.voicemailSms));
       }
       if (MISSED.includes(r.result)) {
-        if (attempts >= policy.maxAttempts) {
-          const decision = await awaitOperator('attempts_exhausted', `недозвон после ${attempts} попыток`);
+        if (state.attempts >= policy.maxAttempts) {
+          const decision = await awaitOperator(
+            'attempts_exhausted',
+            `недозвон после ${state.attempts} попыток`,
+          );
           if (decision?.action === 'call_now') continue;
-          return closeAfterManual(decision);
+          return finishAfterManual(decision);
         }
-        const now2 = Date.now();
-        nextCallAt = nextWorkingTime(now2 + policy.retryDelayMs, input.timezone, policy.workingSchedule);
-        await progress('MissedCall', `недозвон (${r.result})`);
-        await condition(() => pendingAction !== undefined, nextCallAt - now2);
+        const missedAt = Date.now();
+        state.nextCallAt = nextWorkingTime(
+          missedAt + policy.retryDelayMs,
+          input.timezone,
+          policy.workingSchedule,
+        );
+        progress('MissedCall', `недозвон (${r.result})`);
+        await condition(() => pendingAction !== undefined, state.nextCallAt - missedAt);
       }
     }
   }
 
   return {
-    run,
+    state,
+    async run() {
+      await callUntilDecided();
+      await crmNotes.drained();
+    },
     accept(r) {
       report = r;
       return { accepted: true } as const;
     },
-    validate(r) {
+    validateReport(r) {
       if (awaitedAttempt === undefined || r.attempt !== awaitedAttempt || report !== undefined) {
         throw new Error(`call attempt ${r.attempt} is not awaited`);
       }
     },
-    act(action) {
+    claim(c) {
+      if (claimed?.attempt === c.attempt) return { claimed: true } as const;
+      claimed = c;
+      hooks.record(`звонок, попытка ${c.attempt}${c.sessionId ? ` (сессия ${c.sessionId})` : ''}`);
+      return { claimed: true } as const;
+    },
+    validateClaim(c) {
+      if (awaitedAttempt === undefined || c.attempt !== awaitedAttempt) {
+        throw new Error(`call attempt ${c.attempt} is not awaited`);
+      }
+      // The same session asking again (its answer was lost on the way) is granted again.
+      const again = claimed?.attempt === c.attempt;
+      if (again && (c.sessionId === undefined || claimed?.sessionId !== c.sessionId)) {
+        throw new Error(`call attempt ${c.attempt} is already claimed`);
+      }
+      if (stopRequested()) throw new Error(`an operator's ${pendingAction!.action} stopped the call`);
+    },
+    validateAction(action) {
+      if (closed || FINAL_STATUSES.includes(state.status)) {
+        throw new Error(`the lead is ${state.status}: nothing to do`);
+      }
+      if (pendingAction) throw new Error(`an operator's ${pendingAction.action} is being carried out`);
+      if (action.action === 'call_now') {
+        if (!['ManualHandling', 'MissedCall'].includes(state.status)) {
+          throw new Error(`cannot call again while the lead is ${state.status}`);
+        }
+        if (!isWorkingTime(Date.now(), input.timezone, policy.workingSchedule)) {
+          throw new Error('outside working hours in the customer’s time zone: no calls at night');
+        }
+      }
+    },
+    async act(action) {
       pendingAction = action;
+      state.pendingAction = action.action;
+      // Taken at once in every state but one: while StartScenarios is in flight, right after it.
+      await condition(() => pendingAction !== action, '5s');
     },
     crmLeadCreated(id) {
       crmLeadId = id;
-      crmResolved = true;
-      flushCrmNotes();
+      crmNotes.leadCreated(id);
     },
     crmLeadFailed() {
-      crmResolved = true;
+      crmNotes.leadFailed();
     },
-    snapshot: () => ({ status, attempts, nextCallAt, lastResult, manualReason, nightSmsSent }),
   };
 }
 
-function by(action: OperatorAction | undefined): string {
-  if (!action) return '';
+function by(action: OperatorAction): string {
   return `${action.by ? ` (${action.by})` : ''}${action.note ? `: ${action.note}` : ''}`;
-}
-
-function fill(template: string, name: string, hours: string): string {
-  return template.replaceAll('{name}', name).replaceAll('{hours}', hours);
 }
 
 export function failureMessage(err: unknown): string {

@@ -1,3 +1,2 @@
 // The workflow bundle's entry point: every workflow the worker runs.
 export { processLead } from './processLead';
-export { callCustomer } from './callCustomer';

@@ -3,35 +3,26 @@
 // neither Bitrix24 nor Telegram ever holds it up; the CRM branch runs alongside. The workflow stays
 // open until the call process ends, which is what makes a second lead with the same ref a
 // duplicate, and it keeps the lead's searchable state.
-//
-// The call process used to run in a child workflow of its own (callCustomer) that mirrored its
-// status into this one by signal. Measured on the dev server, that doubled the server's work per
-// lead and put a second workflow start between the form and the first call; see README "Figures".
 import {
   ActivityFailure,
   ApplicationFailure,
-  condition,
-  patched,
+  log,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { activity } from './activityOptions';
 import { createCallProcess, failureMessage } from './callProcess';
 import {
-  alertSellers,
-  callInputOf,
-  checkOperatorAction,
-  crmActivities,
-  newLeadState,
-  operatorNote,
-} from './leadParts';
-import { getLeadStateQuery, operatorActionUpdate, reportCallResultUpdate } from './definitions';
-import { processLeadWithCallWorkflow } from './leadWithCallWorkflow';
+  claimCallUpdate,
+  getLeadStateQuery,
+  operatorActionUpdate,
+  reportCallResultUpdate,
+} from './definitions';
 import { CallAttemptsKey, LeadStatusKey, ManualReasonKey, NextCallAtKey } from './searchAttributes';
-import type { LeadInput, LeadState, LeadStatus, ManualReason } from './types';
+import type { CallState, LeadInput, LeadState, LeadStatus, ManualReason, OperatorAction } from './types';
 
-// The definitions the API uses, where they used to be.
-export { getLeadStateQuery, operatorActionUpdate } from './definitions';
+const notifySellers = activity('notifySellers');
 
 /** What the Web UI searches on; "waiting for the result" is short and shows as Calling. */
 function searchableStatus(status: LeadStatus): LeadStatus {
@@ -39,12 +30,16 @@ function searchableStatus(status: LeadStatus): LeadStatus {
 }
 
 export async function processLead(input: LeadInput): Promise<LeadState> {
-  if (!patched('call-inside-lead-workflow')) return processLeadWithCallWorkflow(input);
-
   const { workflowId, runId } = workflowInfo();
-  const crm = crmActivities(input);
-  const state = newLeadState(input);
-  const record = (what: string) => state.history.push({ at: Date.now(), what });
+  const registerLead = activity('registerLead', input.policy.crmTaskQueue);
+  const receivedAt = Date.now();
+  const history: LeadState['history'] = [
+    { at: receivedAt, what: `заявка принята (${input.source})` },
+    ...input.warnings.map((what) => ({ at: receivedAt, what })),
+  ];
+  const record = (what: string) => history.push({ at: Date.now(), what });
+  let partner: LeadState['partner'];
+  let crmLeadId: number | undefined;
   // Manual handling this workflow itself asked for (CRM trouble) stays flagged whatever the call does.
   let ownManualReason: ManualReason | undefined;
 
@@ -52,12 +47,8 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   // and a visibility update on the server.
   let published = '';
   const publish = () => {
-    const shown = {
-      status: searchableStatus(state.status),
-      attempts: state.attempts,
-      nextCallAt: state.nextCallAt,
-      manualReason: state.manualReason,
-    };
+    const { status, attempts, nextCallAt, manualReason } = callState();
+    const shown = { status: searchableStatus(status), attempts, nextCallAt, manualReason };
     const key = JSON.stringify(shown);
     if (key === published) return;
     published = key;
@@ -70,53 +61,46 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   };
 
   const call = input.phoneCallable
-    ? createCallProcess(callInputOf(input, workflowId), {
-        workflowId,
-        runId,
-        callWithoutWaitingForReport: true,
-        batchCrmNotes: true,
-        report(p) {
-          Object.assign(state, {
-            status: p.status,
-            attempts: p.attempts,
-            nextCallAt: p.nextCallAt,
-            lastResult: p.lastResult,
-            manualReason: p.manualReason ?? ownManualReason,
-            nightSmsSent: p.nightSmsSent,
-          });
-          if (p.event) record(p.event);
-          publish();
-          return Promise.resolve();
-        },
-      })
+    ? createCallProcess(input, { workflowId, runId, changed: publish, record })
     : undefined;
+  const notCalled: CallState = { status: 'PhoneNotDialable', attempts: 0, nightSmsSent: false };
+  function callState(): CallState {
+    const own = call?.state ?? notCalled;
+    return { ...own, manualReason: own.manualReason ?? ownManualReason };
+  }
+  const leadState = (): LeadState => ({ ref: input.ref, ...callState(), partner, crmLeadId, history });
 
-  setHandler(getLeadStateQuery, () => state);
+  setHandler(getLeadStateQuery, leadState);
   setHandler(reportCallResultUpdate, (r) => call!.accept(r), {
     validator: (r) => {
       if (!call) throw new Error(`call attempt ${r.attempt} is not awaited`);
-      call.validate(r);
+      call.validateReport(r);
+    },
+  });
+  setHandler(claimCallUpdate, (c) => call!.claim(c), {
+    validator: (c) => {
+      if (!call) throw new Error(`call attempt ${c.attempt} is not awaited`);
+      call.validateClaim(c);
     },
   });
   setHandler(
     operatorActionUpdate,
-    async (action) => {
+    async (action: OperatorAction) => {
       record(operatorNote(action));
-      const before = state.status;
-      call!.act(action);
-      // The call process acts on it at its next step; wait for that (briefly) so the answer is current.
-      await condition(() => state.status !== before, '5s');
-      return state;
+      await call!.act(action);
+      return leadState();
     },
     {
-      validator: (action) => checkOperatorAction(action, state, input, !!call),
+      validator: (action) => {
+        if (!call) throw new Error(`the lead is ${callState().status}: nothing to do`);
+        call.validateAction(action);
+      },
     },
   );
 
   // 1. The call goes first, in this very task: nothing below may delay it.
   const callDone = call?.run();
   if (!call) {
-    state.status = 'PhoneNotDialable';
     record(
       input.phoneIssue === 'phone_too_long' ? 'телефон длиннее 11 цифр: без звонка' : 'номер не для звонка',
     );
@@ -129,11 +113,10 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   let partnerAlert: string | undefined;
   const needsPerson = (reason: ManualReason) => {
     ownManualReason ??= reason;
-    state.manualReason ??= ownManualReason;
     publish();
   };
   try {
-    const registered = await crm.registerLead({
+    const registered = await registerLead({
       ref: `${input.ref}#${runId}`,
       name: input.name,
       phone: input.phone,
@@ -144,24 +127,24 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
       orderAmount: input.orderAmount,
       comment: [input.comment, ...input.warnings].filter(Boolean).join('\n') || undefined,
     });
-    const partner = registered.partner;
-    if (partner?.status === 'found') {
-      state.partner = { status: 'found', id: partner.partner.id, title: partner.partner.title };
-      record(`партнёр: ${partner.partner.title}`);
-    } else if (partner?.status === 'not_found') {
-      state.partner = { status: 'not_found' };
+    const found = registered.partner;
+    if (found?.status === 'found') {
+      partner = { status: 'found', id: found.partner.id, title: found.partner.title };
+      record(`партнёр: ${found.partner.title}`);
+    } else if (found?.status === 'not_found') {
+      partner = { status: 'not_found' };
       record('партнёр не найден');
-    } else if (partner?.status === 'lookup_failed') {
-      state.partner = { status: 'lookup_failed' };
-      partnerAlert = `поиск партнёра в Bitrix24 не удался: ${partner.reason}`;
+    } else if (found?.status === 'lookup_failed') {
+      partner = { status: 'lookup_failed' };
+      partnerAlert = `поиск партнёра в Bitrix24 не удался: ${found.reason}`;
       record(partnerAlert);
       needsPerson('crm_auth_failed');
     }
-    state.crmLeadId = registered.leadId;
+    crmLeadId = registered.leadId;
     record(`лид в CRM: ${registered.leadId}`);
     call?.crmLeadCreated(registered.leadId);
   } catch (err) {
-    if (input.partnerCode) state.partner = { status: 'lookup_failed' };
+    if (input.partnerCode) partner = { status: 'lookup_failed' };
     partnerAlert = `лид в CRM не создан: ${failureMessage(err)}`;
     record(partnerAlert);
     const refused = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure;
@@ -169,15 +152,33 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     call?.crmLeadFailed();
   }
 
-  // 4. Sellers hear of every lead, and of one that needs a person.
-  await alertSellers(input, workflowId, state, partnerAlert);
-
-  // 5. Stay open while the call process runs, so the ref counts as in progress.
-  if (callDone) {
-    const outcome = await callDone;
-    state.nextCallAt = undefined;
-    state.manualReason = outcome.manualReason ?? ownManualReason;
+  // 3. Sellers hear of every lead, and of one that needs a person; a failed alert is only recorded.
+  try {
+    await notifySellers({
+      kind: partnerAlert ? 'manual_handling' : 'new_lead',
+      ref: input.ref,
+      workflowId,
+      name: input.name,
+      phone: input.phone,
+      city: input.city,
+      partner: partner?.status === 'found' ? partner.title : input.partnerCode,
+      site: input.site,
+      orderAmount: input.orderAmount,
+      crmLeadId,
+      reason: partnerAlert,
+      actions: false,
+    });
+  } catch (err) {
+    log.error('seller alert failed', { error: String(err) });
+    record('уведомление продавцам не отправлено');
   }
+
+  // 4. Stay open while the call process runs, so the ref counts as in progress.
+  await callDone;
   publish();
-  return state;
+  return leadState();
+}
+
+function operatorNote(action: OperatorAction): string {
+  return `оператор: ${action.action}${action.by ? ` (${action.by})` : ''}${action.note ? `: ${action.note}` : ''}`;
 }

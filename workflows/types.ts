@@ -28,16 +28,14 @@ export const FINAL_STATUSES: readonly LeadStatus[] = [
   'Cancelled',
 ];
 
-/** States a lead may stay in for hours: what operators search for in the Web UI. */
-export const LONG_STATES: readonly LeadStatus[] = ['WaitingForWorkingHours', 'MissedCall', 'ManualHandling'];
-
 export type ManualReason =
   | 'crm_auth_failed'
   | 'crm_unavailable'
   | 'no_call_result'
   | 'attempts_exhausted'
   | 'call_provider_rejected'
-  | 'sms_uncertain';
+  | 'sms_uncertain'
+  | 'sms_failed';
 
 export type CallResult =
   'answered' | 'voicemail' | 'busy' | 'no_answer' | 'unavailable' | 'wrong_number' | 'failed';
@@ -59,6 +57,13 @@ export interface CallReport {
   duration?: number;
 }
 
+/** The scenario's claim of an attempt, made before it dials. */
+export interface CallClaim {
+  attempt: number;
+  /** The VoxEngine session that claims it: a repeated claim of that session is granted again. */
+  sessionId?: string;
+}
+
 /** What a lead's workflows are told at start; the policy is fixed per lead so replays agree. */
 export interface LeadPolicy {
   workingSchedule: WorkingSchedule;
@@ -69,12 +74,9 @@ export interface LeadPolicy {
   callTaskQueue: string;
   /** Bitrix24 activities: a queue of their own, rate-limited to what the portal allows. */
   crmTaskQueue: string;
-  /**
-   * The call workflows' own task queue, so a call's workflow tasks never wait behind the CRM and
-   * alert work of other leads (absent for leads accepted before it existed).
-   */
-  callWorkflowTaskQueue?: string;
   resultUrl: string;
+  /** Where the scenario claims an attempt before it dials. */
+  claimUrl: string;
   /** How long a lead waits in manual handling for a person before it closes as unhandled. */
   manualHandlingTimeoutMs: number;
   texts: { nightSms: string; confirmationSms: string; voicemailSms: string };
@@ -106,18 +108,24 @@ export interface LeadEvent {
   what: string;
 }
 
-export interface LeadState {
-  ref: string;
+/** The call process's part of a lead's state; it alone changes it. */
+export interface CallState {
   status: LeadStatus;
-  manualReason?: ManualReason;
-  partner?:
-    { status: 'found'; id: number; title: string } | { status: 'not_found' } | { status: 'lookup_failed' };
-  crmLeadId?: number;
   attempts: number;
   nextCallAt?: number;
   lastResult?: CallResult;
+  manualReason?: ManualReason;
   nightSmsSent: boolean;
-  handledBy?: string;
+  /** An operator's action that was accepted and is about to be carried out. */
+  pendingAction?: OperatorAction['action'];
+}
+
+/** What the lead-state query and the workflow's result tell. */
+export interface LeadState extends CallState {
+  ref: string;
+  partner?:
+    { status: 'found'; id: number; title: string } | { status: 'not_found' } | { status: 'lookup_failed' };
+  crmLeadId?: number;
   history: LeadEvent[];
 }
 
@@ -125,39 +133,4 @@ export interface OperatorAction {
   action: 'call_now' | 'handled' | 'cancel';
   by?: string;
   note?: string;
-}
-
-export interface CallProgress {
-  status: LeadStatus;
-  attempts: number;
-  nextCallAt?: number;
-  lastResult?: CallResult;
-  manualReason?: ManualReason;
-  nightSmsSent: boolean;
-  event?: string;
-}
-
-export interface CallOutcome {
-  status: LeadStatus;
-  attempts: number;
-  lastResult?: CallResult;
-  /** Since 'report-only-long-states': what the final status change would have reported. */
-  manualReason?: ManualReason;
-  nightSmsSent?: boolean;
-  event?: string;
-}
-
-export interface CallInput {
-  leadWorkflowId: string;
-  ref: string;
-  name: string;
-  phone: string;
-  timezone: string;
-  city?: string;
-  partnerCode?: string;
-  site?: string;
-  orderAmount?: number;
-  /** When the API accepted the lead (epoch ms): the first call's latency is measured from it. */
-  receivedAt: number;
-  policy: LeadPolicy;
 }

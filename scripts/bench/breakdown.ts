@@ -6,7 +6,6 @@ import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { leadWorkflowId } from '../../api/intake';
 import { ms, num, percentile, table } from './stats';
-import { callWorkflowId } from '../../workflows/definitions';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -44,12 +43,6 @@ const STEPS = [
 const isCallScheduled = (e: HistoryEvent) =>
   e.activityTaskScheduledEventAttributes?.activityType?.name === 'placeRobotCall';
 
-/** The history that holds the call: the lead’s own, or (older leads) its callCustomer workflow’s. */
-async function callHistory(client: Client, leadId: string, lead: HistoryEvent[]): Promise<HistoryEvent[]> {
-  if (lead.some(isCallScheduled)) return lead;
-  return events(client, callWorkflowId(leadId)).catch(() => []);
-}
-
 export async function latencyBreakdown(client: Client, samples: BreakdownSample[]): Promise<string> {
   const rows: Array<Record<string, number | undefined>> = [];
   const tasksBeforeCall: number[] = [];
@@ -58,12 +51,9 @@ export async function latencyBreakdown(client: Client, samples: BreakdownSample[
   for (const s of samples) {
     const leadId = leadWorkflowId(s.phone);
     const lead = await events(client, leadId);
-    const calling = await callHistory(client, leadId, lead);
-    leadEvents.push(lead.length + (calling === lead ? 0 : calling.length));
-    workflowTasks.push(
-      lead.filter((e) => e.workflowTaskCompletedEventAttributes != null).length +
-        (calling === lead ? 0 : calling.filter((e) => e.workflowTaskCompletedEventAttributes != null).length),
-    );
+    const calling = lead;
+    leadEvents.push(lead.length);
+    workflowTasks.push(lead.filter((e) => e.workflowTaskCompletedEventAttributes != null).length);
     const first = (list: HistoryEvent[], key: keyof HistoryEvent) => list.find((e) => e[key] != null);
     const byId = (list: HistoryEvent[], id: unknown) => list.find((e) => idOf(e.eventId) === idOf(id));
     const scheduled = calling.find(isCallScheduled);

@@ -111,7 +111,6 @@ export const REAL_PACE_PROVIDERS: ProviderProfile = {
     TEMPORAL_TASK_QUEUE: 'pace-leads',
     TEMPORAL_CALL_TASK_QUEUE: 'pace-calls',
     TEMPORAL_CRM_TASK_QUEUE: 'pace-crm',
-    TEMPORAL_CALL_WORKFLOW_TASK_QUEUE: 'pace-call-workflows',
   },
 };
 

@@ -146,7 +146,6 @@ export async function measureSleepers(
       TEMPORAL_TASK_QUEUE: 'night-leads',
       TEMPORAL_CALL_TASK_QUEUE: 'night-calls',
       TEMPORAL_CRM_TASK_QUEUE: 'night-crm',
-      TEMPORAL_CALL_WORKFLOW_TASK_QUEUE: 'night-call-workflows',
     },
     `${bench.tmpDir}-night-service.log`,
   );

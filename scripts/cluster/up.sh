@@ -332,7 +332,7 @@ if [[ "${CLUSTER_EMULATORS:-1}" == 1 ]]; then
   voximplant_url="$(url_of voximplant)"
   smsru_url="$(url_of smsru)"
   telegram_url="$(url_of telegram)"
-  # The emulators' own credentials (EMULATOR_CREDENTIALS in config/index.ts). Set explicitly, so no
+  # The emulators' own credentials (EMULATOR_CREDENTIALS in emulators/credentials.ts). Set explicitly, so no
   # process starts emulators of its own and every one talks to these.
   svc_env+=(
     BITRIX24_WEBHOOK_URL="$bitrix24_url/rest/1/emulatorwebhookcode/"

@@ -51,11 +51,25 @@ export async function startDevServer(): Promise<TestWorkflowEnvironment> {
   });
 }
 
+/**
+ * The SDK gives the server five seconds to listen; a JVM on a busy machine can take longer, so a
+ * start that ran out of that time is tried again (a JVM that starts cold needs no more than that).
+ */
+async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await TestWorkflowEnvironment.createTimeSkipping({
+        server: { executable: { type: 'existing-path', path: process.env.STL_TEST_SERVER! } },
+      });
+    } catch (err) {
+      if (attempt >= 4 || !/did not start within/.test(String(err))) throw err;
+    }
+  }
+}
+
 export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
   quietSdkLogs();
-  const env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: process.env.STL_TEST_SERVER! } },
-  });
+  const env = await createTimeSkippingEnv();
   // The Java test server knows no custom search attributes until they are added.
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',

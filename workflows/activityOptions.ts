@@ -1,0 +1,50 @@
+// How each activity is scheduled: its timeouts and retry policy, declared once. The CRM and call
+// activities run on task queues of their own, named in the lead's policy, so the caller adds the
+// queue.
+import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { CallActivities, CrmActivities, LeadActivities } from '../activities';
+
+type Activities = LeadActivities & CrmActivities & CallActivities;
+
+export const ACTIVITY_OPTIONS = {
+  // Bitrix24 down for an hour delays the CRM lead, never the call; past six hours (the queue may
+  // also be long at the portal's 2 requests/s) it is a person's job and the sellers are told.
+  registerLead: {
+    startToCloseTimeout: '30s',
+    scheduleToCloseTimeout: '6h',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
+  },
+  // Resumes after a retry from the last note written (heartbeat details), so none is written twice.
+  recordCallAttempts: {
+    startToCloseTimeout: '30s',
+    scheduleToCloseTimeout: '6h',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
+  },
+  // Waiting for a slot under the calls-per-second limit counts against schedule-to-start, not
+  // start-to-close, so a morning queue of sleeping leads does not time out. StartScenarios answers
+  // in well under a second: a short timeout lets a crashed worker's call be retried (and
+  // de-duplicated) quickly.
+  placeRobotCall: {
+    startToCloseTimeout: '10s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+  },
+  // Each SMS costs money and reaches a person: the activity itself refuses to send twice (its
+  // heartbeat says a send began), and a bounded retry keeps a gateway outage from looping forever.
+  sendSms: {
+    startToCloseTimeout: '30s',
+    heartbeatTimeout: '20s',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6 },
+  },
+  // An alert later than an hour is no longer news; the lead's history records that it failed.
+  notifySellers: {
+    startToCloseTimeout: '30s',
+    scheduleToCloseTimeout: '1h',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
+  },
+} satisfies Record<keyof Activities, ActivityOptions>;
+
+/** The named activity, scheduled with its own options (on `taskQueue` when given). */
+export function activity<K extends keyof Activities>(name: K, taskQueue?: string): Activities[K] {
+  const options: ActivityOptions = { ...ACTIVITY_OPTIONS[name], ...(taskQueue ? { taskQueue } : {}) };
+  return proxyActivities<Activities>(options)[name];
+}
