@@ -40,6 +40,7 @@ test('answered: the confirmation SMS, the lead closes as Answered, the call writ
         name: 'Анна',
         phone: '79161234567',
         resultUrl: input.policy.resultUrl,
+        claimUrl: input.policy.claimUrl,
         // The result token outlives the wait for the report by an hour.
         tokenTtlSeconds: (10 * MINUTE + 60 * MINUTE) / 1000,
       }),
@@ -64,7 +65,7 @@ test('answered: the confirmation SMS, the lead closes as Answered, the call writ
       { leadId: CRM_LEAD_ID, comment: 'Попытка 1: answered (код 200), 34 с', statusId: undefined },
       {
         leadId: CRM_LEAD_ID,
-        comment: 'Клиент ответил, SMS с подтверждением отправлено',
+        comment: 'Клиент ответил: SMS с подтверждением',
         statusId: undefined,
       },
     ]);
@@ -82,7 +83,7 @@ test('voicemail: the voicemail SMS, no further call', async () => {
     expect(stubs.smsKinds).toEqual(['voicemail']);
     expect(stubs.sms[0]!.input.text).toBe('Анна, мы вам звонили и не дозвонились.');
     expect(stubs.robotCalls).toHaveLength(1);
-    expect(stubs.crmNotes.at(-1)!.comment).toBe('Автоответчик: SMS отправлено, повторных звонков нет');
+    expect(stubs.crmNotes.at(-1)!.comment).toBe('Автоответчик: SMS, повторных звонков нет');
   });
 });
 

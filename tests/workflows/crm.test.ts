@@ -147,7 +147,7 @@ test('a slow CRM: the call is not held up, and its notes are written once the CR
       { leadId: CRM_LEAD_ID, comment: 'Попытка 1: answered, 40 с', statusId: undefined },
       {
         leadId: CRM_LEAD_ID,
-        comment: 'Клиент ответил, SMS с подтверждением отправлено',
+        comment: 'Клиент ответил: SMS с подтверждением',
         statusId: undefined,
       },
     ]);

@@ -18,7 +18,12 @@ import type { SmsInput, SmsResult } from '../../activities/sms';
 import type { SellerAlert } from '../../activities/telegram';
 import type { PlaceCallInput, PlaceCallResult } from '../../activities/voximplant';
 import { parseWorkingSchedule } from '../../domain/workingHours';
-import { getLeadStateQuery, operatorActionUpdate, reportCallResultUpdate } from '../../workflows/definitions';
+import {
+  claimCallUpdate,
+  getLeadStateQuery,
+  operatorActionUpdate,
+  reportCallResultUpdate,
+} from '../../workflows/definitions';
 import type { processLead } from '../../workflows/processLead';
 import type {
   CallReport,
@@ -114,6 +119,7 @@ export function policyOf(ref: string, overrides: Partial<LeadPolicy> = {}): Lead
     callTaskQueue: queuesOf(ref).call,
     crmTaskQueue: queuesOf(ref).crm,
     resultUrl: 'http://127.0.0.1:1/api/voximplant/result',
+    claimUrl: 'http://127.0.0.1:1/api/voximplant/claim',
     manualHandlingTimeoutMs: DAY,
     texts: {
       nightSms: 'Здравствуйте, {name}! Перезвоним вам в рабочее время ({hours}).',
@@ -400,6 +406,15 @@ export function reportResult(
   return handle.executeUpdate(reportCallResultUpdate, {
     args: [{ attempt, result, duration: 12, ...extra }],
   });
+}
+
+/** The scenario's claim of an attempt before it dials, as the claim endpoint sends it. */
+export function claimCall(
+  handle: LeadHandle,
+  attempt: number,
+  sessionId?: string,
+): Promise<{ claimed: true }> {
+  return handle.executeUpdate(claimCallUpdate, { args: [{ attempt, sessionId }] });
 }
 
 /** An operator's action, as the API sends it; resolves with the state the update answers. */

@@ -269,11 +269,12 @@ test.each(closing)('$status (final): every further action refused', async (c) =>
 });
 
 test.each([
-  { what: 'a number marked not dialable', overrides: { phone: '12345', phoneCallable: false } },
-  { what: 'a number too long to call', overrides: { phone: '7916123456789' } },
-])('PhoneNotDialable ($what): every action refused', async ({ overrides }) => {
+  { phone: '12345', phoneIssue: 'not_a_dialable_number' as const },
+  { phone: '7916123456789', phoneIssue: 'phone_too_long' as const },
+])('PhoneNotDialable ($phoneIssue): every action refused', async (overrides) => {
   const stubs = slowCrm();
-  await withLead(env(), stubs, leadInput(await zoneAt(12), overrides), async ({ handle }) => {
+  const input = leadInput(await zoneAt(12), { ...overrides, phoneCallable: false });
+  await withLead(env(), stubs, input, async ({ handle }) => {
     await waitForState(handle, (s) => s.status === 'PhoneNotDialable');
     await expectAllRefused(handle, 'PhoneNotDialable');
     stubs.gate('crm').open();

@@ -112,7 +112,7 @@ test('the night SMS may not have gone out: flagged sms_uncertain, the lead still
   });
 });
 
-test('SMS.ru refuses the confirmation SMS: Answered, the failure written to the CRM lead', async () => {
+test('SMS.ru refuses the confirmation SMS: Answered, flagged sms_failed, the sellers alerted', async () => {
   const stubs = new Stubs({
     sendSms: async () => {
       throw ApplicationFailure.nonRetryable('SMS.ru: not enough money (code 201)', 'SmsRejected');
@@ -122,12 +122,15 @@ test('SMS.ru refuses the confirmation SMS: Answered, the failure written to the 
     await waitForRinging(handle, 1);
     await reportResult(handle, 1, 'answered');
     const final = await handle.result();
-    expect(final).toMatchObject({ status: 'Answered' });
+    expect(final).toMatchObject({ status: 'Answered', manualReason: 'sms_failed' });
+    const what = 'SMS (confirmation) не отправлено: SMS.ru: not enough money (code 201)';
+    expect(historyLines(final)).toContain(what);
     // A refused SMS is not retried.
     expect(stubs.sms).toHaveLength(1);
-    expect(stubs.crmNotes.map((n) => n.comment)).toContain(
-      'SMS (confirmation) не отправлено: SMS.ru: not enough money (code 201)',
-    );
+    expect(stubs.alertsOf('manual_handling')).toEqual([
+      expect.objectContaining({ reason: `sms_failed: ${what}` }),
+    ]);
+    expect(stubs.crmNotes.map((n) => n.comment)).toContain(`Нужна ручная обработка: ${what}`);
   });
 });
 
@@ -150,15 +153,3 @@ test.each([
     });
   },
 );
-
-test('a callable lead whose number is longer than 11 digits is not called; the CRM lead says why', async () => {
-  const stubs = new Stubs();
-  const input = leadInput(await dayZone(), { phone: '7916123456789' });
-  await withLead(env(), stubs, input, async ({ handle }) => {
-    const final = await handle.result();
-    expect(final).toMatchObject({ status: 'PhoneNotDialable', attempts: 0 });
-    expect(stubs.robotCalls).toHaveLength(0);
-    expect(stubs.sms).toHaveLength(0);
-    expect(stubs.crmNotes.map((n) => n.comment)).toEqual(['Телефон длиннее 11 цифр: звонок не выполняется']);
-  });
-});

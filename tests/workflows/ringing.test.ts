@@ -1,11 +1,13 @@
 // Operator actions that race the call: while VoxImplant is being asked to call (Calling), while the
 // customer's phone rings (WaitingForResult: placeRobotCall has returned, the scenario has not
-// reported yet), and while the manual-handling alert is on its way. The report comes after the
-// action here, which end-to-end tests only reach by luck.
+// reported yet), and while the manual-handling alert is on its way; and the scenario's claim of its
+// attempt before it dials. The report or the claim comes after the action here, which end-to-end
+// tests only reach by luck.
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import {
   type LeadHandle,
   Stubs,
+  claimCall,
   historyLines,
   leadInput,
   operatorAction,
@@ -157,3 +159,52 @@ test.each(closing)('ManualHandling while its alert is on its way: $action is kep
     expect(stubs.crmNotes.at(-1)!.comment).toBe(c.crmNote);
   });
 });
+
+test('the claim before dialling: granted once per attempt, again only to the session that holds it', async () => {
+  const stubs = new Stubs();
+  await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+    await waitForRinging(handle, 1);
+    expect(await refusal(claimCall(handle, 2, 'session-a'))).toBe('call attempt 2 is not awaited');
+    expect(await claimCall(handle, 1, 'session-a')).toEqual({ claimed: true });
+    expect(await refusal(claimCall(handle, 1, 'session-b'))).toBe('call attempt 1 is already claimed');
+    expect(await refusal(claimCall(handle, 1))).toBe('call attempt 1 is already claimed');
+    // Its first answer may have been lost on the way: the same session is granted again.
+    expect(await claimCall(handle, 1, 'session-a')).toEqual({ claimed: true });
+    await reportResult(handle, 1, 'answered');
+    const final = await handle.result();
+    expect(historyLines(final).filter((l) => l.startsWith('звонок'))).toEqual([
+      'звонок, попытка 1 (сессия session-a)',
+    ]);
+  });
+});
+
+test.each(closing)(
+  '$action while VoxImplant is asked to call: no claim granted, no second action taken',
+  async (c) => {
+    const stubs: Stubs = new Stubs({
+      placeRobotCall: async () => {
+        await stubs.gate('call').wait;
+        return { callSessionHistoryId: 1, deduplicated: false };
+      },
+    });
+    await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+      await stubs.waitForCalls('placeRobotCall', 1);
+      const update = await operatorActionAccepted(handle, { action: c.action, ...who });
+      expect((await state(handle)).pendingAction).toBe(c.action);
+      expect(await refusal(claimCall(handle, 1, 'session-a'))).toBe(
+        `an operator's ${c.action} stopped the call`,
+      );
+      const other = c.action === 'cancel' ? 'handled' : 'cancel';
+      expect(await refusal(operatorAction(handle, { action: other }))).toBe(
+        `an operator's ${c.action} is being carried out`,
+      );
+      stubs.gate('call').open();
+      expect((await update.result()).status).toBe(c.status);
+      const final = await handle.result();
+      expect(final.status).toBe(c.status);
+      expect(final.pendingAction).toBeUndefined();
+      expect(historyLines(final).filter((l) => l.startsWith('оператор'))).toHaveLength(1);
+      expect(historyLines(final).filter((l) => l.startsWith('звонок'))).toEqual([]);
+    });
+  },
+);
