@@ -9,6 +9,7 @@ import {
   historyLines,
   leadInput,
   localTime,
+  DAY,
   HOUR,
   MINUTE,
   operatorAction,
@@ -266,6 +267,32 @@ test.each(closing)('$status (final): every further action refused', async (c) =>
     const final = await handle.result();
     expect(historyLines(final).filter((l) => l.startsWith('оператор'))).toHaveLength(1);
   });
+});
+
+test('ManualHandling closed unhandled after its timeout (final): every action refused', async () => {
+  // Held open by its last CRM note, written once the lead is closed.
+  const stubs: Stubs = new Stubs({
+    recordCallAttempts: async ({ notes }) => {
+      if (notes.some((n) => n.comment === 'Никто не обработал заявку вовремя')) await stubs.gate('crm').wait;
+    },
+  });
+  await withLead(
+    env(),
+    stubs,
+    leadInput(await zoneAt(12), { policy: { maxAttempts: 1 } }),
+    async ({ handle }) => {
+      await toManualHandling(handle, stubs);
+      await skipTo(env(), (await waitForTimer(handle, (t) => t.durationMs === DAY)).firesAt);
+      await waitForState(handle, (s) => historyLines(s).includes('Никто не обработал заявку вовремя'));
+      await expectAllRefused(handle, 'ManualHandling');
+      stubs.gate('crm').open();
+      expect(await handle.result()).toMatchObject({
+        status: 'ManualHandling',
+        manualReason: 'attempts_exhausted',
+      });
+      expect(stubs.robotCalls).toHaveLength(1);
+    },
+  );
 });
 
 test.each([

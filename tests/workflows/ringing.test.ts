@@ -43,16 +43,31 @@ async function dayZone() {
 }
 
 /**
- * The scenario's report after the lead was closed: the workflow may take it or refuse it as no
- * longer awaited; what it must not do is act on it.
+ * Stubs whose CRM notes wait for the test: the run stays open after the lead is closed (it ends
+ * once its notes are written), so a late report meets the workflow and not a finished run.
  */
-async function lateReport(handle: LeadHandle, result: CallResult): Promise<void> {
+function notesHeld(behaviour: ConstructorParameters<typeof Stubs>[0] = {}): Stubs {
+  const stubs: Stubs = new Stubs({
+    ...behaviour,
+    recordCallAttempts: async () => {
+      await stubs.gate('notes').wait;
+    },
+  });
+  return stubs;
+}
+
+/**
+ * The scenario's report after the operator closed the lead: the workflow may take it or refuse it
+ * as no longer awaited; what it must not do is act on it. The run's end is then let through.
+ */
+async function lateReport(handle: LeadHandle, stubs: Stubs, result: CallResult): Promise<void> {
   try {
     await reportResult(handle, 1, result);
   } catch (err) {
     if (!(err instanceof WorkflowUpdateFailedError)) throw err;
     expect(err.cause?.message).toBe('call attempt 1 is not awaited');
   }
+  stubs.gate('notes').open();
 }
 
 test('call_now is refused while VoxImplant is asked to call and while the phone rings', async () => {
@@ -85,11 +100,11 @@ describe.each(closing)('$action during the call', (c) => {
   test.each(['answered', 'voicemail'] as const)(
     `while the phone rings, then "%s" is reported: no SMS, no further call, the lead ${c.status}`,
     async (result) => {
-      const stubs = new Stubs();
+      const stubs = notesHeld();
       await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
         await waitForRinging(handle, 1);
         const update = await operatorActionAccepted(handle, { action: c.action, ...who });
-        await lateReport(handle, result);
+        await lateReport(handle, stubs, result);
         await update.result();
         const final = await handle.result();
         expect(final.status).toBe(c.status);
@@ -102,11 +117,11 @@ describe.each(closing)('$action during the call', (c) => {
   );
 
   test(`while the phone rings, then "busy" is reported: no retry, the lead ${c.status}`, async () => {
-    const stubs = new Stubs();
+    const stubs = notesHeld();
     await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
       await waitForRinging(handle, 1);
       const update = await operatorActionAccepted(handle, { action: c.action, ...who });
-      await lateReport(handle, 'busy');
+      await lateReport(handle, stubs, 'busy');
       await update.result();
       const final = await handle.result();
       expect(final.status).toBe(c.status);
@@ -117,7 +132,7 @@ describe.each(closing)('$action during the call', (c) => {
   });
 
   test(`while VoxImplant is asked to call, then "answered" is reported: no SMS, the lead ${c.status}`, async () => {
-    const stubs: Stubs = new Stubs({
+    const stubs: Stubs = notesHeld({
       placeRobotCall: async () => {
         await stubs.gate('call').wait;
         return { callSessionHistoryId: 1, deduplicated: false };
@@ -127,7 +142,7 @@ describe.each(closing)('$action during the call', (c) => {
       await stubs.waitForCalls('placeRobotCall', 1);
       const update = await operatorActionAccepted(handle, { action: c.action, ...who });
       stubs.gate('call').open();
-      await lateReport(handle, 'answered');
+      await lateReport(handle, stubs, 'answered');
       await update.result();
       const final = await handle.result();
       expect(final.status).toBe(c.status);
