@@ -1,0 +1,225 @@
+// Operator actions that race the call: while VoxImplant is being asked to call (Calling), while the
+// customer's phone rings (WaitingForResult: placeRobotCall has returned, the scenario has not
+// reported yet), and while the manual-handling alert is on its way; and the scenario's claim of its
+// attempt before it dials. The report or the claim comes after the action here, which end-to-end
+// tests only reach by luck.
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import {
+  type LeadHandle,
+  Stubs,
+  claimCall,
+  historyLines,
+  leadInput,
+  operatorAction,
+  operatorActionAccepted,
+  refusal,
+  reportResult,
+  state,
+  useTimeSkippingServer,
+  waitForRinging,
+  waitForStatus,
+  withLead,
+  zoneAtLocalHour,
+} from './harness';
+import type { CallResult } from '../../workflows/types';
+
+const env = useTimeSkippingServer();
+const who = { by: 'Ирина', note: 'клиент перезвонил сам' };
+const closing = [
+  {
+    action: 'cancel' as const,
+    status: 'Cancelled' as const,
+    crmNote: 'Отменено (Ирина): клиент перезвонил сам',
+  },
+  {
+    action: 'handled' as const,
+    status: 'Handled' as const,
+    crmNote: 'Обработано вручную (Ирина): клиент перезвонил сам',
+  },
+];
+
+async function dayZone() {
+  return zoneAtLocalHour(await env().currentTimeMs(), 12);
+}
+
+/**
+ * Stubs whose CRM notes wait for the test: the run stays open after the lead is closed (it ends
+ * once its notes are written), so a late report meets the workflow and not a finished run.
+ */
+function notesHeld(behaviour: ConstructorParameters<typeof Stubs>[0] = {}): Stubs {
+  const stubs: Stubs = new Stubs({
+    ...behaviour,
+    recordCallAttempts: async () => {
+      await stubs.gate('notes').wait;
+    },
+  });
+  return stubs;
+}
+
+/**
+ * The scenario's report after the operator closed the lead: the workflow may take it or refuse it
+ * as no longer awaited; what it must not do is act on it. The run's end is then let through.
+ */
+async function lateReport(handle: LeadHandle, stubs: Stubs, result: CallResult): Promise<void> {
+  try {
+    await reportResult(handle, 1, result);
+  } catch (err) {
+    if (!(err instanceof WorkflowUpdateFailedError)) throw err;
+    expect(err.cause?.message).toBe('call attempt 1 is not awaited');
+  }
+  stubs.gate('notes').open();
+}
+
+test('call_now is refused while VoxImplant is asked to call and while the phone rings', async () => {
+  const stubs: Stubs = new Stubs({
+    placeRobotCall: async () => {
+      await stubs.gate('call').wait;
+      return { callSessionHistoryId: 1, deduplicated: false };
+    },
+  });
+  await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+    await stubs.waitForCalls('placeRobotCall', 1);
+    expect((await state(handle)).status).toBe('Calling');
+    expect(await refusal(operatorAction(handle, { action: 'call_now', ...who }))).toBe(
+      'cannot call again while the lead is Calling',
+    );
+    stubs.gate('call').open();
+    await waitForRinging(handle, 1);
+    expect(await refusal(operatorAction(handle, { action: 'call_now', ...who }))).toBe(
+      'cannot call again while the lead is WaitingForResult',
+    );
+    await reportResult(handle, 1, 'answered');
+    const final = await handle.result();
+    expect(final).toMatchObject({ status: 'Answered', attempts: 1 });
+    expect(historyLines(final).filter((l) => l.startsWith('оператор'))).toEqual([]);
+    expect(stubs.robotCalls).toHaveLength(1);
+  });
+});
+
+describe.each(closing)('$action during the call', (c) => {
+  test.each(['answered', 'voicemail'] as const)(
+    `while the phone rings, then "%s" is reported: no SMS, no further call, the lead ${c.status}`,
+    async (result) => {
+      const stubs = notesHeld();
+      await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+        await waitForRinging(handle, 1);
+        const update = await operatorActionAccepted(handle, { action: c.action, ...who });
+        await lateReport(handle, stubs, result);
+        await update.result();
+        const final = await handle.result();
+        expect(final.status).toBe(c.status);
+        expect(historyLines(final)).toContain(`оператор: ${c.action} (Ирина): клиент перезвонил сам`);
+        expect(stubs.crmNotes.map((n) => n.comment)).toContain(c.crmNote);
+        expect(stubs.sms).toHaveLength(0);
+        expect(stubs.robotCalls).toHaveLength(1);
+      });
+    },
+  );
+
+  test(`while the phone rings, then "busy" is reported: no retry, the lead ${c.status}`, async () => {
+    const stubs = notesHeld();
+    await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+      await waitForRinging(handle, 1);
+      const update = await operatorActionAccepted(handle, { action: c.action, ...who });
+      await lateReport(handle, stubs, 'busy');
+      await update.result();
+      const final = await handle.result();
+      expect(final.status).toBe(c.status);
+      expect(historyLines(final)).toContain(`оператор: ${c.action} (Ирина): клиент перезвонил сам`);
+      expect(stubs.robotCalls).toHaveLength(1);
+      expect(stubs.sms).toHaveLength(0);
+    });
+  });
+
+  test(`while VoxImplant is asked to call, then "answered" is reported: no SMS, the lead ${c.status}`, async () => {
+    const stubs: Stubs = notesHeld({
+      placeRobotCall: async () => {
+        await stubs.gate('call').wait;
+        return { callSessionHistoryId: 1, deduplicated: false };
+      },
+    });
+    await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+      await stubs.waitForCalls('placeRobotCall', 1);
+      const update = await operatorActionAccepted(handle, { action: c.action, ...who });
+      stubs.gate('call').open();
+      await lateReport(handle, stubs, 'answered');
+      await update.result();
+      const final = await handle.result();
+      expect(final.status).toBe(c.status);
+      expect(historyLines(final)).toContain(`оператор: ${c.action} (Ирина): клиент перезвонил сам`);
+      expect(stubs.sms).toHaveLength(0);
+      expect(stubs.robotCalls).toHaveLength(1);
+    });
+  });
+});
+
+test.each(closing)('ManualHandling while its alert is on its way: $action is kept', async (c) => {
+  const stubs: Stubs = new Stubs({
+    notifySellers: async (alert) => {
+      if (alert.kind === 'manual_handling') await stubs.gate('alert').wait;
+      return { messageId: 1 };
+    },
+  });
+  const input = leadInput(await dayZone(), { policy: { maxAttempts: 1 } });
+  await withLead(env(), stubs, input, async ({ handle }) => {
+    await waitForRinging(handle, 1);
+    await reportResult(handle, 1, 'busy');
+    await waitForStatus(handle, 'ManualHandling');
+    await stubs.waitForCalls('notifySellers', 2);
+    const update = await operatorActionAccepted(handle, { action: c.action, ...who });
+    stubs.gate('alert').open();
+    expect((await update.result()).status).toBe(c.status);
+    const final = await handle.result();
+    expect(final).toMatchObject({ status: c.status, manualReason: 'attempts_exhausted' });
+    expect(stubs.crmNotes.at(-1)!.comment).toBe(c.crmNote);
+  });
+});
+
+test('the claim before dialling: granted once per attempt, again only to the session that holds it', async () => {
+  const stubs = new Stubs();
+  await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+    await waitForRinging(handle, 1);
+    expect(await refusal(claimCall(handle, 2, 'session-a'))).toBe('call attempt 2 is not awaited');
+    expect(await claimCall(handle, 1, 'session-a')).toEqual({ claimed: true });
+    expect(await refusal(claimCall(handle, 1, 'session-b'))).toBe('call attempt 1 is already claimed');
+    expect(await refusal(claimCall(handle, 1))).toBe('call attempt 1 is already claimed');
+    // Its first answer may have been lost on the way: the same session is granted again.
+    expect(await claimCall(handle, 1, 'session-a')).toEqual({ claimed: true });
+    await reportResult(handle, 1, 'answered');
+    const final = await handle.result();
+    expect(historyLines(final).filter((l) => l.startsWith('звонок'))).toEqual([
+      'звонок, попытка 1 (сессия session-a)',
+    ]);
+  });
+});
+
+test.each(closing)(
+  '$action while VoxImplant is asked to call: no claim granted, no second action taken',
+  async (c) => {
+    const stubs: Stubs = new Stubs({
+      placeRobotCall: async () => {
+        await stubs.gate('call').wait;
+        return { callSessionHistoryId: 1, deduplicated: false };
+      },
+    });
+    await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+      await stubs.waitForCalls('placeRobotCall', 1);
+      const update = await operatorActionAccepted(handle, { action: c.action, ...who });
+      expect((await state(handle)).pendingAction).toBe(c.action);
+      expect(await refusal(claimCall(handle, 1, 'session-a'))).toBe(
+        `an operator's ${c.action} stopped the call`,
+      );
+      const other = c.action === 'cancel' ? 'handled' : 'cancel';
+      expect(await refusal(operatorAction(handle, { action: other }))).toBe(
+        `an operator's ${c.action} is being carried out`,
+      );
+      stubs.gate('call').open();
+      expect((await update.result()).status).toBe(c.status);
+      const final = await handle.result();
+      expect(final.status).toBe(c.status);
+      expect(final.pendingAction).toBeUndefined();
+      expect(historyLines(final).filter((l) => l.startsWith('оператор'))).toHaveLength(1);
+      expect(historyLines(final).filter((l) => l.startsWith('звонок'))).toEqual([]);
+    });
+  },
+);
