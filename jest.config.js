@@ -7,12 +7,15 @@
 const transform = { '^.+\\.(t|j)sx?$': ['@swc/jest'] };
 
 const UNIT_FILES = [
+  'activityTimeouts',
   'bitrix24',
   'config',
+  'http',
   'phone',
   'providers',
   'rateLimiter',
   'scenario',
+  'securityConfig',
   'workingHours',
 ].map((name) => `<rootDir>/tests/${name}.test.ts`);
 
