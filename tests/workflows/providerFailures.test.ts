@@ -136,7 +136,7 @@ test('SMS.ru refuses the confirmation SMS: Answered, flagged sms_failed, the sel
 
 test.each([
   { phoneIssue: 'not_a_dialable_number' as const, line: 'номер не для звонка' },
-  { phoneIssue: 'phone_too_long' as const, line: 'телефон длиннее 11 цифр: без звонка' },
+  { phoneIssue: 'phone_too_long' as const, line: 'телефон слишком длинный: без звонка' },
 ])(
   'a number marked $phoneIssue: never called or texted, still in the CRM and alerted',
   async ({ phoneIssue, line }) => {
