@@ -74,7 +74,9 @@ test('kill -9 of the service while leads are mid-flight: each lead still gets ex
     expect((await postJson(`${service.url}/api/leads`, { name: 'После', phone })).status).toBe(202);
     accepted.push(phone);
   }
-  // The calls end only now, so no report can be missed while the service is down.
+  // The calls end only once each rings after the restart, so no report meets a service that is down.
+  const ringing = phones.slice(0, 8);
+  await eventually(() => expect(ringing.filter((p) => callsTo(p).length > 0)).toHaveLength(8), 60_000);
   emulators.voximplant.control.release();
   await expectEachLeadDoneOnce(accepted);
 }, 240_000);
@@ -105,6 +107,7 @@ test('kill -9 of the Temporal server: the intake answers 503, and after a restar
       expect((await postJson(`${service.url}/api/leads`, { name: 'После', phone: after })).status).toBe(202),
     30_000,
   );
+  await eventually(() => expect(before.filter((p) => callsTo(p).length > 0)).toHaveLength(5), 60_000);
   emulators.voximplant.control.release();
   await expectEachLeadDoneOnce([...before, after]);
 }, 240_000);

@@ -63,6 +63,14 @@ async function eightLeadsRinging(api: ServiceProcess): Promise<string[]> {
   return phones;
 }
 
+/** Until every customer's phone rings: a session whose claim was granted. */
+async function everyOneRinging(phones: string[]): Promise<void> {
+  await eventually(
+    () => expect(phones.filter((p) => callsTo(p).length > 0)).toHaveLength(phones.length),
+    90_000,
+  );
+}
+
 async function expectEachRangOnce(api: ServiceProcess, phones: string[]): Promise<void> {
   for (const phone of phones) {
     await eventually(async () => {
@@ -85,6 +93,7 @@ test('kill -9 of the whole service while StartScenarios is in flight for 8 leads
   await service.kill();
   await service.start();
   // The calls end only now, after the restart, so no report can be missed while the service is down.
+  await everyOneRinging(phones);
   emulators.voximplant.control.release();
   await expectEachRangOnce(service, phones);
   await service.stop();
@@ -96,6 +105,7 @@ test('kill -9 of the worker alone (API and worker apart) while StartScenarios is
   const phones = await eightLeadsRinging(api);
   await worker.kill();
   await worker.start();
+  await everyOneRinging(phones);
   emulators.voximplant.control.release();
   await expectEachRangOnce(api, phones);
   await api.stop();
