@@ -38,7 +38,9 @@ export function createLeadActivities(
         const account = smsAccountErrorOf(err);
         if (account) {
           metrics?.smsAccountErrors.inc({ kind: account.kind });
-          await accountAlerts.raise(account.kind, (err as Error).message);
+          // Not awaited: a slow Telegram must not push this attempt past its timeouts and turn a
+          // final answer into retries; raise() never rejects.
+          void accountAlerts.raise(account.kind, (err as Error).message);
         }
         throw err;
       }
