@@ -498,6 +498,20 @@ describe('OAuth', () => {
     });
   });
 
+  test('a lock left by a process that died holding it is taken over', async () => {
+    const dead = spawn(process.execPath, ['-e', '0']);
+    await new Promise((resolve) => dead.once('exit', resolve));
+    fs.writeFileSync(
+      `${tokenFile()}.lock`,
+      JSON.stringify({ host: os.hostname(), pid: dead.pid, at: Date.now() }),
+    );
+    await expect(
+      createBitrix24Client(oauthConfig(), { dataDir }).call('crm.lead.list', {}, Rows),
+    ).resolves.toEqual([]);
+    expect(state.oauth.refreshes).toBe(1);
+    expect(fs.readdirSync(dataDir)).toEqual([OAUTH_STATE_FILE]);
+  });
+
   test('invalid_grant with no other token stored is final', async () => {
     const crm = createBitrix24Client(oauthConfig(), { dataDir });
     await crm.call('crm.lead.list', {}, Rows);

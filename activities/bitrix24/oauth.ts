@@ -171,11 +171,12 @@ function createOAuthSession(
   };
 }
 
-// A refresh is one HTTP request with a 10 s timeout; a lock older than this is left by a process
-// that died holding it.
-const LOCK_STALE_MS = 30_000;
+// A refresh is one HTTP request with a 10 s timeout and one file write; a lock older than this
+// was left by a process that died holding it. Waiting gives up (retryably) within the CRM
+// activities' 30 s start-to-close timeout.
+const LOCK_STALE_MS = 15_000;
 const LOCK_POLL_MS = 25;
-const LOCK_WAIT_MS = 60_000;
+const LOCK_WAIT_MS = 20_000;
 
 /**
  * An exclusive lock between processes on one file system: the lock file is created with O_EXCL
