@@ -5,13 +5,22 @@ import type { AppConfig } from '../config';
 import type { Metrics } from '../support/metrics';
 import { createSpacer } from '../support/rateLimiter';
 import { createBitrix24Activities } from './bitrix24';
-import { createSmsActivities, createSmsRuGateway, type SmsInput } from './sms';
+import { createSmsActivities, createSmsRuGateway, smsAccountErrorOf, type SmsInput } from './sms';
+import { createSmsAccountAlerts } from './smsAccountAlerts';
 import { createTelegramActivities, type SellerAlert } from './telegram';
 import { createVoximplantActivities, type PlaceCallInput } from './voximplant';
 
-export function createLeadActivities(config: AppConfig, metrics?: Metrics) {
+export function createLeadActivities(
+  config: AppConfig,
+  metrics?: Metrics,
+  opts: { now?: () => number } = {},
+) {
   const telegram = createTelegramActivities(config.telegram);
   const sms = createSmsActivities(createSmsRuGateway(config.sms));
+  const accountAlerts = createSmsAccountAlerts({
+    send: (html) => telegram.notifySellersChat(html),
+    now: opts.now,
+  });
   return {
     async notifySellers(alert: SellerAlert) {
       const sent = await telegram.notifySellers(alert);
@@ -21,9 +30,20 @@ export function createLeadActivities(config: AppConfig, metrics?: Metrics) {
       return sent;
     },
     async sendSms(input: SmsInput) {
-      const result = await sms.sendSms(input);
-      if (result.status === 'sent') metrics?.smsSent.inc();
-      return result;
+      try {
+        const result = await sms.sendSms(input);
+        if (result.status === 'sent') metrics?.smsSent.inc();
+        return result;
+      } catch (err) {
+        const account = smsAccountErrorOf(err);
+        if (account) {
+          metrics?.smsAccountErrors.inc({ kind: account.kind });
+          // Not awaited: a slow Telegram must not push this attempt past its timeouts and turn a
+          // final answer into retries; raise() never rejects.
+          void accountAlerts.raise(account.kind, (err as Error).message);
+        }
+        throw err;
+      }
     },
   };
 }

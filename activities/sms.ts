@@ -34,17 +34,42 @@ export interface SmsGateway {
 
 export type SmsGatewayErrorKind = 'auth' | 'rejected' | 'unavailable';
 
+/**
+ * Account-level failures: every SMS fails until a person acts (pays, fixes the key, gets the
+ * sender name approved, waits for the day's limit), so they are alerted, not retried.
+ */
+export type SmsAccountErrorKind = 'auth' | 'no_money' | 'sender_not_approved' | 'daily_limit';
+
+/** The ApplicationFailure type of an account error; its details hold `{ kind, code }`. */
+export const SMS_ACCOUNT_ERROR = 'SmsAccountError';
+
+export interface SmsAccountErrorDetails {
+  kind: SmsAccountErrorKind;
+  code?: number;
+}
+
 /** What a gateway throws. `notSent` is true only when the gateway's answer proves nothing went out. */
 export class SmsGatewayError extends Error {
   constructor(
     message: string,
     readonly kind: SmsGatewayErrorKind,
     readonly notSent: boolean,
+    readonly account?: SmsAccountErrorDetails,
   ) {
     super(message);
     this.name = 'SmsGatewayError';
   }
 }
+
+/** The account error an activity failure reports, if it is one. */
+export function smsAccountErrorOf(err: unknown): SmsAccountErrorDetails | undefined {
+  if (!(err instanceof ApplicationFailure) || err.type !== SMS_ACCOUNT_ERROR) return undefined;
+  return readAs(AccountDetails, err.details?.[0]);
+}
+const AccountDetails = z.object({
+  kind: z.enum(['auth', 'no_money', 'sender_not_approved', 'daily_limit']),
+  code: z.number().optional(),
+});
 
 export type SmsHeartbeat = { phase: 'sending'; key: string } | { phase: 'failed_before_send'; key: string };
 
@@ -107,6 +132,14 @@ export function createSmsActivities(
 }
 
 function toFailure(err: SmsGatewayError): ApplicationFailure {
+  if (err.account) {
+    return ApplicationFailure.create({
+      message: err.message,
+      type: SMS_ACCOUNT_ERROR,
+      nonRetryable: true,
+      details: [err.account],
+    });
+  }
   switch (err.kind) {
     case 'auth':
       return ApplicationFailure.nonRetryable(err.message, 'SmsAuthError');
@@ -144,8 +177,21 @@ const SmsRuAnswer = z.object({
   balance: z.number().optional(),
 });
 
-// Top-level codes. 200/300/301/302: the api_id (or account) is wrong.
-const SMSRU_AUTH_CODES = new Set([200, 300, 301, 302]);
+// Account codes, at the top of the answer or (201, 204, 206) for each number. 200/300/301/302:
+// the api_id (or account) is wrong.
+const SMSRU_ACCOUNT_CODES = new Map<number, SmsAccountErrorKind>([
+  [200, 'auth'],
+  [300, 'auth'],
+  [301, 'auth'],
+  [302, 'auth'],
+  [201, 'no_money'],
+  [204, 'sender_not_approved'],
+  [206, 'daily_limit'],
+]);
+const accountError = (message: string, code: number): SmsGatewayError | undefined => {
+  const kind = SMSRU_ACCOUNT_CODES.get(code);
+  return kind && new SmsGatewayError(message, kind === 'auth' ? 'auth' : 'rejected', true, { kind, code });
+};
 // 220 "service temporarily unavailable" and 500 "server error": the answer itself says try later.
 const SMSRU_TEMPORARY_CODES = new Set([220, 500]);
 
@@ -191,7 +237,8 @@ export function createSmsRuGateway(cfg: AppConfig['sms'], opts: { http?: AxiosIn
       }
       if (data.status !== 'OK') {
         const message = `SMS.ru: ${data.status_text ?? 'error'} (code ${data.status_code})`;
-        if (SMSRU_AUTH_CODES.has(data.status_code)) throw new SmsGatewayError(message, 'auth', true);
+        const account = accountError(message, data.status_code);
+        if (account) throw account;
         if (SMSRU_TEMPORARY_CODES.has(data.status_code))
           throw new SmsGatewayError(message, 'unavailable', true);
         throw new SmsGatewayError(message, 'rejected', true);
@@ -203,10 +250,9 @@ export function createSmsRuGateway(cfg: AppConfig['sms'], opts: { http?: AxiosIn
       if (entry.status !== 'OK' || !entry.sms_id) {
         // Per-number codes: 202 bad number, 207 no route, 209 stop list, 230-233 per-number limits
         // (231/232 also mean the same text already went to this number).
-        throw new SmsGatewayError(
-          `SMS.ru rejected the number: ${entry.status_text ?? 'error'} (code ${entry.status_code})`,
-          'rejected',
-          true,
+        const message = `SMS.ru rejected the number: ${entry.status_text ?? 'error'} (code ${entry.status_code})`;
+        throw (
+          accountError(message, Number(entry.status_code)) ?? new SmsGatewayError(message, 'rejected', true)
         );
       }
       return { smsId: entry.sms_id };

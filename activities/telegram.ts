@@ -137,7 +137,11 @@ const TelegramError = z.object({
 export function createTelegramActivities(
   cfg: AppConfig['telegram'],
   opts: TelegramActivityOptions = {},
-): { notifySellers(alert: SellerAlert): Promise<{ messageId: number }> } {
+): {
+  notifySellers(alert: SellerAlert): Promise<{ messageId: number }>;
+  /** A message to the sellers' chat about the service itself (not a lead); `html` is sent as is. */
+  notifySellersChat(html: string): Promise<{ messageId: number }>;
+} {
   const request = createProviderHttp({
     provider: 'Telegram',
     unavailableType: 'TelegramUnavailable',
@@ -169,59 +173,70 @@ export function createTelegramActivities(
       const text = formatSellerAlert(alert);
       const keyboard = alert.actions ? sellerAlertKeyboard(alert.ref) : undefined;
       if (alert.actions && !keyboard) log.warn('ref too long for buttons; alert sent without them');
-      const body = (): Record<string, unknown> => ({
-        chat_id: chatId,
-        text,
-        parse_mode: 'HTML',
-        disable_web_page_preview: true,
-        ...(keyboard ? { reply_markup: keyboard } : {}),
-      });
-
-      let waited = false;
-      let migrated = false;
-      for (;;) {
-        const res = await sendMessage(body());
-        const sent = readAs(TelegramOk, res.data);
-        if (sent) {
-          log.info({ messageId: sent.result.message_id }, 'seller alert sent');
-          return { messageId: sent.result.message_id };
-        }
-        const err = readAs(TelegramError, res.data);
-        const status = err?.error_code ?? res.status;
-        const description = err?.description ?? `HTTP ${res.status}`;
-
-        if (status === 429) {
-          const retryAfter = err?.parameters?.retry_after ?? 1;
-          if (!waited && retryAfter <= MAX_INLINE_WAIT_S) {
-            waited = true;
-            log.warn({ retryAfter }, 'telegram rate limit; waiting');
-            await sleep(retryAfter * 1000);
-            continue;
-          }
-          throw ApplicationFailure.create({
-            message: `Telegram: ${description}`,
-            type: 'TelegramRateLimited',
-            nonRetryable: false,
-            nextRetryDelay: retryAfter * 1000,
-          });
-        }
-        // A group that became a supergroup has a new id; Telegram says which, so follow it once.
-        const newChat = err?.parameters?.migrate_to_chat_id;
-        if (newChat !== undefined && !migrated) {
-          migrated = true;
-          log.warn({ newChatId: newChat }, 'telegram chat migrated; set TELEGRAM_CHAT_ID to the new id');
-          chatId = String(newChat);
-          continue;
-        }
-        if (res.status >= 500 || status >= 500 || !err) {
-          throw ApplicationFailure.retryable(`Telegram: ${description}`, 'TelegramUnavailable');
-        }
-        // 400 (chat not found, bad markup), 401 (bad token), 403 (bot removed), 404: a retry
-        // sends the same request to the same answer.
-        throw ApplicationFailure.nonRetryable(`Telegram: ${description} (${status})`, 'TelegramRequestError');
-      }
+      return deliver(text, keyboard, log);
+    },
+    async notifySellersChat(html: string): Promise<{ messageId: number }> {
+      return deliver(html, undefined, logger.child({ activity: 'notifySellersChat' }));
     },
   };
+
+  async function deliver(
+    text: string,
+    keyboard: InlineKeyboard | undefined,
+    log: typeof logger,
+  ): Promise<{ messageId: number }> {
+    const body = (): Record<string, unknown> => ({
+      chat_id: chatId,
+      text,
+      parse_mode: 'HTML',
+      disable_web_page_preview: true,
+      ...(keyboard ? { reply_markup: keyboard } : {}),
+    });
+
+    let waited = false;
+    let migrated = false;
+    for (;;) {
+      const res = await sendMessage(body());
+      const sent = readAs(TelegramOk, res.data);
+      if (sent) {
+        log.info({ messageId: sent.result.message_id }, 'seller alert sent');
+        return { messageId: sent.result.message_id };
+      }
+      const err = readAs(TelegramError, res.data);
+      const status = err?.error_code ?? res.status;
+      const description = err?.description ?? `HTTP ${res.status}`;
+
+      if (status === 429) {
+        const retryAfter = err?.parameters?.retry_after ?? 1;
+        if (!waited && retryAfter <= MAX_INLINE_WAIT_S) {
+          waited = true;
+          log.warn({ retryAfter }, 'telegram rate limit; waiting');
+          await sleep(retryAfter * 1000);
+          continue;
+        }
+        throw ApplicationFailure.create({
+          message: `Telegram: ${description}`,
+          type: 'TelegramRateLimited',
+          nonRetryable: false,
+          nextRetryDelay: retryAfter * 1000,
+        });
+      }
+      // A group that became a supergroup has a new id; Telegram says which, so follow it once.
+      const newChat = err?.parameters?.migrate_to_chat_id;
+      if (newChat !== undefined && !migrated) {
+        migrated = true;
+        log.warn({ newChatId: newChat }, 'telegram chat migrated; set TELEGRAM_CHAT_ID to the new id');
+        chatId = String(newChat);
+        continue;
+      }
+      if (res.status >= 500 || status >= 500 || !err) {
+        throw ApplicationFailure.retryable(`Telegram: ${description}`, 'TelegramUnavailable');
+      }
+      // 400 (chat not found, bad markup), 401 (bad token), 403 (bot removed), 404: a retry
+      // sends the same request to the same answer.
+      throw ApplicationFailure.nonRetryable(`Telegram: ${description} (${status})`, 'TelegramRequestError');
+    }
+  }
 }
 
 function activitySleep(ms: number): Promise<void> {

@@ -1,6 +1,11 @@
 // The sellers' Telegram buttons under a manual-handling alert ("call again", "handled", "cancel").
 // Telegram posts each press here with the secret token we gave setWebhook; the press becomes the
 // same operator action the API offers, recorded with the seller's Telegram name.
+//
+// Telegram resends an update whenever we answer anything but 2xx (or not in time), possibly to
+// another API process, so a press is applied once: the workflow update carries the press's id as
+// its update id, which Temporal de-duplicates on the run (a resend gets the first outcome, wherever
+// it lands), and each process remembers the presses it answered lately to answer a repeat at once.
 import express, { Router } from 'express';
 import axios from 'axios';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
@@ -27,9 +32,44 @@ const ANSWERS: Record<OperatorAction['action'], string> = {
   cancel: 'Заявка отменена',
 };
 
+/** How many answered updates a process remembers; Telegram resends within minutes, not days. */
+const REMEMBERED_UPDATES = 2000;
+
+type WebhookAnswer = Record<string, unknown>;
+
+/** Insertion-ordered Map as an LRU: a hit moves to the end, the oldest entry goes first. */
+function createLru<V>(capacity: number) {
+  const entries = new Map<string, V>();
+  return {
+    get(key: string): V | undefined {
+      const value = entries.get(key);
+      if (value !== undefined) {
+        entries.delete(key);
+        entries.set(key, value);
+      }
+      return value;
+    },
+    set(key: string, value: V): void {
+      entries.delete(key);
+      entries.set(key, value);
+      while (entries.size > capacity) entries.delete(entries.keys().next().value!);
+    },
+    delete(key: string): void {
+      entries.delete(key);
+    },
+  };
+}
+
+/** The Temporal update id of a button press: the same press, resent, is the same update. */
+export function pressUpdateId(callbackQueryId: string): string {
+  return `tg-${callbackQueryId}`;
+}
+
 export function telegramWebhookRoutes({ client, config, logger }: AppDeps): Router {
   const router = Router();
   const secret = config.telegram.webhookSecret;
+  // An answer in progress is shared too: a resend that overtakes the first delivery waits for it.
+  const answered = createLru<Promise<WebhookAnswer>>(REMEMBERED_UPDATES);
 
   async function answer(callbackQueryId: string, text: string): Promise<void> {
     const url = `${config.telegram.apiUrl}/bot${config.telegram.botToken}/answerCallbackQuery`;
@@ -47,19 +87,40 @@ export function telegramWebhookRoutes({ client, config, logger }: AppDeps): Rout
     if (!secret || !safeEqual(req.get('x-telegram-bot-api-secret-token') ?? '', secret)) {
       throw new HttpError(401, 'bad or missing X-Telegram-Bot-Api-Secret-Token');
     }
-    const query = (req.body as { callback_query?: CallbackQuery })?.callback_query;
+    const update = req.body as { update_id?: unknown; callback_query?: CallbackQuery } | undefined;
+    const query = update?.callback_query;
     // Telegram resends an update until it gets 200, so anything we cannot act on is still a 200.
-    if (!query?.id || typeof query.data !== 'string') {
+    if (typeof query?.id !== 'string' || !query.id || typeof query.data !== 'string') {
       res.json({ ok: true, ignored: true });
       return;
     }
+    const keys = [
+      `q:${query.id}`,
+      ...(typeof update?.update_id === 'number' ? [`u:${update.update_id}`] : []),
+    ];
+    const seen = keys.map((k) => answered.get(k)).find((p) => p !== undefined);
+    if (seen) {
+      res.json({ ...(await seen), repeated: true });
+      return;
+    }
+    const outcome = apply({ ...query, data: query.data });
+    for (const k of keys) answered.set(k, outcome);
+    try {
+      res.json(await outcome);
+    } catch (err) {
+      // Not answered: Telegram resends it, and the update id keeps the action from repeating.
+      for (const k of keys) answered.delete(k);
+      throw err;
+    }
+  });
+
+  async function apply(query: CallbackQuery & { data: string }): Promise<WebhookAnswer> {
     const i = query.data.indexOf(':');
     const action = ACTIONS[query.data.slice(0, i)];
     const ref = query.data.slice(i + 1);
     if (i <= 0 || !action || !ref) {
       await answer(query.id, 'Неизвестная команда');
-      res.json({ ok: true, ignored: true });
-      return;
+      return { ok: true, ignored: true };
     }
     const from = query.from;
     const by = from
@@ -70,9 +131,10 @@ export function telegramWebhookRoutes({ client, config, logger }: AppDeps): Rout
     try {
       await client.workflow.getHandle(leadWorkflowId(ref)).executeUpdate(operatorActionUpdate, {
         args: [{ action, by: by ? `${by} (Telegram)` : 'Telegram' }],
+        updateId: pressUpdateId(query.id),
       });
       await answer(query.id, ANSWERS[action]);
-      res.json({ ok: true, action, ref });
+      return { ok: true, action, ref };
     } catch (err) {
       const reason =
         err instanceof WorkflowUpdateFailedError
@@ -82,8 +144,8 @@ export function telegramWebhookRoutes({ client, config, logger }: AppDeps): Rout
             : undefined;
       if (!reason) throw err;
       await answer(query.id, `Нельзя: ${reason}`.slice(0, 200));
-      res.json({ ok: true, refused: reason });
+      return { ok: true, refused: reason };
     }
-  });
+  }
   return router;
 }

@@ -266,6 +266,14 @@ const configSchema = envSchema.transform((e, ctx) => {
   if (production && !e.OPERATOR_TOKEN) {
     problem('required when NODE_ENV=production (the bearer token of the operator routes)', 'OPERATOR_TOKEN');
   }
+  // Generated per host, it would differ between an API and a worker on two hosts: every call
+  // report would then be refused with 401.
+  if (production && !e.VOXIMPLANT_RESULT_SECRET) {
+    problem(
+      'required when NODE_ENV=production (the HMAC key of call-report tokens, the same on every process)',
+      'VOXIMPLANT_RESULT_SECRET',
+    );
+  }
   const captcha = captchaConfig(e, production, problem);
 
   const configuredKeys = configuredEncryptionKeys(e, production, problem);

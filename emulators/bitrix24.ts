@@ -22,8 +22,11 @@ export interface Bitrix24EmulatorState {
    * client closed the connection before the answer was written.
    */
   requests: Array<{ method: string; params: unknown; at: number; abandoned?: boolean }>;
-  /** `refreshToken` is the one refresh token the OAuth server accepts right now. */
-  oauth: { refreshes: number; refreshToken: string };
+  /**
+   * `refreshToken` is the one refresh token the OAuth server accepts right now (each is
+   * single-use); `invalidGrants` counts refreshes refused with a spent or unknown one.
+   */
+  oauth: { refreshes: number; refreshToken: string; invalidGrants: number };
 }
 export type Bitrix24EmulatorMode = 'ok' | 'down' | 'invalid_token' | 'rate_limit' | 'slow';
 /** Bitrix24's leaky bucket: `burst` requests at once, drained at `perSecond`. */
@@ -92,7 +95,7 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     contacts: [],
     comments: [],
     requests: [],
-    oauth: { refreshes: 0, refreshToken: initialRefresh },
+    oauth: { refreshes: 0, refreshToken: initialRefresh, invalidGrants: 0 },
   };
   const accessTokens = new Map<string, number>(); // token → expires at (ms)
   let nextId = { lead: 1, company: 1, contact: 1, comment: 1, multi: 1 };
@@ -263,7 +266,10 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     if (q.client_id !== clientId || q.client_secret !== clientSecret) {
       return fail(401, 'invalid_client', 'Invalid client credentials');
     }
-    if (q.refresh_token !== state.oauth.refreshToken) return fail(400, 'invalid_grant', 'Invalid grant');
+    if (q.refresh_token !== state.oauth.refreshToken) {
+      state.oauth.invalidGrants += 1;
+      return fail(400, 'invalid_grant', 'Invalid grant');
+    }
     const accessToken = crypto.randomBytes(32).toString('hex');
     accessTokens.set(accessToken, now() + ttlSeconds * 1000);
     state.oauth.refreshToken = crypto.randomBytes(32).toString('hex');
@@ -307,7 +313,7 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
       for (const items of [state.leads, state.companies, state.contacts, state.comments, state.requests]) {
         items.length = 0;
       }
-      state.oauth = { refreshes: 0, refreshToken: initialRefresh };
+      state.oauth = { refreshes: 0, refreshToken: initialRefresh, invalidGrants: 0 };
       accessTokens.clear();
       nextId = { lead: 1, company: 1, contact: 1, comment: 1, multi: 1 };
       mode = 'ok';

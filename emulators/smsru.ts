@@ -42,6 +42,10 @@ export interface SmsRuEmulatorControl {
    * holds the answer until the client hangs up.
    */
   setLatency(ms: number): void;
+  /** the account's money; below a message's price every number answers 201 */
+  setBalance(amount: number): void;
+  /** messages the account may send per day (SMS.ru's own limit); past it the request answers 206 */
+  setDailyLimit(limit: number | undefined): void;
   reset(): void;
 }
 
@@ -59,6 +63,7 @@ const STATUS_TEXT: Record<number, string> = {
   203: 'Нет текста сообщения',
   204: 'Имя отправителя не согласовано с администрацией',
   205: 'Сообщение слишком длинное (превышает 8 СМС)',
+  206: 'Будет превышен или уже превышен дневной лимит на отправку сообщений',
   207: 'На этот номер нет маршрута для доставки сообщений',
   209: 'Вы добавили этот номер (или один из номеров) в стоп-лист',
   213: 'Указано более 100 номеров в списке получателей',
@@ -100,6 +105,11 @@ export function createSmsRuEmulator(opts: SmsRuEmulatorOptions = {}): SmsRuEmula
   let latencyMs = 0;
   let nextId = 1;
   const rejected = new Map<string, number>();
+  let dailyLimit: number | undefined;
+  const sentToday = () => {
+    const day = new Date().toISOString().slice(0, 10);
+    return state.sms.filter((m) => !m.test && m.at.toISOString().slice(0, 10) === day).length;
+  };
 
   function send(p: Record<string, string>): Answer {
     if (p.api_id !== apiId) return topError(200);
@@ -112,6 +122,7 @@ export function createSmsRuEmulator(opts: SmsRuEmulatorOptions = {}): SmsRuEmula
     if (numbers.length === 0) return topError(202);
     if (numbers.length > 100) return topError(213);
     if (p.from && opts.senders && !opts.senders.includes(p.from)) return topError(204);
+    if (dailyLimit !== undefined && sentToday() + numbers.length > dailyLimit) return topError(206);
     const parts = smsParts(text);
     if (parts > MAX_PARTS) return topError(205);
     const cost = parts * PRICE_PER_PART;
@@ -187,7 +198,14 @@ export function createSmsRuEmulator(opts: SmsRuEmulatorOptions = {}): SmsRuEmula
     setLatency(ms) {
       latencyMs = ms;
     },
+    setBalance(amount) {
+      state.balance = amount;
+    },
+    setDailyLimit(limit) {
+      dailyLimit = limit;
+    },
     reset() {
+      dailyLimit = undefined;
       state.sms.length = 0;
       state.requests.length = 0;
       state.balance = initialBalance;

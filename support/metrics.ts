@@ -56,6 +56,12 @@ export function createMetrics() {
       help: 'SMS accepted by the gateway',
       registers: [registry],
     }),
+    smsAccountErrors: new Counter({
+      name: 'stl_sms_account_errors_total',
+      help: 'SMS not sent because of the SMS account (auth, no_money, sender_not_approved, daily_limit)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
     manualHandling: new Counter({
       name: 'stl_manual_handling_total',
       help: 'Seller alerts for leads that need a person, by reason',

@@ -1,5 +1,6 @@
 // The Bitrix24 activities and REST client against the emulator over real HTTP: outcomes are read from the portal's
 // state, failures from the ApplicationFailure the worker would hand to Temporal.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -407,11 +408,126 @@ describe('OAuth', () => {
       restarted = await import('../activities/bitrix24');
     });
     const crm = restarted!.createBitrix24Activities(oauthConfig(), { dataDir });
+    // The stored access token is still valid: no refresh is spent on it.
+    await expect(crm.registerLead(leadWithoutPartner)).resolves.toEqual({ leadId: 1, created: false });
+    expect(state.oauth.refreshes).toBe(1);
+    control.expireAccessTokens();
     await expect(crm.registerLead(leadWithoutPartner)).resolves.toEqual({ leadId: 1, created: false });
     expect(state.oauth.refreshes).toBe(2);
     expect(JSON.parse(fs.readFileSync(tokenFile(), 'utf8'))).toMatchObject({
       refreshToken: state.oauth.refreshToken,
     });
+  });
+
+  /** A worker process of tests/support/oauthRace.ts on this emulator and DATA_DIR. */
+  function racer() {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'tests/support/oauthRace.ts', baseUrl, dataDir],
+      { cwd: path.join(__dirname, '..'), stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    const lines = new Promise<string[]>((resolve) => child.once('exit', () => resolve(out.split('\n'))));
+    const ready = new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.startsWith('ready\n')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`racer exited (${code}) before it was ready`)));
+    });
+    return {
+      ready,
+      go: () => child.stdin.write('go\n'),
+      result: async () => JSON.parse((await lines)[1]!) as unknown,
+    };
+  }
+
+  test('two worker processes finding the access token expired at once: both carry on, one refresh', async () => {
+    // Both workers start with the token of an earlier run, which expires for both at the same moment.
+    await createBitrix24Client(oauthConfig(), { dataDir }).call('crm.lead.list', {}, Rows);
+    expect(state.oauth.refreshes).toBe(1);
+    control.expireAccessTokens();
+
+    const racers = [racer(), racer()];
+    await Promise.all(racers.map((r) => r.ready));
+    for (const r of racers) r.go();
+    expect(await Promise.all(racers.map((r) => r.result()))).toEqual([
+      { ok: true, rows: 0 },
+      { ok: true, rows: 0 },
+    ]);
+    expect(state.oauth).toMatchObject({ refreshes: 2, invalidGrants: 0 });
+    const stored = JSON.parse(fs.readFileSync(tokenFile(), 'utf8')) as { refreshToken: string };
+    expect(stored.refreshToken).toBe(state.oauth.refreshToken);
+    // The lock is gone with its holder's refresh.
+    expect(fs.readdirSync(dataDir)).toEqual([OAUTH_STATE_FILE]);
+  }, 30_000);
+
+  test('invalid_grant after another process rotated the token meanwhile: the stored one is retried once', async () => {
+    // Another host's worker, sharing the volume but not the lock, rotates the token while our
+    // refresh request is on its way (armed below), and stores its rotation in the shared file.
+    let rotateFirst = false;
+    const http = axios.create();
+    http.interceptors.request.use(async (req) => {
+      if (rotateFirst && String(req.url).includes('/oauth/token')) {
+        rotateFirst = false;
+        const { data } = await axios.get(`${baseUrl}/oauth/token/`, {
+          params: {
+            grant_type: 'refresh_token',
+            client_id: BITRIX24_EMULATOR_DEFAULTS.clientId,
+            client_secret: BITRIX24_EMULATOR_DEFAULTS.clientSecret,
+            refresh_token: state.oauth.refreshToken,
+          },
+        });
+        const stored = JSON.parse(fs.readFileSync(tokenFile(), 'utf8')) as Record<string, unknown>;
+        fs.writeFileSync(
+          tokenFile(),
+          JSON.stringify({ ...stored, refreshToken: (data as { refresh_token: string }).refresh_token }),
+        );
+      }
+      return req;
+    });
+    const crm = createBitrix24Client(oauthConfig(), { dataDir, http });
+    await crm.call('crm.lead.list', {}, Rows);
+    control.expireAccessTokens();
+    rotateFirst = true;
+    await expect(crm.call('crm.lead.list', {}, Rows)).resolves.toEqual([]);
+    // Ours, the other's, ours again with the token it stored; the spent one was refused once.
+    expect(state.oauth).toMatchObject({ refreshes: 3, invalidGrants: 1 });
+    expect(JSON.parse(fs.readFileSync(tokenFile(), 'utf8'))).toMatchObject({
+      refreshToken: state.oauth.refreshToken,
+    });
+  });
+
+  test('a lock left by a process that died holding it is taken over', async () => {
+    const dead = spawn(process.execPath, ['-e', '0']);
+    await new Promise((resolve) => dead.once('exit', resolve));
+    fs.writeFileSync(
+      `${tokenFile()}.lock`,
+      JSON.stringify({ host: os.hostname(), pid: dead.pid, at: Date.now() }),
+    );
+    await expect(
+      createBitrix24Client(oauthConfig(), { dataDir }).call('crm.lead.list', {}, Rows),
+    ).resolves.toEqual([]);
+    expect(state.oauth.refreshes).toBe(1);
+    expect(fs.readdirSync(dataDir)).toEqual([OAUTH_STATE_FILE]);
+  });
+
+  test('invalid_grant with no other token stored is final', async () => {
+    const crm = createBitrix24Client(oauthConfig(), { dataDir });
+    await crm.call('crm.lead.list', {}, Rows);
+    // Spent elsewhere, and nothing stored where we can read it.
+    await axios.get(`${baseUrl}/oauth/token/`, {
+      params: {
+        grant_type: 'refresh_token',
+        client_id: BITRIX24_EMULATOR_DEFAULTS.clientId,
+        client_secret: BITRIX24_EMULATOR_DEFAULTS.clientSecret,
+        refresh_token: state.oauth.refreshToken,
+      },
+    });
+    control.expireAccessTokens();
+    const failure = await failureOf(crm.call('crm.lead.list', {}, Rows));
+    expect(failure).toMatchObject({ type: 'Bitrix24AuthError', nonRetryable: true });
+    expect(state.oauth.invalidGrants).toBe(1);
   });
 
   test('a refused refresh token is a non-retryable Bitrix24AuthError without the token in it', async () => {

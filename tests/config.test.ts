@@ -147,6 +147,46 @@ test('production refuses to run on emulators or without encryption keys', () => 
     expect(problems).toContain(what);
 });
 
+describe('production needs the secrets every process must share', () => {
+  const shared = {
+    VOXIMPLANT_RESULT_SECRET: 'result-secret-0123456789abcdef',
+    ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
+    OPERATOR_TOKEN: 'operator-token-0123456789abcdef',
+  };
+  const secretProblems = (env: Record<string, string>) =>
+    problemsOf({ NODE_ENV: 'production', ...env }).filter((p) =>
+      Object.keys(shared).some((name) => p.startsWith(`${name}:`)),
+    );
+
+  test.each(Object.keys(shared))('without %s it names that one alone', (missing) => {
+    const env = Object.fromEntries(Object.entries(shared).filter(([name]) => name !== missing));
+    const problems = secretProblems(env);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^${missing}: required when NODE_ENV=production`));
+  });
+
+  test('without any it names each of them; with all three none is reported', () => {
+    expect(
+      secretProblems({})
+        .map((p) => p.split(':')[0])
+        .sort(),
+    ).toEqual(Object.keys(shared).sort());
+    expect(secretProblems(shared)).toEqual([]);
+  });
+
+  test('the error thrown at start-up names each missing variable', () => {
+    let message = '';
+    try {
+      loadConfig({ DATA_DIR: dataDir(), NODE_ENV: 'production' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    for (const name of Object.keys(shared)) {
+      expect(message).toContain(`- ${name}: required when NODE_ENV=production`);
+    }
+  });
+});
+
 describe('secrets generated into DATA_DIR', () => {
   const NAME = 'race.secret';
 

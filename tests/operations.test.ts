@@ -1,6 +1,12 @@
 // Operating the service on a real dev server: the Corezoid-compatible intake, stuck leads in
 // visibility and the operator's actions on them, provider failures, the dashboard and metrics.
+import type http from 'node:http';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Client } from '@temporalio/client';
+import { buildApp } from '../api/app';
+import { AesGcmPayloadCodec } from '../support/codec';
+import { logger } from '../support/logger';
+import { createMetrics } from '../support/metrics';
 import { startDevServer, startStack, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { received } from './support/received';
@@ -339,7 +345,7 @@ test('a seller presses “call again” under the Telegram alert: the lead is ca
     postJson(
       `${stack.url}/api/telegram/webhook`,
       {
-        update_id: 1,
+        update_id: 100 + Number(id.slice(1)),
         callback_query: { id, from: { id: 7, username: 'seller_masha' }, data: callAgain.callback_data },
       },
       { 'x-telegram-bot-api-secret-token': secret },
@@ -364,4 +370,82 @@ test('a seller presses “call again” under the Telegram alert: the lead is ca
   expect(late.status).toBe(200);
   expect(late.body.refused).toBeDefined();
   expect(callsTo(phone)).toHaveLength(2);
+});
+
+/**
+ * A second API process whose answer is lost after Temporal took the update: the webhook answers
+ * 5xx with the action applied, as when a process dies between the two.
+ */
+async function apiLosingUpdateAnswers(): Promise<{ url: string; close(): Promise<void> }> {
+  const client = new Client({
+    connection: stack.service.client.connection,
+    namespace: stack.config.temporal.namespace,
+    dataConverter: { payloadCodecs: [new AesGcmPayloadCodec(stack.config.encryption)] },
+    interceptors: {
+      workflow: [
+        {
+          async startUpdate(input, next) {
+            await next(input);
+            throw new Error('connection lost after the update was applied');
+          },
+        },
+      ],
+    },
+  });
+  const app = buildApp({ client, config: stack.config, logger, metrics: createMetrics() });
+  const server = await new Promise<http.Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const address = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+test('a Telegram update sent again (after a 5xx, to another process, twice) is applied once', async () => {
+  const phone = uniquePhone();
+  stack.emulators.voximplant.control.scriptFor(phone, [{ result: 'answered', report: 'none' }]);
+  const { body } = await postJson(`${stack.url}/api/leads`, { name: 'Зоя', phone });
+  const ref = String(body.ref);
+  const lead = await eventually(async () => {
+    const s = await status(ref);
+    expect(s).toMatchObject({ status: 'ManualHandling', crmLeadId: expect.any(Number) });
+    return s;
+  });
+  const update = {
+    update_id: 900_001,
+    callback_query: {
+      id: `press-${phone}`,
+      from: { id: 8, username: 'seller_zina' },
+      data: `handled:${ref}`,
+    },
+  };
+  const post = (url: string) =>
+    postJson(`${url}/api/telegram/webhook`, update, { 'x-telegram-bot-api-secret-token': 'hook-secret_1' });
+
+  const lossy = await apiLosingUpdateAnswers();
+  try {
+    expect((await post(lossy.url)).status).toBeGreaterThanOrEqual(500);
+  } finally {
+    await lossy.close();
+  }
+  // Telegram resends it, here to the service's own API, which never saw it, and then again.
+  const resent = await post(stack.url);
+  // The first outcome, from Temporal, not a refusal of a second action.
+  expect(resent).toEqual({ status: 200, body: { ok: true, action: 'handled', ref } });
+  const again = await post(stack.url);
+  expect(again).toMatchObject({ status: 200, body: { ...resent.body, repeated: true } });
+
+  await eventually(async () =>
+    expect(await status(ref)).toMatchObject({ status: 'Handled', execution: 'COMPLETED' }),
+  );
+  const history = ((await status(ref)).history as Array<{ what: string }>).map((h) => h.what);
+  expect(history.filter((w) => w.startsWith('оператор: handled'))).toEqual([
+    'оператор: handled (@seller_zina (Telegram))',
+  ]);
+  const notes = stack.emulators.bitrix24.state.comments.filter(
+    (c) => c.ENTITY_ID === lead.crmLeadId && c.COMMENT.includes('Обработано вручную'),
+  );
+  expect(notes).toHaveLength(1);
 });

@@ -24,6 +24,8 @@ import {
   createSmsActivities,
   createSmsRuGateway,
   decideSmsSend,
+  SMS_ACCOUNT_ERROR,
+  smsAccountErrorOf,
   type SmsActivityRuntime,
   type SmsHeartbeat,
 } from '../activities/sms';
@@ -422,11 +424,12 @@ describe('SMS.ru', () => {
     expect(smsru.state.sms).toHaveLength(0);
   });
 
-  test('a wrong api_id is non-retryable SmsAuthError; outages and rate limits are retryable', async () => {
+  test('a wrong api_id is a non-retryable account error; outages and rate limits are retryable', async () => {
     const auth = await failureOf(
       sms({ apiId: 'WRONG' }).sendSms({ idempotencyKey: 'k', phone: '79161234567', text: TEXT }),
     );
-    expect(auth).toMatchObject({ type: 'SmsAuthError', nonRetryable: true });
+    expect(auth).toMatchObject({ type: SMS_ACCOUNT_ERROR, nonRetryable: true });
+    expect(smsAccountErrorOf(auth)).toEqual({ kind: 'auth', code: 200 });
     for (const mode of ['down', 'rate_limit'] as const) {
       smsru.control.setMode(mode, { times: 1 });
       const failure = await failureOf(
@@ -435,6 +438,31 @@ describe('SMS.ru', () => {
       expect(failure).toMatchObject({ type: 'SmsUnavailable', nonRetryable: false });
     }
     expect(smsru.state.sms).toHaveLength(0);
+  });
+
+  test('no money (201), the day’s limit (206), a sender not approved (204): account errors by kind', async () => {
+    const send = (gateway = sms()) =>
+      failureOf(gateway.sendSms({ idempotencyKey: 'k', phone: '79161234567', text: TEXT }));
+    smsru.control.setBalance(0);
+    const noMoney = await send();
+    expect(noMoney).toMatchObject({ type: SMS_ACCOUNT_ERROR, nonRetryable: true });
+    expect(smsAccountErrorOf(noMoney)).toEqual({ kind: 'no_money', code: 201 });
+
+    smsru.control.reset();
+    smsru.control.setDailyLimit(0);
+    const limit = await send();
+    expect(smsAccountErrorOf(limit)).toEqual({ kind: 'daily_limit', code: 206 });
+    expect(limit.nonRetryable).toBe(true);
+
+    const strict = createSmsRuEmulator({ senders: ['OtherShop'] });
+    const strictUrl = await listen(strict.app);
+    const sender = await send(createSmsActivities(createSmsRuGateway(cfg({ apiUrl: strictUrl }))));
+    expect(smsAccountErrorOf(sender)).toEqual({ kind: 'sender_not_approved', code: 204 });
+    expect([...smsru.state.sms, ...strict.state.sms]).toHaveLength(0);
+    // A refused number is not an account error.
+    smsru.control.reset();
+    smsru.control.rejectNumber('79161234567', 207);
+    expect(smsAccountErrorOf(await send())).toBeUndefined();
   });
 
   test('the at-most-once decision', () => {

@@ -1,9 +1,12 @@
 // The Bitrix24 OAuth token holder. Bitrix24 rotates both tokens on every refresh and a refresh
 // token is single-use, so there is one holder per token file in the process, concurrent callers
-// share one refresh, and the rotated refresh token is persisted (atomically, 0600) before it is
-// relied on. Another process sharing DATA_DIR may rotate it too: the file is re-read before each
-// refresh.
+// share one refresh, and the rotated tokens are persisted (atomically, 0600) before they are
+// relied on. Processes sharing DATA_DIR refresh one at a time under a lock file beside the token
+// file, and the one that waited adopts the access token the other just stored instead of spending
+// the refresh token again. Processes that do not share DATA_DIR cannot coordinate: an
+// `invalid_grant` then re-reads the file and retries once only if the token there changed.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
@@ -40,8 +43,12 @@ const StoredOAuth = z.object({
   /** Hash of the configured refresh token this one descends from; a new configured token wins. */
   source: z.string().optional(),
   updatedAt: z.string().optional(),
+  /** The access token issued with it, so another process need not refresh to get one. */
+  accessToken: z.string().optional(),
+  accessExpiresAt: z.number().optional(),
 });
 type StoredOAuth = z.output<typeof StoredOAuth>;
+type Access = { token: string; expiresAt: number };
 
 const sessions = new Map<string, OAuthSession>();
 export function sharedOAuthSession(
@@ -66,19 +73,44 @@ function createOAuthSession(
   const source = crypto.createHash('sha256').update(auth.refreshToken).digest('hex').slice(0, 16);
   // What the file held when last read or written: a different value there later means another
   // process rotated the token; the same value means ours is at least as new.
-  let fileToken = readStoredToken(file, source);
+  let fileToken = readStored(file, source)?.refreshToken;
   let refreshToken = fileToken ?? auth.refreshToken;
-  let access: { token: string; expiresAt: number } | undefined;
+  let access: Access | undefined;
   let inFlight: Promise<string> | undefined;
 
-  const refresh = (): Promise<string> =>
-    (inFlight ??= doRefresh().finally(() => {
+  const usable = (a: Access | undefined, rejected?: string): a is Access =>
+    !!a && a.token !== rejected && a.expiresAt - EXPIRY_MARGIN_MS > clock.now();
+
+  const refresh = (rejected?: string): Promise<string> =>
+    (inFlight ??= lockedRefresh(rejected).finally(() => {
       inFlight = undefined;
     }));
 
-  async function doRefresh(): Promise<string> {
-    const onDisk = readStoredToken(file, source);
-    if (onDisk && onDisk !== fileToken) refreshToken = fileToken = onDisk;
+  /** The access token another process stored, if it is newer than `rejected` and still valid. */
+  function adoptStored(rejected?: string): string | undefined {
+    const stored = readStored(file, source);
+    if (stored && stored.refreshToken !== fileToken) refreshToken = fileToken = stored.refreshToken;
+    const theirs = stored?.accessToken
+      ? { token: stored.accessToken, expiresAt: stored.accessExpiresAt ?? 0 }
+      : undefined;
+    if (!usable(theirs, rejected)) return undefined;
+    access = theirs;
+    return theirs.token;
+  }
+
+  async function lockedRefresh(rejected?: string): Promise<string> {
+    const adopted = adoptStored(rejected);
+    if (adopted) return adopted;
+    const release = await acquireLock(`${file}.lock`);
+    try {
+      // Whoever held the lock before us may have just refreshed.
+      return adoptStored(rejected) ?? (await doRefresh(rejected));
+    } finally {
+      await release();
+    }
+  }
+
+  async function doRefresh(rejected: string | undefined, retried = false): Promise<string> {
     const res = await request({
       method: 'GET',
       url: `${auth.oauthUrl}oauth/token/`,
@@ -93,12 +125,15 @@ function createOAuthSession(
     const tokens = res.status === 200 ? readAs(TokenAnswer, res.data) : undefined;
     if (tokens) {
       refreshToken = tokens.refresh_token;
-      if (
-        await persistToken(file, { refreshToken, source, updatedAt: new Date(clock.now()).toISOString() })
-      ) {
-        fileToken = refreshToken;
-      }
       access = { token: tokens.access_token, expiresAt: clock.now() + tokens.expires_in * 1000 };
+      const stored: StoredOAuth = {
+        refreshToken,
+        source,
+        updatedAt: new Date(clock.now()).toISOString(),
+        accessToken: access.token,
+        accessExpiresAt: access.expiresAt,
+      };
+      if (await persistToken(file, stored)) fileToken = refreshToken;
       log.info({ expiresIn: tokens.expires_in }, 'bitrix24 access token refreshed');
       return access.token;
     }
@@ -106,6 +141,17 @@ function createOAuthSession(
     const msg = `Bitrix24 OAuth refresh: ${code} [HTTP ${res.status}]`;
     if (res.status >= 500 || res.status === 429)
       throw ApplicationFailure.retryable(msg, 'Bitrix24Unavailable');
+    if (code === 'invalid_grant' && !retried) {
+      // Spent by a process that does not share our lock (another host, another DATA_DIR): if it
+      // stored its rotation where we can read it, that token is the live one.
+      const spent = refreshToken;
+      const adopted = adoptStored(rejected);
+      if (adopted) return adopted;
+      if (refreshToken !== spent) {
+        log.warn('bitrix24 refresh token was rotated by another process; retrying with the stored one');
+        return doRefresh(rejected, true);
+      }
+    }
     log.error(
       { status: res.status, error: code },
       'bitrix24 OAuth refresh refused; a new refresh token is needed',
@@ -115,35 +161,107 @@ function createOAuthSession(
 
   return {
     async accessToken() {
-      if (access && access.expiresAt - EXPIRY_MARGIN_MS > clock.now()) return access.token;
+      if (usable(access)) return access.token;
       return refresh();
     },
     async renew(rejected) {
       if (access && access.token !== rejected) return access.token;
-      return refresh();
+      return refresh(rejected);
     },
   };
 }
 
-function readStoredToken(file: string, source: string): string | undefined {
+// A refresh is one HTTP request with a 10 s timeout and one file write; a lock older than this
+// was left by a process that died holding it. Waiting gives up (retryably) within the CRM
+// activities' 30 s start-to-close timeout.
+const LOCK_STALE_MS = 15_000;
+const LOCK_POLL_MS = 25;
+const LOCK_WAIT_MS = 20_000;
+
+/**
+ * An exclusive lock between processes on one file system: the lock file is created with O_EXCL
+ * and names its holder. A holder on this host that no longer runs, or a lock older than
+ * LOCK_STALE_MS, is taken over.
+ */
+async function acquireLock(lockFile: string): Promise<() => Promise<void>> {
+  const me = JSON.stringify({ host: os.hostname(), pid: process.pid, at: Date.now() });
+  const giveUpAt = Date.now() + LOCK_WAIT_MS;
+  await fs.promises.mkdir(path.dirname(lockFile), { recursive: true });
+  for (;;) {
+    try {
+      const fh = await fs.promises.open(lockFile, 'wx', 0o600);
+      try {
+        await fh.writeFile(me);
+      } finally {
+        await fh.close();
+      }
+      return async () => {
+        // Only our own lock: a holder judged stale meanwhile may have been replaced.
+        const now = await fs.promises.readFile(lockFile, 'utf8').catch(() => undefined);
+        if (now === me) await fs.promises.rm(lockFile, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (await isStale(lockFile)) {
+      log.warn({ lockFile }, 'taking over a stale bitrix24 token lock');
+      await fs.promises.rm(lockFile, { force: true });
+      continue;
+    }
+    if (Date.now() > giveUpAt) {
+      throw ApplicationFailure.retryable(
+        'Bitrix24 OAuth: another process holds the token lock',
+        'Bitrix24Unavailable',
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+  }
+}
+
+async function isStale(lockFile: string): Promise<boolean> {
+  let text: string, mtimeMs: number;
+  try {
+    [text, { mtimeMs }] = await Promise.all([
+      fs.promises.readFile(lockFile, 'utf8'),
+      fs.promises.stat(lockFile),
+    ]);
+  } catch {
+    return false; // gone meanwhile: the next O_EXCL attempt tells
+  }
+  if (Date.now() - mtimeMs > LOCK_STALE_MS) return true;
+  const holder = readAs(z.object({ host: z.string(), pid: z.number() }), safeJson(text));
+  if (!holder) return Date.now() - mtimeMs > LOCK_POLL_MS * 40; // written but not yet filled in, or torn
+  if (holder.host !== os.hostname()) return false;
+  try {
+    process.kill(holder.pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function readStored(file: string, source: string): StoredOAuth | undefined {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch {
     return undefined;
   }
-  let stored: StoredOAuth | undefined;
-  try {
-    stored = readAs(StoredOAuth, JSON.parse(text));
-  } catch {
-    // not JSON: same as a file of another shape
-  }
+  const stored = readAs(StoredOAuth, safeJson(text));
   if (!stored) {
     log.warn({ file }, 'bitrix24 OAuth state file is unreadable; using the configured refresh token');
     return undefined;
   }
   if (stored.source && stored.source !== source) return undefined;
-  return stored.refreshToken;
+  return stored;
 }
 
 async function persistToken(file: string, data: StoredOAuth): Promise<boolean> {
