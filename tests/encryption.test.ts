@@ -112,7 +112,10 @@ test('key rotation: payloads sealed with an old key still open; new ones use the
   const [sealedNew] = await after.encode([payload]);
   expect(Buffer.from(sealedNew!.metadata!['encryption-key-id']!).toString()).toBe('new');
   await expect(before.decode([sealedNew!])).rejects.toThrow(/unknown key id "new"/);
-  // Tampering is detected (GCM tag).
-  const tampered = { ...sealedNew!, data: Buffer.from(sealedNew!.data!).fill(1, 20, 21) };
+  // Tampering is detected (GCM tag). The byte is flipped, not set: a byte set to a value it may
+  // already hold would leave the payload intact one run in 256.
+  const flipped = Buffer.from(sealedNew!.data!);
+  flipped[20] = flipped[20]! ^ 0xff;
+  const tampered = { ...sealedNew!, data: flipped };
   await expect(after.decode([tampered])).rejects.toThrow();
 });
