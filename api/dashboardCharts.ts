@@ -67,9 +67,12 @@ async function leadsIn(client: Client, { from, to }: Period): Promise<WorkflowEx
 
 /** `YYYY-MM-DD` of `at` in `tz`. */
 function dayIn(at: Date, tz: string): string {
-  return new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' }).format(
-    at,
-  );
+  return new Intl.DateTimeFormat('en-CA', {
+    timeZone: tz,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+  }).format(at);
 }
 
 /** Every calendar day of the period in `tz`, in order. */
