@@ -6,7 +6,6 @@
 // The charts are checked through the data of their uPlot instances, not through pixels.
 //
 // UPDATE_SCREENSHOT=1 also writes docs/operators.png and docs/dashboard.png.
-/// <reference lib="dom" />
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -105,13 +104,14 @@ async function settled(ref: string, check: (state: Record<string, unknown>) => b
 
 /** The rows of a console table: ref → the cells' texts. */
 async function rows(table: 'manual' | 'active'): Promise<Record<string, string[]>> {
-  return page.evaluate((id) => {
-    const out: Record<string, string[]> = {};
-    for (const tr of document.querySelectorAll<HTMLTableRowElement>(`#${id} tbody tr`)) {
+  // A string, not a function: the project's types have no DOM.
+  return page.evaluate<Record<string, string[]>>(`(() => {
+    const out = {};
+    for (const tr of document.querySelectorAll('#${table} tbody tr')) {
       out[tr.dataset.ref ?? tr.dataset.workflowId ?? '?'] = [...tr.cells].map((td) => td.innerText.trim());
     }
     return out;
-  }, table);
+  })()`);
 }
 
 interface ChartView {
@@ -120,13 +120,11 @@ interface ChartView {
 }
 
 async function chart(name: string): Promise<ChartView> {
-  return page.evaluate((n) => {
-    const u = (
-      window as unknown as Record<string, Record<string, ChartView & { series: Array<{ label: string }> }>>
-    ).__charts?.[n];
-    if (!u) throw new Error(`no chart ${n}`);
+  return page.evaluate<ChartView>(`(() => {
+    const u = window.__charts && window.__charts[${JSON.stringify(name)}];
+    if (!u) throw new Error('no chart ${name}');
     return { labels: u.series.map((s) => String(s.label)), data: u.data.map((d) => [...d]) };
-  }, name);
+  })()`);
 }
 
 const refs: Record<string, string> = {};
