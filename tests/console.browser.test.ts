@@ -7,7 +7,6 @@
 //
 // UPDATE_SCREENSHOT=1 also writes docs/operators.png and docs/dashboard.png.
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -170,7 +169,7 @@ test('the console lists the leads that need a person and those being called, act
   const link = await page.locator(`#manual tr[data-ref="${refs.m1}"] a.history`).getAttribute('href');
   expect(link).toMatch(
     new RegExp(
-      `^http://127\.0\.0\.1:${stack.config.temporal.uiPort}/namespaces/default/workflows/lead-h[0-9a-f]{24}/[0-9a-f-]{36}/history$`,
+      `^http://127\\.0\\.0\\.1:${stack.config.temporal.uiPort}/namespaces/default/workflows/lead-h[0-9a-f]{24}/[0-9a-f-]{36}/history$`,
     ),
   );
 
