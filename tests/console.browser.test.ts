@@ -145,6 +145,18 @@ test('the console lists the leads that need a person and those being called, act
       (s.history as Array<{ what: string }>).some((e) => e.what.startsWith('звонок, попытка 1')),
   );
 
+  // Every route behind the pages wants the operator's token.
+  for (const route of [
+    '/api/operators/queue',
+    '/api/dashboard/leads-over-time',
+    '/api/dashboard/first-call',
+    '/api/dashboard/reached',
+    '/api/dashboard/backlog',
+  ]) {
+    expect({ route, status: (await fetch(`${stack.url}${route}`)).status }).toEqual({ route, status: 401 });
+  }
+  expect((await getJson(`${stack.url}/api/operators/queue`, stack.operator)).status).toBe(200);
+
   const login = await page.goto(`${stack.url}/operators`);
   expect(login?.status()).toBe(401);
   await page.fill('#token', stack.operatorToken);
