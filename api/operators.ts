@@ -19,6 +19,8 @@ import type { LeadState, LeadStatus } from '../workflows/types';
 /** Rows per section: a page a person can read, and a bound on the state queries one refresh makes. */
 export const QUEUE_LIMIT = 100;
 const QUERY_CONCURRENCY = 8;
+/** How many matching leads one refresh reads from visibility at most, to find the oldest. */
+const MAX_LISTED = 10_000;
 
 export interface QueueRow {
   workflowId: string;
@@ -68,7 +70,10 @@ async function listOldestFirst(
   // Visibility stores list newest first and not every store orders by a custom key: read all that
   // match (a bounded set in any working shop), keep the oldest.
   const all: WorkflowExecutionInfo[] = [];
-  for await (const wf of client.workflow.list({ query })) all.push(wf);
+  for await (const wf of client.workflow.list({ query })) {
+    all.push(wf);
+    if (all.length >= MAX_LISTED) break;
+  }
   all.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
   return { rows: all.slice(0, QUEUE_LIMIT), truncated: all.length > QUEUE_LIMIT };
 }
