@@ -13,6 +13,8 @@ import { leadRoutes } from './leads';
 import { voximplantRoutes } from './voximplantResult';
 import { corezoidRoutes } from './corezoid';
 import { dashboardRoutes } from './dashboard';
+import { dashboardChartRoutes, chartLibraryRoutes } from './dashboardCharts';
+import { operatorRoutes } from './operators';
 import { codecRoutes } from './codec';
 import { telegramWebhookRoutes } from './telegramWebhook';
 import { operatorAuth } from './operatorAuth';
@@ -142,6 +144,9 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use(voximplantRoutes(deps));
   app.use(corezoidRoutes(deps, (raw) => acceptLead(raw)));
   app.use(dashboardRoutes(deps, auth.requireOperator));
+  app.use(dashboardChartRoutes(deps, auth.requireOperator));
+  app.use(chartLibraryRoutes());
+  app.use(operatorRoutes(deps, auth.requireOperator, auth.requireOperatorPage));
   app.use(codecRoutes(deps));
   app.use(telegramWebhookRoutes(deps));
 

@@ -78,6 +78,8 @@ const envSchema = z.object({
   TEMPORAL_ADDRESS: optionalString,
   TEMPORAL_PORT: port(7233),
   TEMPORAL_UI_PORT: port(8233),
+  /** Where the operators' console links each lead's history; unset: the local UI on TEMPORAL_UI_PORT. */
+  TEMPORAL_UI_URL: optionalUrl,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TLS_CERT: optionalString,
   TEMPORAL_TLS_KEY: optionalString,
@@ -302,6 +304,7 @@ const configSchema = envSchema.transform((e, ctx) => {
       address: e.TEMPORAL_ADDRESS,
       port: e.TEMPORAL_PORT,
       uiPort: e.TEMPORAL_UI_PORT,
+      uiUrl: (e.TEMPORAL_UI_URL ?? `http://127.0.0.1:${e.TEMPORAL_UI_PORT}`).replace(/\/+$/, ''),
       namespace: e.TEMPORAL_NAMESPACE,
       tlsCert: e.TEMPORAL_TLS_CERT,
       tlsKey: e.TEMPORAL_TLS_KEY,
