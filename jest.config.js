@@ -10,6 +10,7 @@ const UNIT_FILES = [
   'activityTimeouts',
   'bitrix24',
   'config',
+  'dashboardCharts',
   'http',
   'phone',
   'providers',
