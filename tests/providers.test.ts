@@ -93,13 +93,17 @@ describe('VoxImplant', () => {
       reports.push(req.body as Record<string, unknown>);
       res.json({ ok: true });
     });
-    // As the service does: the first claim of an attempt (its token) is granted, any other refused.
+    // As the service does: the first claim of an attempt (named by its token) is granted, any other
+    // session's refused.
     receiver.post('/api/voximplant/claim', (req, res) => {
       const { token, sessionId } = req.body as { token: string; sessionId: number };
-      const holder = claims.get(token);
+      const check = verifyResultToken(token, SECRET);
+      if (!check.ok) return void res.status(401).json({ error: check.reason });
+      const attempt = `${check.claims.wf}#${check.claims.run ?? ''}#${check.claims.a}`;
+      const holder = claims.get(attempt);
       if (holder !== undefined && holder !== sessionId)
         return void res.status(409).json({ error: 'claimed' });
-      claims.set(token, sessionId);
+      claims.set(attempt, sessionId);
       res.json({ status: 'claimed' });
     });
     resultUrl = `${await listen(receiver)}/api/voximplant/result`;
@@ -110,7 +114,10 @@ describe('VoxImplant', () => {
     claims.clear();
   });
   // Every scenario reports to the shared receiver: let each test's reports land within that test.
-  afterEach(() => vox.control.settled());
+  afterEach(async () => {
+    vox.control.release();
+    await vox.control.settled();
+  });
 
   const cfg = (over: Partial<AppConfig['voximplant']> = {}): AppConfig['voximplant'] => ({
     mode: 'emulator',
@@ -194,7 +201,9 @@ describe('VoxImplant', () => {
 
     // A retry of another attempt, or of the same attempt in another run, has nothing to find.
     await createVoximplantActivities(cfg({ apiUrl: url }), retry).placeRobotCall(input({ attempt: 2 }));
-    await createVoximplantActivities(cfg({ apiUrl: url }), retry).placeRobotCall(input({ runId: 'run-2' }));
+    await createVoximplantActivities(cfg({ apiUrl: url }), retry).placeRobotCall(
+      input({ runId: crypto.randomUUID() }),
+    );
     expect(listing.state.calls).toHaveLength(3);
 
     // A session of this attempt that ended does not count: it may never have dialled.
@@ -211,10 +220,11 @@ describe('VoxImplant', () => {
     emulator.control.setDefaultOutcome({ result: 'answered', hold: true });
     const url = await listen(emulator.app);
     const activities = createVoximplantActivities(cfg({ apiUrl: url }));
+    const runId = crypto.randomUUID();
     const info = (attempt: number) => ({
       attempt,
       scheduledTimestampMs: Date.now(),
-      workflowExecution: { workflowId: 'call-203.0.113.7', runId: 'run-1' },
+      workflowExecution: { workflowId: 'call-203.0.113.7', runId },
     });
     const place = (attempt: number): Promise<PlaceCallResult> =>
       new MockActivityEnvironment(info(attempt)).run(activities.placeRobotCall, input());
@@ -223,7 +233,7 @@ describe('VoxImplant', () => {
 
     expect(retried).toEqual({ callSessionHistoryId: first.callSessionHistoryId, deduplicated: true });
     expect(emulator.state.calls).toHaveLength(1);
-    expect(emulator.state.calls[0]!.sessionCustomData).toBe(callKeyOf('call-203.0.113.7', 1, 'run-1'));
+    expect(emulator.state.calls[0]!.sessionCustomData).toBe(callKeyOf('call-203.0.113.7', 1, runId));
     expect(emulator.state.requests.map((r) => r.cmd)).toEqual(['StartScenarios', 'GetCallHistory']);
     emulator.control.release();
     await emulator.control.settled();
