@@ -375,6 +375,21 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
   const app = express();
   app.disable('x-powered-by');
   app.use(express.urlencoded({ extended: false, limit: '1mb' }));
+  // Not VoxImplant's: what the emulated phone network did, for tests that run the emulator in a
+  // process of its own (which session rang which customer).
+  app.get('/emulator/calls', (_req, res) => {
+    res.json(
+      state.calls.map((c) => ({
+        callSessionHistoryId: c.callSessionHistoryId,
+        ref: c.customData?.ref,
+        phone: c.customData?.phone,
+        claim: c.claim,
+        dialled: c.dialledAt !== undefined,
+        startedAt: c.startedAt.getTime(),
+        finishedAt: c.finishedAt?.getTime(),
+      })),
+    );
+  });
   app.all(['/platform_api/:cmd', '/platform_api', '/:cmd', '/'], handle);
 
   const control: VoximplantEmulatorControl = {

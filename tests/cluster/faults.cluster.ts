@@ -173,30 +173,19 @@ async function whyStuck(leads: Array<{ ref: string }>): Promise<string[]> {
   return out;
 }
 
-/** The VoxImplant emulator's call history: how many sessions were started per lead. */
+/** How many times each lead's customer was rung since `since`: sessions whose claim was granted. */
 async function callsPerLead(info: ClusterInfo, since: number): Promise<Map<string, number>> {
-  const fmt = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+  const calls = (await (await fetch(`${info.emulators.voximplant}/emulator/calls`)).json()) as Array<{
+    ref?: string;
+    dialled: boolean;
+    startedAt: number;
+  }>;
   const counts = new Map<string, number>();
-  for (let offset = 0; ; offset += 1000) {
-    const url = new URL(`${info.emulators.voximplant}/GetCallHistory`);
-    url.search = new URLSearchParams({
-      account_id: '1',
-      api_key: 'emulator-api-key',
-      from_date: fmt(since - 60_000),
-      to_date: fmt(Date.now() + 60_000),
-      count: '1000',
-      offset: String(offset),
-    }).toString();
-    const body = (await (await fetch(url)).json()) as { result: Array<{ custom_data: string }> };
-    for (const row of body.result) {
-      // The session's custom data is the callKey: <lead workflow id>#<attempt>#<run id> (older
-      // leads: their call workflow's id, lead-<ref>-call).
-      const workflowId = row.custom_data.split('#')[0]!;
-      const ref = workflowId.replace(/^lead-/, '').replace(/-call$/, '');
-      counts.set(ref, (counts.get(ref) ?? 0) + 1);
-    }
-    if (body.result.length < 1000) return counts;
+  for (const call of calls) {
+    if (!call.dialled || !call.ref || call.startedAt < since - 60_000) continue;
+    counts.set(call.ref, (counts.get(call.ref) ?? 0) + 1);
   }
+  return counts;
 }
 
 async function expectOneCallEach(info: ClusterInfo, leads: Lead[], since: number): Promise<void> {
