@@ -175,7 +175,7 @@ async function whyStuck(leads: Array<{ ref: string }>): Promise<string[]> {
 
 /** How many times each lead's customer was rung since `since`: sessions whose claim was granted. */
 async function callsPerLead(info: ClusterInfo, since: number): Promise<Map<string, number>> {
-  const calls = (await (await fetch(`${info.emulators.voximplant}/emulator/calls`)).json()) as Array<{
+  const calls = (await (await fetch(new URL('/emulator/calls', info.emulators.voximplant))).json()) as Array<{
     ref?: string;
     dialled: boolean;
     startedAt: number;
