@@ -7,7 +7,7 @@ import { createSpacer } from '../support/rateLimiter';
 import { createBitrix24Activities } from './bitrix24';
 import { createSmsActivities, createSmsRuGateway, smsAccountErrorOf, type SmsInput } from './sms';
 import { createSmsAccountAlerts } from './smsAccountAlerts';
-import { createTelegramActivities, type SellerAlert } from './telegram';
+import { createTelegramActivities, escapeHtml, type CrmLeadLink, type SellerAlert } from './telegram';
 import { createVoximplantActivities, type PlaceCallInput } from './voximplant';
 
 export function createLeadActivities(
@@ -28,6 +28,12 @@ export function createLeadActivities(
         metrics?.manualHandling.inc({ reason: alert.reason?.split(':')[0] ?? 'unknown' });
       }
       return sent;
+    },
+    async notifySellersCrmLead(link: CrmLeadLink) {
+      return telegram.notifySellersChat(
+        `📋 ${escapeHtml(link.name, 200)}: лид в CRM #${Math.trunc(link.crmLeadId)}` +
+          (link.partner ? ` (партнёр: ${escapeHtml(link.partner, 200)})` : ''),
+      );
     },
     async sendSms(input: SmsInput) {
       try {

@@ -23,6 +23,18 @@ export interface SellerAlert {
   webUiUrl?: string;
   /** add inline buttons call_now/handled/cancel with callback_data `${action}:${ref}` */
   actions?: boolean;
+  /** Epoch ms the lead was accepted, for the intake → alert histogram. */
+  receivedAt?: number;
+}
+
+/** The CRM lead of a lead the sellers were already told of. */
+export interface CrmLeadLink {
+  ref: string;
+  workflowId: string;
+  name: string;
+  crmLeadId: number;
+  partner?: string;
+  receivedAt?: number;
 }
 
 export interface TelegramActivityOptions {
