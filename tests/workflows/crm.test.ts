@@ -16,14 +16,11 @@ import {
   waitForRinging,
   waitForState,
   withLead,
-  zoneAtLocalHour,
 } from './harness';
 
 const env = useTimeSkippingServer();
 
-async function dayZone() {
-  return zoneAtLocalHour(await env().currentTimeMs(), 12);
-}
+const { dayZone } = env;
 
 test('the activities run on their own queues; the CRM lead carries the ref, the run and the warnings', async () => {
   const stubs = new Stubs();

@@ -52,7 +52,11 @@ let serverTainted = false;
  * Each test reads the clock at its start: waiting for a result lets the server move its clock far
  * ahead (to its next deadline) once the run is over.
  */
-export function useTimeSkippingServer(): () => TestWorkflowEnvironment {
+/**
+ * The time-skipping server for this test file (restarted when a test left it unusable), and a
+ * zone where it is now noon, the middle of the working day.
+ */
+export function useTimeSkippingServer(): (() => TestWorkflowEnvironment) & { dayZone(): Promise<Zone> } {
   let env: TestWorkflowEnvironment | undefined;
   beforeAll(async () => {
     env = await startTimeSkippingServer();
@@ -66,10 +70,13 @@ export function useTimeSkippingServer(): () => TestWorkflowEnvironment {
   afterAll(async () => {
     await env?.teardown();
   });
-  return () => {
+  const current = () => {
     if (!env) throw new Error('the test server is not running');
     return env;
   };
+  return Object.assign(current, {
+    dayZone: async () => zoneAtLocalHour(await current().currentTimeMs(), 12),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
