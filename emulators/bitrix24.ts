@@ -58,6 +58,8 @@ export interface Bitrix24ModeOptions {
   times?: number;
   /** 'operating_time_limit': when the method is allowed again, epoch seconds. */
   resetAt?: number;
+  /** 'lose_answer': only for a request that calls this method (itself or in its batch). */
+  method?: string;
 }
 /** Bitrix24's leaky bucket: `burst` requests at once, drained at `perSecond`. */
 export type Bitrix24RateLimit = { perSecond: number; burst: number } | false;
@@ -149,11 +151,22 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
   function takeMode(): Bitrix24EmulatorMode {
     if (mode === 'operating_time_limit' && (modeOpts.resetAt ?? 0) * 1000 <= now()) mode = 'ok';
     const current = mode;
+    if (current === 'lose_answer') return current; // counted once carried out: loseAnswer()
     if (current !== 'ok' && modeOpts.times !== undefined && --modeOpts.times <= 0) {
       mode = 'ok';
       modeOpts = {};
     }
     return current;
+  }
+
+  function loseAnswer(entry: Bitrix24EmulatorState['requests'][number]): boolean {
+    const ran = [entry.method, ...(entry.commands ?? [])];
+    if (modeOpts.method !== undefined && !ran.includes(modeOpts.method.toLowerCase())) return false;
+    if (modeOpts.times !== undefined && --modeOpts.times <= 0) {
+      mode = 'ok';
+      modeOpts = {};
+    }
+    return true;
   }
 
   function authenticate(segments: string[], params: Params): void {
@@ -365,7 +378,7 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
         if (!handler) throw new BitrixError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
         answer = handler(params);
       }
-      if (current === 'lose_answer') return void req.socket.destroy();
+      if (current === 'lose_answer' && loseAnswer(entry)) return void req.socket.destroy();
       res.status(200).json({ ...answer, time: timing(started, now()) });
     } catch (err) {
       const e =

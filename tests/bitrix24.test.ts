@@ -333,12 +333,9 @@ describe('inside an activity', () => {
     env.on('heartbeat', (d: unknown) => beats.push(d));
     const crm = createBitrix24Activities(webhookConfig(), { dataDir, http: axios.create({ timeout: 1000 }) });
     await expect(env.run(crm.registerLead, lead)).resolves.toMatchObject({ leadId: 1 });
-    // Queued, sent with its look-ups, sent with its add.
-    expect(beats).toEqual([
-      { bitrix24: 'crm.lead.list' },
-      { bitrix24: 'crm.lead.list' },
-      { bitrix24: 'crm.lead.add' },
-    ]);
+    // Queued and sent with its look-ups, then sent with its add (each perhaps more than once).
+    const stages = beats.filter((b, i) => JSON.stringify(b) !== JSON.stringify(beats[i - 1]));
+    expect(stages).toEqual([{ bitrix24: 'crm.lead.list' }, { bitrix24: 'crm.lead.add' }]);
 
     // The portal holds its answer: one request is out, and the next lead waits for it in the queue.
     control.setMode('slow');
@@ -347,7 +344,7 @@ describe('inside an activity', () => {
     await eventually(() => expect(state.requests).toHaveLength(1), 20_000, 5);
     beats.length = 0;
     const pending = env.run(crm.registerLead, { ...lead, ref: 'another' });
-    await eventually(() => expect(beats).toEqual([{ bitrix24: 'crm.lead.list' }]), 20_000, 5);
+    await eventually(() => expect(beats).toContainEqual({ bitrix24: 'crm.lead.list' }), 20_000, 5);
     env.cancel();
     await expect(pending).rejects.toBeInstanceOf(CancelledFailure);
     // The request out times out for the lead it carries; the cancelled lead is never sent.

@@ -493,6 +493,12 @@ export function createBitrix24Batcher(
     }
   }
 
+  /** Tells Temporal the waiting activities are alive (and lets a cancellation reach them). */
+  function heartbeatWaiting(): void {
+    for (const job of leads.values()) for (const w of job.waiters) w.ctx?.heartbeat(w.details);
+    for (const job of notes) job.waiter.ctx?.heartbeat(job.waiter.details);
+  }
+
   function build(): Command[] {
     const cmds: Command[] = [];
     for (const c of continuations.splice(0)) {
@@ -532,6 +538,7 @@ export function createBitrix24Batcher(
         await new Promise<void>((resolve) => (wake = resolve));
         continue;
       }
+      heartbeatWaiting();
       await limit.take();
       // Whatever the activities queued while we waited for the slot goes along.
       await new Promise((resolve) => setImmediate(resolve));
@@ -556,7 +563,8 @@ export function createBitrix24Batcher(
       for (const w of c.waiters()) {
         if (beaten.has(w)) continue;
         beaten.add(w);
-        w.ctx?.heartbeat({ ...w.details, bitrix24: c.method });
+        w.details = { ...w.details, bitrix24: c.method };
+        w.ctx?.heartbeat(w.details);
       }
     }
     let res;
