@@ -17,6 +17,7 @@ const UNIT_FILES = [
   'rateLimiter',
   'scenario',
   'securityConfig',
+  'sharedLimit',
   'workingHours',
 ].map((name) => `<rootDir>/tests/${name}.test.ts`);
 
