@@ -4,7 +4,7 @@
 import type { AppConfig } from '../config';
 import type { Metrics } from '../support/metrics';
 import { createSpacer } from '../support/rateLimiter';
-import { createBitrix24Activities, type CrmMetrics } from './bitrix24';
+import { createBitrix24Activities } from './bitrix24';
 import { createSmsActivities, createSmsRuGateway, smsAccountErrorOf, type SmsInput } from './sms';
 import { createSmsAccountAlerts } from './smsAccountAlerts';
 import { createTelegramActivities, type SellerAlert } from './telegram';
@@ -50,8 +50,7 @@ export function createLeadActivities(
 
 export function createCrmActivities(
   config: AppConfig,
-  // Pick<Metrics, 'crmLeadsWaiting' | 'intakeToCrmLead'>, or any gauge and histogram alike.
-  metrics?: CrmMetrics,
+  metrics?: Pick<Metrics, 'crmLeadsWaiting' | 'intakeToCrmLead'>,
 ) {
   return createBitrix24Activities(config.bitrix24, { dataDir: config.dataDir, metrics });
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import axios from 'axios';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { AppConfig } from '../config';
 import { EMULATOR_CREDENTIALS } from '../emulators/credentials';
@@ -193,6 +193,25 @@ describe('idempotency', () => {
   });
 });
 
+describe('cancellation', () => {
+  test('cancelling an activity whose item is out does not abort the request the others ride in', async () => {
+    const crm = createBitrix24Activities(config(), { dataDir, clock });
+    control.setMode('slow', { delayMs: 300 });
+    const env = new MockActivityEnvironment({ startToCloseTimeoutMs: 30_000 });
+    const cancelled = env.run(crm.registerLead, lead('cancelled'));
+    const other = crm.registerLead(lead('other'));
+    await eventually(() => expect(state.requests).toHaveLength(1), 20_000, 5);
+    env.cancel();
+    await expect(cancelled).rejects.toBeInstanceOf(CancelledFailure);
+    control.setMode('ok');
+    await expect(other).resolves.toMatchObject({ created: true });
+    expect(state.requests[0]).toMatchObject({ status: 200, commands: ['crm.lead.list'] });
+    expect(state.requests[0]!.abandoned).toBeUndefined();
+    // Its look-up was out; found nothing, it is not added for an activity that is gone.
+    expect(state.leads.map((l) => l.ORIGIN_ID)).toEqual(['other']);
+  });
+});
+
 describe('partner cache', () => {
   test('found and not-found codes are reused within the TTL and asked again after it', async () => {
     control.addCompany({ TITLE: 'Watch Fan', UF_CRM_PARTNER_CODE: 'watchfan' });
@@ -263,6 +282,13 @@ describe('limit answers', () => {
     expect(failure).toMatchObject({ type: 'Bitrix24Unavailable', nonRetryable: false });
     expect(failure.message).toContain('OPERATION_TIME_LIMIT');
     expect(failure.nextRetryDelay).toBe(resetAt * 1000 - clock.now());
+    // Until the reset, another item that cannot wait for it is not even queued.
+    const next = new MockActivityEnvironment({ startToCloseTimeoutMs: 30_000 });
+    await expect(failureOf(next.run(crm.registerLead, lead('also-late')))).resolves.toMatchObject({
+      type: 'Bitrix24Unavailable',
+      nextRetryDelay: resetAt * 1000 - clock.now(),
+    });
+    expect(state.requests).toHaveLength(1);
     expect(state.leads).toHaveLength(0);
   });
 

@@ -34,8 +34,6 @@ import {
 export const ORIGINATOR_ID = 'speed-to-lead';
 /** Commands in one batch request: Bitrix24's maximum. */
 export const BATCH_MAX = 50;
-/** Rows in one page of a list method. */
-const PAGE_SIZE = 50;
 /** Leads in one IN look-up: as many as the next request has room to add, beside two look-ups. */
 const LOOKUP_MAX = BATCH_MAX - 2;
 /** Outside an activity (scripts, tests), how long an item may wait for its request. */
@@ -182,6 +180,8 @@ export function createBitrix24Batcher(
   const partnerCache = new Map<string, { lookup: PartnerLookupResult; until: number }>();
   const activityStarts = new WeakMap<Context, number>();
   let wake: (() => void) | undefined;
+  /** Until when Bitrix24 said OPERATION_TIME_LIMIT (epoch ms on the clock). */
+  let heldUntil = 0;
   let running = false;
 
   type PartnerLookupResult = Extract<PartnerOutcome, { status: 'found' | 'not_found' }>;
@@ -199,6 +199,8 @@ export function createBitrix24Batcher(
     }
   };
 
+  // Past an OPERATION_TIME_LIMIT answer, an item that could not wait for the reset is not queued:
+  // Temporal retries it after the reset instead (see operatingTimeLimit).
   function waiterFor<T>(details: Params): Waiter<T> {
     const ctx = activityContext();
     const now = clock.now();
@@ -345,18 +347,25 @@ export function createBitrix24Batcher(
       done(result, next) {
         const rows = Rows.safeParse(result);
         if (!rows.success) return this.fail(unexpected(this.method));
+        // Bitrix24 may match a code regardless of case: each row goes to the codes it stands for.
+        const asked = new Map<string, string[]>();
+        for (const code of codes)
+          asked.set(code.toLowerCase(), [...(asked.get(code.toLowerCase()) ?? []), code]);
         const found = new Map<string, Partner>();
         const count = new Map<string, number>();
         for (const row of rows.data) {
-          const code = String(row[cfg.partnerField] ?? '').trim();
-          count.set(code, (count.get(code) ?? 0) + 1);
-          if (found.has(code) || !codes.includes(code)) continue;
+          const key = String(row[cfg.partnerField] ?? '')
+            .trim()
+            .toLowerCase();
+          count.set(key, (count.get(key) ?? 0) + 1);
           const title = contact
             ? [row.NAME, row.LAST_NAME].filter((p) => typeof p === 'string' && p !== '').join(' ')
             : String(row.TITLE ?? '');
-          found.set(code, { id: Number(row.ID), title, code });
+          for (const code of asked.get(key) ?? []) {
+            if (!found.has(code)) found.set(code, { id: Number(row.ID), title, code });
+          }
         }
-        for (const [code, n] of count) {
+        for (const n of count.values()) {
           if (n > 1) log.warn({ count: n }, 'several partners share one code; using the oldest');
         }
         const unseen = codes.filter((c) => !found.has(c));
@@ -539,7 +548,14 @@ export function createBitrix24Batcher(
         continue;
       }
       heartbeatWaiting();
-      await limit.take();
+      try {
+        await limit.take();
+      } catch (err) {
+        // The budget's lock could not be had (another process stuck on it): try again shortly.
+        log.warn({ err: (err as Error).message }, 'bitrix24 request budget unavailable');
+        await clock.sleep(Math.ceil(1000 / cfg.requestsPerSecond));
+        continue;
+      }
       // Whatever the activities queued while we waited for the slot goes along.
       await new Promise((resolve) => setImmediate(resolve));
       expire();
@@ -589,16 +605,11 @@ export function createBitrix24Batcher(
     }
     if (limited?.kind === 'operating_time') {
       const resetAt = limited.resetAt ?? clock.now() + 60_000;
+      heldUntil = Math.max(heldUntil, resetAt);
       await limit.holdUntil(resetAt);
       for (const c of cmds) c.requeue();
       // Whatever cannot wait that long is retried by Temporal after the reset instead.
-      expire(resetAt, () =>
-        ApplicationFailure.create({
-          message: 'Bitrix24 batch: OPERATION_TIME_LIMIT until the operating time resets',
-          type: 'Bitrix24Unavailable',
-          nextRetryDelay: Math.max(1, resetAt - clock.now()),
-        }),
-      );
+      expire(resetAt, () => operatingTimeLimit(resetAt - clock.now()));
       return;
     }
     const error = readAs(ErrorBody, res.data);
@@ -635,6 +646,7 @@ export function createBitrix24Batcher(
     registerLead(input) {
       const code = input.partnerCode?.trim();
       const w = waiterFor<RegisteredLead>({ bitrix24: 'crm.lead.list' });
+      if (heldUntil > w.deadline) return Promise.reject(operatingTimeLimit(heldUntil - clock.now()));
       let job = leads.get(input.ref);
       if (!job) {
         // A lead whose earlier attempt is still queued or out (same ref) shares its outcome.
@@ -658,6 +670,7 @@ export function createBitrix24Batcher(
 
     recordNote(leadId, note, progress) {
       const w = waiterFor<void>({ ...progress });
+      if (heldUntil > w.deadline) return Promise.reject(operatingTimeLimit(heldUntil - clock.now()));
       const job: NoteJob = {
         leadId,
         note,
@@ -673,6 +686,14 @@ export function createBitrix24Batcher(
       return result;
     },
   };
+}
+
+function operatingTimeLimit(waitMs: number): ApplicationFailure {
+  return ApplicationFailure.create({
+    message: 'Bitrix24 batch: OPERATION_TIME_LIMIT until the operating time resets',
+    type: 'Bitrix24Unavailable',
+    nextRetryDelay: Math.max(1, waitMs),
+  });
 }
 
 function unexpected(method: string): ApplicationFailure {
