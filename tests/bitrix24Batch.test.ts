@@ -399,3 +399,104 @@ describe('two worker processes on one DATA_DIR', () => {
     expect(refused()).toEqual([]);
   });
 });
+
+describe('emulator: batch as Bitrix24 answers it', () => {
+  const webhook = () => `${baseUrl}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`;
+  const post = (method: string, body: unknown) =>
+    axios.post(`${webhook()}${method}.json`, body, { validateStatus: () => true });
+
+  test('runs the commands in order, one request against the bucket, $result substitution, halt=0', async () => {
+    control.setRateLimit({ perSecond: 2, burst: 1 });
+    const answer = await post('batch', {
+      halt: 0,
+      cmd: {
+        company: 'crm.company.add?fields[TITLE]=Acme',
+        lead: 'crm.lead.add?fields[NAME]=%D0%9E%D0%BB%D0%B5%D0%B3&fields[COMPANY_ID]=$result[company]',
+        broken: 'crm.lead.update?id=999&fields[STATUS_ID]=JUNK',
+        listed: 'crm.lead.list?filter[COMPANY_ID]=$result[company]&select[]=NAME',
+      },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.data).toMatchObject({
+      result: {
+        result: { company: 1, lead: 1, listed: [{ ID: '1', NAME: 'Олег' }] },
+        result_error: { broken: { error: '', error_description: 'Not found' } },
+        result_total: { listed: 1 },
+        result_next: [],
+        result_time: { company: { start: expect.any(Number) } },
+      },
+      time: { start: expect.any(Number) },
+    });
+    expect(state.leads[0]).toMatchObject({ NAME: 'Олег', COMPANY_ID: '1' });
+    // The whole batch was one request: the bucket of one is now full.
+    expect((await post('crm.lead.list', {})).data).toMatchObject({ error: 'QUERY_LIMIT_EXCEEDED' });
+  });
+
+  test('halt=1 stops at the first failed command; more than 50 commands are refused', async () => {
+    control.setRateLimit(false);
+    const halted = await post('batch', {
+      halt: 1,
+      cmd: { a: 'crm.lead.update?id=5&fields[NAME]=x', b: 'crm.lead.add?fields[NAME]=y' },
+    });
+    expect(halted.data.result).toMatchObject({
+      result: [],
+      result_error: { a: { error_description: 'Not found' } },
+    });
+    expect(state.leads).toHaveLength(0);
+    const cmd = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`c${i}`, 'crm.lead.list']));
+    expect((await post('batch', { cmd })).data).toMatchObject({ error: 'ERROR_BATCH_LENGTH_EXCEEDED' });
+  });
+
+  test('@FIELD is IN, form-encoded or JSON, and lists page at 50 with next and total', async () => {
+    control.setRateLimit(false);
+    for (let i = 0; i < 120; i++) await post('crm.lead.add', { fields: { ORIGIN_ID: `r${i % 3}` } });
+    const json = await post('crm.lead.list', {
+      filter: { '@ORIGIN_ID': ['r0', 'r1'] },
+      select: ['ORIGIN_ID'],
+    });
+    expect(json.data).toMatchObject({ total: 80, next: 50 });
+    expect(json.data.result).toHaveLength(50);
+    const form = await axios.post(
+      `${webhook()}crm.lead.list.json`,
+      'filter[@ORIGIN_ID][]=r2&filter[@ORIGIN_ID][]=nothing&select[]=ORIGIN_ID',
+    );
+    expect(form.data).toMatchObject({ total: 40 });
+    expect(form.data.next).toBeUndefined();
+    expect(form.data.result).toHaveLength(40);
+    const batched = await post('batch', {
+      cmd: { page2: 'crm.lead.list?filter[@ORIGIN_ID][]=r0&filter[@ORIGIN_ID][]=r1&start=50' },
+    });
+    expect(batched.data.result).toMatchObject({ result_total: { page2: 80 }, result_next: [] });
+    expect(batched.data.result.result.page2).toHaveLength(30);
+    const first = await post('batch', { cmd: { page1: 'crm.lead.list?filter[@ORIGIN_ID][]=r0' } });
+    expect(first.data.result).toMatchObject({ result_total: { page1: 40 }, result_next: [] });
+    const big = await post('batch', { cmd: { p: 'crm.lead.list' } });
+    expect(big.data.result).toMatchObject({ result_total: { p: 120 }, result_next: { p: 50 } });
+  });
+});
+
+describe('emulator: limit modes', () => {
+  const webhook = () => `${baseUrl}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`;
+  const post = () =>
+    axios.post(`${webhook()}batch.json`, { cmd: { a: 'crm.lead.list' } }, { validateStatus: () => true });
+
+  test('OPERATION_TIME_LIMIT answers 429 with operating_reset_at until then; OVERLOAD_LIMIT stays', async () => {
+    const resetAt = Math.floor(clock.now() / 1000) + 5;
+    control.setMode('operating_time_limit', { resetAt });
+    const blocked = await post();
+    expect(blocked.status).toBe(429);
+    expect(blocked.data).toMatchObject({
+      error: 'OPERATION_TIME_LIMIT',
+      time: { operating_reset_at: resetAt },
+    });
+    await clock.advance(resetAt * 1000 - clock.now());
+    expect((await post()).status).toBe(200);
+
+    control.setMode('overload');
+    for (let i = 0; i < 2; i++) {
+      const overloaded = await post();
+      expect(overloaded.status).toBe(503);
+      expect(overloaded.data).toMatchObject({ error: 'OVERLOAD_LIMIT' });
+    }
+  });
+});
