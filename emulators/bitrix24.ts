@@ -82,6 +82,8 @@ export interface Bitrix24EmulatorControl {
    */
   setMode(mode: Bitrix24EmulatorMode, opts?: Bitrix24ModeOptions): void;
   setRateLimit(limit: Bitrix24RateLimit): void;
+  /** The next `times` commands of `method` inside a batch fail with `code` in `result_error`. */
+  failCommands(method: string, code: string, times?: number): void;
   /** Every access token issued so far answers 401 expired_token from now on. */
   expireAccessTokens(): void;
   reset(): void;
@@ -134,6 +136,7 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
   let nextId = { lead: 1, company: 1, contact: 1, comment: 1, multi: 1 };
   let mode: Bitrix24EmulatorMode = 'ok';
   let modeOpts: Bitrix24ModeOptions = {};
+  let commandFailures: Array<{ method: string; code: string; left: number }> = [];
   let rateLimit: Bitrix24RateLimit = opts.rateLimit ?? BITRIX24_EMULATOR_DEFAULTS.rateLimit;
   let bucket = { level: 0, at: now() };
 
@@ -284,6 +287,11 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
         const handler = methods[method];
         if (!handler || method === 'batch') {
           throw new BitrixError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
+        }
+        const failure = commandFailures.find((f) => f.method === method && f.left > 0);
+        if (failure) {
+          failure.left -= 1;
+          throw new BitrixError(400, failure.code, `${failure.code} (emulated)`);
         }
         const params = qs.parse(substitute(query, out.result), { arrayLimit: 1000, depth: 10 }) as Params;
         const answer = handler(params);
@@ -439,6 +447,9 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
       rateLimit = limit;
       bucket = { level: 0, at: now() };
     },
+    failCommands(method, code, times = 1) {
+      commandFailures.push({ method: method.toLowerCase(), code, left: times });
+    },
     expireAccessTokens() {
       for (const token of accessTokens.keys()) accessTokens.set(token, 0);
     },
@@ -451,6 +462,7 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
       nextId = { lead: 1, company: 1, contact: 1, comment: 1, multi: 1 };
       mode = 'ok';
       modeOpts = {};
+      commandFailures = [];
       rateLimit = opts.rateLimit ?? BITRIX24_EMULATOR_DEFAULTS.rateLimit;
       bucket = { level: 0, at: now() };
     },

@@ -292,6 +292,17 @@ describe('limit answers', () => {
     expect(state.leads).toHaveLength(0);
   });
 
+  test('a command refused for a limit inside the batch goes again after the pause, not failed', async () => {
+    const crm = createBitrix24Activities(config(), { dataDir, clock });
+    control.failCommands('crm.lead.add', 'QUERY_LIMIT_EXCEEDED');
+    const done = crm.registerLead(lead('again'));
+    await expect(driveUntil(done)).resolves.toEqual({ leadId: 1, created: true });
+    expect(commands()).toEqual(['crm.lead.list', 'crm.lead.add', 'crm.lead.add']);
+    const at = state.requests.map((r) => r.at);
+    expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(500);
+    expect(state.leads).toHaveLength(1);
+  });
+
   test('OVERLOAD_LIMIT is final: Bitrix24Overloaded, not retried, not an auth error', async () => {
     const crm = createBitrix24Activities(config(), { dataDir, clock });
     control.setMode('overload');

@@ -23,6 +23,7 @@ import {
   ErrorBody,
   limitAnswerOf,
   NewId,
+  type LimitAnswer,
   Rows,
   unavailable,
   type Bitrix24Client,
@@ -115,6 +116,7 @@ const BatchAnswer = z.object({
     result: z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]),
     result_error: z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]).optional(),
     result_next: z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]).optional(),
+    result_time: z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]).optional(),
   }),
 });
 /** PHP answers an empty map as []. */
@@ -596,22 +598,8 @@ export function createBitrix24Batcher(
       for (const c of cmds) c.fail(err);
       return;
     }
-    const limited = limitAnswerOf(res);
-    if (limited?.kind === 'query_limit') {
-      // The bucket is full (another host, or a budget out of step): one drain step, then again.
-      await limit.holdUntil(clock.now() + Math.ceil(1000 / cfg.requestsPerSecond));
-      for (const c of cmds) c.requeue();
-      return;
-    }
-    if (limited?.kind === 'operating_time') {
-      const resetAt = limited.resetAt ?? clock.now() + 60_000;
-      heldUntil = Math.max(heldUntil, resetAt);
-      await limit.holdUntil(resetAt);
-      for (const c of cmds) c.requeue();
-      // Whatever cannot wait that long is retried by Temporal after the reset instead.
-      expire(resetAt, () => operatingTimeLimit(resetAt - clock.now()));
-      return;
-    }
+    const limited = limitAnswerOf(res.data);
+    if (limited) return holdFor(limited, cmds);
     const error = readAs(ErrorBody, res.data);
     if (error) {
       const failure = bitrix24Failure('batch', error, res.status);
@@ -627,14 +615,44 @@ export function createBitrix24Batcher(
     const results = asMap(answer.result.result);
     const errors = asMap(answer.result.result_error);
     const nexts = asMap(answer.result.result_next);
+    const times = asMap(answer.result.result_time);
+    const held: Command[] = [];
+    let hold: LimitAnswer | undefined;
     cmds.forEach((c, i) => {
       const key = keys[i]!;
       const e = readAs(ErrorBody, errors[key]);
+      // A command refused for a limit did nothing: it goes again, after the limit, not failed.
+      const limit = e && limitAnswerOf({ ...e, time: times[key] });
+      if (limit) {
+        held.push(c);
+        if (!hold || (limit.kind === 'operating_time' && (limit.resetAt ?? Infinity) > resetOf(hold)))
+          hold = limit;
+        return;
+      }
       if (e) return c.fail(bitrix24Failure(c.method, e));
       if (!(key in results)) return c.fail(unexpected(c.method));
       const next = Number(nexts[key]);
       c.done(results[key], Number.isInteger(next) && next > 0 ? next : undefined);
     });
+    if (hold) await holdFor(hold, held);
+  }
+
+  const resetOf = (l: LimitAnswer) => (l.kind === 'operating_time' ? (l.resetAt ?? Infinity) : 0);
+
+  /** Bitrix24 said "not now" to these commands: they go back in the queue, sent after the pause. */
+  async function holdFor(limited: LimitAnswer, cmds: Command[]): Promise<void> {
+    if (limited.kind === 'query_limit') {
+      // The bucket is full (another host, or a budget out of step): one drain step, then again.
+      await limit.holdUntil(clock.now() + Math.ceil(1000 / cfg.requestsPerSecond));
+      for (const c of cmds) c.requeue();
+      return;
+    }
+    const resetAt = limited.resetAt ?? clock.now() + 60_000;
+    heldUntil = Math.max(heldUntil, resetAt);
+    await limit.holdUntil(resetAt);
+    for (const c of cmds) c.requeue();
+    // Whatever cannot wait that long is retried by Temporal after the reset instead.
+    expire(resetAt, () => operatingTimeLimit(resetAt - clock.now()));
   }
 
   return {

@@ -153,16 +153,16 @@ export function bitrix24Failure(method: string, body: ErrorBody, status?: number
 }
 
 /**
- * A whole answer saying "not now": QUERY_LIMIT_EXCEEDED (the leaky bucket is full: wait a drain
+ * An answer (or one batch command's error, with its `time`) saying "not now": QUERY_LIMIT_EXCEEDED (the leaky bucket is full: wait a drain
  * step and send the same again) or OPERATION_TIME_LIMIT (not before `resetAt`, epoch ms).
  */
 export type LimitAnswer = { kind: 'query_limit' } | { kind: 'operating_time'; resetAt?: number };
 const OperatingReset = z.object({ time: z.object({ operating_reset_at: z.coerce.number() }) });
-export function limitAnswerOf(res: HttpAnswer): LimitAnswer | undefined {
-  const error = readAs(ErrorBody, res.data)?.error;
+export function limitAnswerOf(data: unknown): LimitAnswer | undefined {
+  const error = readAs(ErrorBody, data)?.error;
   if (error === 'QUERY_LIMIT_EXCEEDED') return { kind: 'query_limit' };
   if (error !== 'OPERATION_TIME_LIMIT') return undefined;
-  const reset = readAs(OperatingReset, res.data)?.time.operating_reset_at;
+  const reset = readAs(OperatingReset, data)?.time.operating_reset_at;
   return { kind: 'operating_time', resetAt: reset === undefined ? undefined : reset * 1000 };
 }
 
