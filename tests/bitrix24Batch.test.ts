@@ -303,6 +303,21 @@ describe('limit answers', () => {
     expect(state.leads).toHaveLength(1);
   });
 
+  test('an add is not sent when its answer might come after the activity timed out', async () => {
+    const crm = createBitrix24Activities(config(), { dataDir, clock });
+    control.failCommands('crm.lead.add', 'QUERY_LIMIT_EXCEEDED', 1000);
+    const env = new MockActivityEnvironment({ startToCloseTimeoutMs: 30_000 });
+    const t0 = clock.now();
+    const failure = await failureOf(driveUntil(env.run(crm.registerLead, lead('slow-portal'))));
+    expect(failure).toMatchObject({ type: 'Bitrix24Unavailable', nonRetryable: false });
+    expect(failure.message).toContain('too little of the activity left');
+    // The last add went with more than the HTTP timeout (10 s) of the activity's 30 s left.
+    const lastAdd = state.requests.filter((r) => r.commands?.includes('crm.lead.add')).at(-1)!;
+    expect(lastAdd.at - t0).toBeLessThanOrEqual(20_000);
+    expect(clock.now() - t0).toBeGreaterThan(19_000);
+    expect(state.leads).toHaveLength(0);
+  });
+
   test('OVERLOAD_LIMIT is final: Bitrix24Overloaded, not retried, not an auth error', async () => {
     const crm = createBitrix24Activities(config(), { dataDir, clock });
     control.setMode('overload');

@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { logger, maskPhone } from '../../support/logger';
 import { systemClock, type Clock } from '../../support/clock';
 import { sharedLimit, type SharedLimit } from '../../support/sharedLimit';
-import { activityContext, readAs } from '../http';
+import { activityContext, HTTP_TIMEOUT_MS, readAs } from '../http';
 import type { CallAttemptNote, CrmLeadInput, Partner, PartnerOutcome, RegisteredLead } from './activities';
 import {
   bitrix24Failure,
@@ -521,7 +521,15 @@ export function createBitrix24Batcher(
     const all = [...leads.values()];
     for (const job of all) {
       if (cmds.length >= BATCH_MAX - 2) break;
-      if (job.stage === 'ready') cmds.push(addCommand(job));
+      if (job.stage !== 'ready') continue;
+      // An add must be answered (or given up on) before its activity times out: otherwise the
+      // retry, maybe on another worker, could look the ref up before this add lands and add again.
+      const latest = Math.max(...[...job.waiters].map((w) => w.deadline));
+      if (latest - clock.now() < HTTP_TIMEOUT_MS.bitrix24) {
+        failLead(job, unavailable('Bitrix24 crm.lead.add: too little of the activity left to add the lead'));
+        continue;
+      }
+      cmds.push(addCommand(job));
     }
     for (const job of notes) {
       if (cmds.length >= BATCH_MAX - 2) break;
