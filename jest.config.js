@@ -9,6 +9,7 @@ const transform = { '^.+\\.(t|j)sx?$': ['@swc/jest'] };
 const UNIT_FILES = [
   'activityTimeouts',
   'bitrix24',
+  'bitrix24Batch',
   'config',
   'dashboardCharts',
   'http',

@@ -54,8 +54,11 @@ export function createLeadActivities(
   };
 }
 
-export function createCrmActivities(config: AppConfig) {
-  return createBitrix24Activities(config.bitrix24, { dataDir: config.dataDir });
+export function createCrmActivities(
+  config: AppConfig,
+  metrics?: Pick<Metrics, 'crmLeadsWaiting' | 'intakeToCrmLead'>,
+) {
+  return createBitrix24Activities(config.bitrix24, { dataDir: config.dataDir, metrics });
 }
 
 export function createCallActivities(config: AppConfig, metrics?: Metrics) {

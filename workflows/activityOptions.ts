@@ -9,14 +9,18 @@ type Activities = LeadActivities & CrmActivities & CallActivities;
 export const ACTIVITY_OPTIONS = {
   // Bitrix24 down for an hour delays the CRM lead, never the call; past six hours (the queue may
   // also be long at the portal's 2 requests/s) it is a person's job and the sellers are told.
+  // Each waits in the process's Bitrix24 batcher for its place in a request, heartbeating, so a
+  // cancelled or timed-out attempt leaves the queue instead of being sent.
   registerLead: {
     startToCloseTimeout: '30s',
+    heartbeatTimeout: '20s',
     scheduleToCloseTimeout: '6h',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
   },
   // Resumes after a retry from the last note written (heartbeat details), so none is written twice.
   recordCallAttempts: {
     startToCloseTimeout: '30s',
+    heartbeatTimeout: '20s',
     scheduleToCloseTimeout: '6h',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
   },
