@@ -288,7 +288,9 @@ export function createOutbox(opts: OutboxOptions) {
         if (batch) await deliver(batch);
       }
     } catch (err) {
-      log.error({ err: err instanceof Error ? err.message : String(err) }, 'telegram outbox stopped');
+      // The shared limit could not be read (DATA_DIR unwritable?): try again shortly, not in a loop.
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'telegram outbox paused');
+      await clock.sleep(1000).catch(() => undefined);
     } finally {
       running = false;
     }
