@@ -401,3 +401,92 @@ test('two processes sharing DATA_DIR stay within the limit together', async () =
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the outbox reports the alerts waiting and the time from intake to each new-lead alert', async () => {
+  const clock = new VirtualClock();
+  const tg = createTelegramEmulator({ clock });
+  let waiting = 0;
+  let most = 0;
+  const observed: number[] = [];
+  const metrics = {
+    alertsWaiting: {
+      inc: () => void (most = Math.max(most, ++waiting)),
+      dec: () => void waiting--,
+    },
+    intakeToAlert: { observe: (s: number) => void observed.push(s) },
+  };
+  const limit = openSharedLimitUncached({
+    name: telegramLimitName(cfg.chatId),
+    policy: telegramLimitPolicy(cfg.messagesPerMinute),
+    clock,
+  });
+  const activities = createTelegramActivities(cfg, { http: inProcess(tg), clock, limit, metrics });
+  const receivedAt = clock.now() - 2_000;
+  const first = tracked(activities.notifySellers(lead({ receivedAt })));
+  await runUntil(clock, () => first.settled);
+  const rest = [
+    tracked(activities.notifySellers(lead({ receivedAt }))),
+    tracked(activities.notifySellers(lead({ kind: 'manual_handling', receivedAt }))),
+    tracked(activities.notifySellersChat('служебное')),
+  ];
+  expect(waiting).toBe(3);
+  await runUntil(clock, () => rest.every((s) => s.settled));
+  expect(most).toBe(3);
+  expect(waiting).toBe(0);
+  // Only new-lead alerts are measured; the second waited for the first message's gap.
+  expect(observed).toHaveLength(2);
+  expect(observed[0]).toBe(2);
+  expect(observed[1]).toBeGreaterThan(3);
+});
+
+describe('the emulator enforces Telegram flood limits', () => {
+  const send = (tg: TelegramEmulator, text: string) =>
+    tg.invoke(`/bot${EMULATOR_CREDENTIALS.telegramBotToken}/sendMessage`, {
+      chat_id: EMULATOR_CREDENTIALS.telegramChatId,
+      text,
+    });
+
+  test('about a second between messages, 20 a minute to a group, edits counted, retry_after telling when', async () => {
+    const clock = new VirtualClock();
+    const tg = createTelegramEmulator({ clock });
+    expect(send(tg, 'a').status).toBe(200);
+    const tooSoon = send(tg, 'b');
+    expect(tooSoon).toEqual({
+      status: 429,
+      body: {
+        ok: false,
+        error_code: 429,
+        description: 'Too Many Requests: retry after 1',
+        parameters: { retry_after: 1 },
+      },
+    });
+    await clock.advance(1000);
+    const edit = tg.invoke(`/bot${EMULATOR_CREDENTIALS.telegramBotToken}/editMessageText`, {
+      chat_id: EMULATOR_CREDENTIALS.telegramChatId,
+      message_id: 1,
+      text: 'a, edited',
+    });
+    expect(edit.status).toBe(200);
+    expect(tg.state.messages[0]).toMatchObject({ plainText: 'a, edited', edits: 1 });
+    for (let i = 0; i < 18; i++) {
+      await clock.advance(1000);
+      expect(send(tg, `m${i}`).status).toBe(200);
+    }
+    // 20 in the last 19 seconds: the next may go when the first is a minute old.
+    await clock.advance(1000);
+    const full = send(tg, 'over');
+    expect(full.status).toBe(429);
+    expect(full.body.parameters).toEqual({ retry_after: 40 });
+    expect(tg.state.tooManyRequests.map((r) => r.cause)).toEqual(['limit', 'limit']);
+    await clock.advance(40_000);
+    expect(send(tg, 'now').status).toBe(200);
+  });
+
+  test('a test that needs an instant provider can turn the limits off', () => {
+    const tg = createTelegramEmulator({ rateLimits: false });
+    for (let i = 0; i < 30; i++) expect(send(tg, `m${i}`).status).toBe(200);
+    tg.control.setRateLimits({});
+    expect(send(tg, 'limited again').status).toBe(429);
+    expect(tg.state.tooManyRequests).toHaveLength(1);
+  });
+});
