@@ -7,7 +7,7 @@ import { createSpacer } from '../support/rateLimiter';
 import { createBitrix24Activities } from './bitrix24';
 import { createSmsActivities, createSmsRuGateway, smsAccountErrorOf, type SmsInput } from './sms';
 import { createSmsAccountAlerts } from './smsAccountAlerts';
-import { createTelegramActivities, type SellerAlert } from './telegram';
+import { createTelegramActivities, type CrmLeadLink, type SellerAlert } from './telegram';
 import { createVoximplantActivities, type PlaceCallInput } from './voximplant';
 
 export function createLeadActivities(
@@ -15,7 +15,11 @@ export function createLeadActivities(
   metrics?: Metrics,
   opts: { now?: () => number } = {},
 ) {
-  const telegram = createTelegramActivities(config.telegram);
+  // One outbox per worker process; the message budget is shared through DATA_DIR with the others.
+  const telegram = createTelegramActivities(config.telegram, {
+    dataDir: config.dataDir,
+    metrics: { alertsWaiting: metrics?.alertsWaiting, intakeToAlert: metrics?.intakeToAlert },
+  });
   const sms = createSmsActivities(createSmsRuGateway(config.sms));
   const accountAlerts = createSmsAccountAlerts({
     send: (html) => telegram.notifySellersChat(html),
@@ -28,6 +32,10 @@ export function createLeadActivities(
         metrics?.manualHandling.inc({ reason: alert.reason?.split(':')[0] ?? 'unknown' });
       }
       return sent;
+    },
+    /** The lead's CRM id for the sellers, once its new-lead alert has gone (or is queued). */
+    async notifySellersCrmLead(input: CrmLeadLink) {
+      return telegram.notifySellersCrmLead(input);
     },
     async sendSms(input: SmsInput) {
       try {
@@ -72,6 +80,8 @@ export function createCallActivities(config: AppConfig, metrics?: Metrics) {
   };
 }
 
-export type LeadActivities = ReturnType<typeof createLeadActivities>;
+// notifySellersCrmLead is registered but no workflow schedules it yet; it joins this type when the
+// workflow does (and ACTIVITY_OPTIONS gets its entry).
+export type LeadActivities = Omit<ReturnType<typeof createLeadActivities>, 'notifySellersCrmLead'>;
 export type CrmActivities = ReturnType<typeof createCrmActivities>;
 export type CallActivities = ReturnType<typeof createCallActivities>;

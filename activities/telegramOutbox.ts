@@ -261,6 +261,10 @@ export function createOutbox(opts: OutboxOptions) {
 
   function linkCancelled(w: Waiter): void {
     for (const item of queue) {
+      if (item.owner === w && item.inFlight) {
+        item.cancelled = true;
+        return;
+      }
       if (item.inFlight) continue;
       if (item.owner === w) {
         remove(item);
@@ -308,9 +312,8 @@ export function createOutbox(opts: OutboxOptions) {
       if (first.alone || (alerts.length === 1 && followUps.length === 0))
         return { kind: 'single', items: [first] };
       const chosen = pack([...alerts.filter((a) => !a.alone), ...followUps]);
-      if (chosen.length === 0 || (chosen.length === 1 && chosen[0] === first)) {
-        return { kind: 'single', items: [first] };
-      }
+      // The first in line goes now, in a digest or (too big for one) alone.
+      if (chosen[0] !== first || chosen.length === 1) return { kind: 'single', items: [first] };
       return { kind: 'digest', items: chosen };
     }
     const first = links[0];
