@@ -1,6 +1,7 @@
 // Wires the per-service adapters into the activity sets the worker registers: alerts and SMS on
 // the main task queue, Bitrix24 on a CRM queue and the robot call on a call queue, each of those
 // two rate-limited to what the provider allows.
+import { asyncLocalStorage } from '@temporalio/activity';
 import type { AppConfig } from '../config';
 import type { Metrics } from '../support/metrics';
 import { createSpacer } from '../support/rateLimiter';
@@ -22,7 +23,9 @@ export function createLeadActivities(
   });
   const sms = createSmsActivities(createSmsRuGateway(config.sms));
   const accountAlerts = createSmsAccountAlerts({
-    send: (html) => telegram.notifySellersChat(html),
+    // Outside the failed sendSms's activity context: the alert must not heartbeat that activity or
+    // leave the queue when it ends.
+    send: (html) => asyncLocalStorage.exit(() => telegram.notifySellersChat(html)),
     now: opts.now,
   });
   return {

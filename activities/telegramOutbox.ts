@@ -73,6 +73,11 @@ interface Waiter {
 
 interface Item {
   seq: number;
+  /**
+   * Its place in line: when the workflow first scheduled the activity, so an alert whose attempt
+   * timed out in the queue keeps its place when Temporal retries it.
+   */
+  order: number;
   part: DigestPart;
   /** a CRM link's lead */
   workflowId?: string;
@@ -169,6 +174,7 @@ export function createOutbox(opts: OutboxOptions) {
       const owner = waiter(resolve, reject, ctx, () => ownerCancelled(item));
       const item: Item = {
         seq: seq++,
+        order: ctx?.info.scheduledTimestampMs ?? clock.now(),
         part,
         since: clock.now(),
         owner,
@@ -209,6 +215,7 @@ export function createOutbox(opts: OutboxOptions) {
   function enqueueLink(link: CrmLeadLink, w: Waiter, target: SentMessage | undefined): void {
     const item: Item = {
       seq: seq++,
+      order: w.ctx?.info.scheduledTimestampMs ?? clock.now(),
       part: {
         type: 'link',
         name: link.name,
@@ -303,7 +310,9 @@ export function createOutbox(opts: OutboxOptions) {
 
   function pick(): Batch | undefined {
     const now = clock.now();
-    const ready = queue.filter((i) => !i.inFlight).sort((a, b) => rank(a) - rank(b) || a.seq - b.seq);
+    const ready = queue
+      .filter((i) => !i.inFlight)
+      .sort((a, b) => rank(a) - rank(b) || a.order - b.order || a.seq - b.seq);
     const alerts = ready.filter(isAlert);
     const links = ready.filter((i) => !isAlert(i));
     const followUps = links.filter((l) => !l.target || now - l.since >= editPatienceMs);
