@@ -17,6 +17,7 @@ const UNIT_FILES = [
   'rateLimiter',
   'scenario',
   'securityConfig',
+  'sharedLimit',
   'telegramOutbox',
   'workingHours',
 ].map((name) => `<rootDir>/tests/${name}.test.ts`);

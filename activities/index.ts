@@ -19,7 +19,7 @@ export function createLeadActivities(
   // One outbox per worker process; the message budget is shared through DATA_DIR with the others.
   const telegram = createTelegramActivities(config.telegram, {
     dataDir: config.dataDir,
-    metrics: { alertsWaiting: metrics?.alertsWaiting, intakeToAlert: metrics?.intakeToAlert },
+    metrics,
   });
   const sms = createSmsActivities(createSmsRuGateway(config.sms));
   const accountAlerts = createSmsAccountAlerts({
@@ -83,8 +83,6 @@ export function createCallActivities(config: AppConfig, metrics?: Metrics) {
   };
 }
 
-// notifySellersCrmLead is registered but no workflow schedules it yet; it joins this type when the
-// workflow does (and ACTIVITY_OPTIONS gets its entry).
-export type LeadActivities = Omit<ReturnType<typeof createLeadActivities>, 'notifySellersCrmLead'>;
+export type LeadActivities = ReturnType<typeof createLeadActivities>;
 export type CrmActivities = ReturnType<typeof createCrmActivities>;
 export type CallActivities = ReturnType<typeof createCallActivities>;

@@ -41,6 +41,12 @@ export const ACTIVITY_OPTIONS = {
     scheduleToCloseTimeout: '1h',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
   },
+  // The CRM lead's link, sent after the new-lead alert: same lifetime as the alert.
+  notifySellersCrmLead: {
+    startToCloseTimeout: '30s',
+    scheduleToCloseTimeout: '1h',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
+  },
 } satisfies Record<keyof Activities, ActivityOptions>;
 
 /** The named activity, scheduled with its own options (on `taskQueue` when given). */

@@ -33,6 +33,8 @@ export interface CrmLeadInput {
   site?: string;
   orderAmount?: number;
   comment?: string;
+  /** Epoch ms the lead was accepted, for the intake → CRM lead histogram. */
+  receivedAt?: number;
 }
 /** created=false when an existing lead with the same ORIGIN_ID was found. */
 export interface RegisteredLead {

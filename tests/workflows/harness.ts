@@ -15,7 +15,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { CallAttemptNote, CrmLeadInput, RegisteredLead } from '../../activities/bitrix24';
 import type { SmsInput, SmsResult } from '../../activities/sms';
-import type { SellerAlert } from '../../activities/telegram';
+import type { CrmLeadLink, SellerAlert } from '../../activities/telegram';
 import type { PlaceCallInput, PlaceCallResult } from '../../activities/voximplant';
 import { parseWorkingSchedule } from '../../domain/workingHours';
 import {
@@ -170,6 +170,7 @@ export interface StubBehaviour {
   placeRobotCall?: (input: PlaceCallInput) => Promise<PlaceCallResult>;
   sendSms?: (input: SmsInput) => Promise<SmsResult>;
   notifySellers?: (alert: SellerAlert) => Promise<{ messageId: number }>;
+  notifySellersCrmLead?: (link: CrmLeadLink) => Promise<{ messageId: number }>;
 }
 
 export const CRM_LEAD_ID = 4242;
@@ -240,6 +241,9 @@ export class Stubs {
         smsId: `sms-${this.sms.length}`,
       })),
       notifySellers: this.stub('notifySellers', b.notifySellers, () => ({ messageId: this.alerts.length })),
+      notifySellersCrmLead: this.stub('notifySellersCrmLead', b.notifySellersCrmLead, () => ({
+        messageId: this.alerts.length,
+      })),
     };
   }
 
@@ -310,14 +314,15 @@ export async function withLead<T>(
   const mainQueue = queuesOf(input.ref).main;
   const connection = env.nativeConnection;
   const namespace = env.namespace ?? 'default';
-  const { registerLead, recordCallAttempts, placeRobotCall, sendSms, notifySellers } = stubs.activities;
+  const { registerLead, recordCallAttempts, placeRobotCall, sendSms, notifySellers, notifySellersCrmLead } =
+    stubs.activities;
   const [main, crm, call] = await Promise.all([
     Worker.create({
       connection,
       namespace,
       taskQueue: mainQueue,
       ...workflowBundle(),
-      activities: { sendSms, notifySellers },
+      activities: { sendSms, notifySellers, notifySellersCrmLead },
     }),
     Worker.create({
       connection,
