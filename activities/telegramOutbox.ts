@@ -197,6 +197,13 @@ export function createOutbox(opts: OutboxOptions) {
       return;
     }
     if (!queue.includes(item)) return;
+    const next = item.part.type === 'link' ? item.extras.shift() : undefined;
+    if (next) {
+      // Another call is waiting for the same CRM id (a retry): the line is still owed to it.
+      item.owner.reject(new CancelledFailure('cancelled while waiting for Telegram'));
+      item.owner = next;
+      return;
+    }
     remove(item);
     item.owner.reject(new CancelledFailure('cancelled while waiting for Telegram'));
     // The CRM ids merged into a cancelled alert are still owed to the sellers.
@@ -253,6 +260,17 @@ export function createOutbox(opts: OutboxOptions) {
       queued.extras.push(w);
       return;
     }
+    const same = queue.find(
+      (i) =>
+        !i.inFlight &&
+        i.workflowId === link.workflowId &&
+        i.part.type === 'link' &&
+        i.part.crmLeadId === link.crmLeadId,
+    );
+    if (same) {
+      same.extras.push(w);
+      return;
+    }
     const sent = sentByWorkflow.get(link.workflowId);
     if (sent && clock.now() - sent.sentAt < editWindowMs) {
       const shown = alertIn(sent, link.workflowId);
@@ -268,18 +286,15 @@ export function createOutbox(opts: OutboxOptions) {
 
   function linkCancelled(w: Waiter): void {
     for (const item of queue) {
-      if (item.owner === w && item.inFlight) {
-        item.cancelled = true;
+      if (item.owner === w) {
+        ownerCancelled(item);
         return;
       }
-      if (item.inFlight) continue;
-      if (item.owner === w) {
-        remove(item);
-      } else if (item.extras.includes(w)) {
+      if (!item.inFlight && item.extras.includes(w)) {
         item.extras.splice(item.extras.indexOf(w), 1);
-      } else continue;
-      w.reject(new CancelledFailure('cancelled while waiting for Telegram'));
-      return;
+        w.reject(new CancelledFailure('cancelled while waiting for Telegram'));
+        return;
+      }
     }
   }
 

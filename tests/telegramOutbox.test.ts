@@ -17,7 +17,7 @@ import {
   type SellerAlert,
 } from '../activities/telegram';
 import { TELEGRAM_MAX_MESSAGE } from '../activities/telegramFormat';
-import { openSharedLimitUncached } from '../support/sharedLimit';
+import { openSharedLimitUncached, type SharedLimit } from '../support/sharedLimit';
 import { VirtualClock } from './support/virtualClock';
 
 const API = 'http://telegram.test';
@@ -337,6 +337,22 @@ describe('the CRM id follows the alert', () => {
     expect(m.plainText).toContain('elsewhere');
   });
 
+  test('a retried call for the same id waits for the same line; a cancelled one leaves it', async () => {
+    const { clock, tg, activities } = setup();
+    const first = tracked(activities.notifySellers(lead()));
+    await runUntil(clock, () => first.settled);
+    const link = { ref: 'r-retry', workflowId: 'lead-r-retry', name: 'Пётр', crmLeadId: 777 };
+    const env = new MockActivityEnvironment();
+    const cancelled = tracked(env.run(activities.notifySellersCrmLead, link));
+    const retried = tracked(activities.notifySellersCrmLead(link));
+    await clock.advance(0);
+    env.cancel();
+    await runUntil(clock, () => cancelled.settled && retried.settled);
+    expect(cancelled.error).toBeInstanceOf(CancelledFailure);
+    expect(messageOf(tg, retried.value?.messageId).plainText).toContain('Лид в CRM #777');
+    expect(tg.state.messages.filter((m) => m.plainText.includes('#777'))).toHaveLength(1);
+  });
+
   test('while alerts keep coming, a waiting id rides in the next digest instead of an edit', async () => {
     const { clock, tg, activities } = setup({ editPatienceMs: 5_000 });
     const a = lead();
@@ -364,35 +380,57 @@ test('two processes sharing DATA_DIR stay within the limit together', async () =
   try {
     const clock = new VirtualClock();
     const tg = createTelegramEmulator({ clock });
+    // The budget lives in a file: virtual time moves only while no take() is reading or writing
+    // it (each is then asleep on the clock), as real time would not jump during a file write.
+    let inLimit = 0;
+    const counted = (limit: SharedLimit): SharedLimit => ({
+      take: async () => {
+        inLimit += 1;
+        try {
+          await limit.take();
+        } finally {
+          inLimit -= 1;
+        }
+      },
+      holdUntil: async (ms) => {
+        inLimit += 1;
+        try {
+          await limit.holdUntil(ms);
+        } finally {
+          inLimit -= 1;
+        }
+      },
+      waiting: () => limit.waiting(),
+    });
     const outboxes = [0, 1].map(() =>
       createTelegramActivities(cfg, {
         http: inProcess(tg),
         clock,
-        limit: openSharedLimitUncached({
-          name: telegramLimitName(cfg.chatId),
-          dir,
-          policy: telegramLimitPolicy(cfg.messagesPerMinute),
-          clock,
-        }),
+        limit: counted(
+          openSharedLimitUncached({
+            name: telegramLimitName(cfg.chatId),
+            dir,
+            policy: telegramLimitPolicy(cfg.messagesPerMinute),
+            clock,
+          }),
+        ),
       }),
     );
-    const sent: Array<{ alert: SellerAlert; t: ReturnType<typeof tracked<{ messageId: number }>> }> = [];
     const realTick = () => new Promise((resolve) => setTimeout(resolve, 1));
+    const step = async () => {
+      while (inLimit > clock.pending().length) await realTick();
+      await clock.advance(10);
+    };
+    const sent: Array<{ alert: SellerAlert; t: ReturnType<typeof tracked<{ messageId: number }>> }> = [];
     for (let i = 0; i < 100; i++) {
       for (const o of outboxes) {
         const alert = lead();
         sent.push({ alert, t: tracked(o.notifySellers(alert)) });
       }
-      for (let k = 0; k < 20; k++) {
-        await clock.advance(50);
-        await realTick();
-      }
+      for (let k = 0; k < 100; k++) await step();
     }
     const until = clock.now() + 10 * 60_000;
-    while (!sent.every((s) => s.t.settled) && clock.now() < until) {
-      await clock.advance(20);
-      await realTick();
-    }
+    while (!sent.every((s) => s.t.settled) && clock.now() < until) await step();
     for (const { alert, t } of sent) expect(messageOf(tg, t.value?.messageId).plainText).toContain(alert.ref);
     expect(tg.state.tooManyRequests).toEqual([]);
     expect(tg.state.messages.length).toBeGreaterThan(25);
