@@ -19,6 +19,7 @@ const UNIT_FILES = [
   'scenario',
   'securityConfig',
   'sharedLimit',
+  'telegramOutbox',
   'workingHours',
 ].map((name) => `<rootDir>/tests/${name}.test.ts`);
 

@@ -130,6 +130,8 @@ const envSchema = z.object({
   TELEGRAM_API_URL: baseUrl('https://api.telegram.org'),
   TELEGRAM_BOT_TOKEN: optionalString,
   TELEGRAM_CHAT_ID: optionalString,
+  /** Telegram lets a bot post 20 messages a minute to one group; all worker processes share it. */
+  TELEGRAM_MESSAGES_PER_MINUTE: z.coerce.number().int().min(1).max(20).default(20),
   TELEGRAM_WEBHOOK_SECRET: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,256}$/, "Telegram's secret_token alphabet: A-Z, a-z, 0-9, _ and -")
@@ -355,6 +357,7 @@ const configSchema = envSchema.transform((e, ctx) => {
       botToken: e.TELEGRAM_BOT_TOKEN ?? EMULATOR_CREDENTIALS.telegramBotToken,
       chatId: e.TELEGRAM_CHAT_ID ?? EMULATOR_CREDENTIALS.telegramChatId,
       webhookSecret: e.TELEGRAM_WEBHOOK_SECRET,
+      messagesPerMinute: e.TELEGRAM_MESSAGES_PER_MINUTE,
     }),
     ...optionalWhenUndefined({ corezoidPublicKey: e.COREZOID_PUBLIC_KEY, intakeApiKey: e.INTAKE_API_KEY }),
     operator: optionalWhenUndefined({
