@@ -309,9 +309,14 @@ export function createOutbox(opts: OutboxOptions) {
   async function run(): Promise<void> {
     try {
       while (queue.some((i) => !i.inFlight)) {
-        await opts.limit.take();
-        const batch = pick();
-        if (batch) await deliver(batch);
+        // The chat's minimum gap counts from Telegram's answer to this message, not from now.
+        const answered = await opts.limit.take();
+        try {
+          const batch = pick();
+          if (batch) await deliver(batch);
+        } finally {
+          await answered();
+        }
       }
     } catch (err) {
       // The shared limit could not be read (DATA_DIR unwritable?): try again shortly, not in a loop.

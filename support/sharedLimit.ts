@@ -12,12 +12,21 @@ import { safeJson, withFileLock } from './fileLock';
 export type LimitPolicy =
   /** A leaky bucket: `burst` requests at once, drained at `perSecond` (Bitrix24). */
   | { kind: 'bucket'; perSecond: number; burst: number }
-  /** At most `limit` requests in any `windowMs`, and `minGapMs` between two (Telegram). */
+  /**
+   * At most `limit` requests in any `windowMs` (Telegram). With `minGapMs`, one request at a time:
+   * the next goes `minGapMs` after the one before has been answered (see `take`), so however late
+   * a request reaches the provider, two never arrive closer than that.
+   */
   | { kind: 'window'; limit: number; windowMs: number; minGapMs?: number };
 
 export interface SharedLimit {
-  /** Resolves when one request may go; callers in this process are let through in order. */
-  take(): Promise<void>;
+  /**
+   * Resolves when one request may go; callers in this process are let through in order. Call the
+   * function it resolves to once the request has been answered: a window with a minimum gap counts
+   * the gap from then (a request in flight holds the others, in every process, for up to
+   * IN_FLIGHT_LEASE_MS); for the others it does nothing.
+   */
+  take(): Promise<() => Promise<void>>;
   /** The provider said "not before": nobody sharing this budget is let through before `epochMs`. */
   holdUntil(epochMs: number): Promise<void>;
   /** Callers of take() in this process not yet let through. */
@@ -37,6 +46,9 @@ const State = z.object({
   at: z.number().default(0),
   sent: z.array(z.number()).default([]),
   notBefore: z.number().default(0),
+  /** A request admitted under a minimum gap and not yet answered: who sent it and until when it holds. */
+  inFlight: z.object({ id: z.string(), until: z.number() }).optional(),
+  answeredAt: z.number().default(0),
 });
 type State = z.output<typeof State>;
 
@@ -48,6 +60,10 @@ const LOCK = {
   pollMs: 5,
   onTimeout: () => new Error('another process holds the request budget lock'),
 };
+
+/** Longer than any provider request's timeout: a sender that died mid-request holds no longer. */
+export const IN_FLIGHT_LEASE_MS = 15_000;
+const IN_FLIGHT_POLL_MS = 100;
 
 const instances = new WeakMap<Clock, Map<string, SharedLimit>>();
 
@@ -67,24 +83,49 @@ export function openSharedLimitUncached(opts: SharedLimitOptions): SharedLimit {
   const clock = opts.clock ?? systemClock;
   const { policy } = opts;
   const store = opts.dir ? fileStore(opts.dir, opts.name) : memoryStore();
-  let queue: Promise<void> = Promise.resolve();
+  let queue: Promise<unknown> = Promise.resolve();
   let waiting = 0;
 
+  const oneAtATime = policy.kind === 'window' && (policy.minGapMs ?? 0) > 0;
+  let sequence = 0;
+
   /** Takes one request from the budget if it allows one now; otherwise says how long to wait. */
-  const attempt = () =>
+  const attempt = (id: string) =>
     store.update((state) => {
       const now = clock.now();
-      const waitMs = Math.max(state.notBefore - now, admit(policy, state, now));
+      let waitMs = Math.max(state.notBefore - now, admit(policy, state, now));
+      if (oneAtATime && waitMs <= 0) {
+        const gapMs = (policy as { minGapMs: number }).minGapMs;
+        // Held by a request in flight: look again soon, since its answer (perhaps in another
+        // process) ends the hold long before the lease would.
+        const held =
+          state.inFlight && state.inFlight.until > now
+            ? Math.min(IN_FLIGHT_POLL_MS, state.inFlight.until - now)
+            : 0;
+        waitMs = Math.max(held, state.answeredAt + gapMs - now);
+        if (waitMs > 0) return { waitMs };
+        state.inFlight = { id, until: now + IN_FLIGHT_LEASE_MS };
+      }
       return waitMs > 0 ? { waitMs } : { waitMs: 0, next: state };
     });
+
+  const answered = (id: string) => async () => {
+    if (!oneAtATime) return;
+    await store.update((state) => {
+      const next = { ...state, answeredAt: Math.max(state.answeredAt, clock.now()) };
+      if (state.inFlight?.id === id) delete next.inFlight;
+      return { waitMs: 0, next };
+    });
+  };
 
   return {
     take() {
       waiting += 1;
-      const turn = queue.then(async () => {
+      const id = `${process.pid}.${Math.random().toString(36).slice(2)}.${(sequence += 1)}`;
+      const turn = queue.then(async (): Promise<() => Promise<void>> => {
         for (;;) {
-          const waitMs = await attempt();
-          if (waitMs <= 0) return;
+          const waitMs = await attempt(id);
+          if (waitMs <= 0) return answered(id);
           await clock.sleep(waitMs);
         }
       });

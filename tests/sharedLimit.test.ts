@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  IN_FLIGHT_LEASE_MS,
   openSharedLimitUncached,
   sharedLimit,
   type LimitPolicy,
@@ -12,10 +13,16 @@ import {
 import { VirtualClock } from './support/virtualClock';
 
 /** Starts `n` takes; `times` fills with the clock's time (from now) as each is let through. */
-function takeAll(take: () => Promise<void>, clock: VirtualClock, n: number) {
+function takeAll(take: SharedLimit['take'], clock: VirtualClock, n: number) {
   const t0 = clock.now();
   const times: number[] = [];
-  const all = Promise.all(Array.from({ length: n }, () => take().then(() => times.push(clock.now() - t0))));
+  const all = Promise.all(
+    Array.from({ length: n }, async () => {
+      const answered = await take();
+      times.push(clock.now() - t0);
+      await answered(); // at once: the provider answered in no time
+    }),
+  );
   return { times, all };
 }
 
@@ -69,6 +76,41 @@ test('a window allows `limit` per window and keeps the minimum gap', async () =>
   await clock.advance(130_000);
   await all;
   expect(times).toEqual([0, 1000, 2000, 60_000, 61_000, 62_000, 120_000]);
+});
+
+test('with a minimum gap, a request in flight holds the next one until it is answered, then the gap', async () => {
+  const clock = new VirtualClock();
+  const policy: LimitPolicy = { kind: 'window', limit: 20, windowMs: 60_000, minGapMs: 1000 };
+  const limit = openSharedLimitUncached({ name: 'chat', policy, clock });
+  const answered = await limit.take();
+  let second = false;
+  const next = limit.take().then((done) => {
+    second = true;
+    return done;
+  });
+  await clock.advance(5000); // the first request is still in flight
+  expect(second).toBe(false);
+  await answered();
+  await clock.advance(999);
+  expect(second).toBe(false);
+  await clock.advance(1);
+  expect(second).toBe(true);
+  await (
+    await next
+  )();
+});
+
+test('a sender that died with a request in flight holds the others only for the lease', async () => {
+  const clock = new VirtualClock();
+  const policy: LimitPolicy = { kind: 'window', limit: 20, windowMs: 60_000, minGapMs: 1000 };
+  const limit = openSharedLimitUncached({ name: 'chat', policy, clock });
+  await limit.take(); // never answered
+  let second = false;
+  void limit.take().then(() => (second = true));
+  await clock.advance(IN_FLIGHT_LEASE_MS - 1);
+  expect(second).toBe(false);
+  await clock.advance(1);
+  expect(second).toBe(true);
 });
 
 test('holdUntil stops every taker until then', async () => {

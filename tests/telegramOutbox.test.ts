@@ -387,7 +387,7 @@ test('two processes sharing DATA_DIR stay within the limit together', async () =
       take: async () => {
         inLimit += 1;
         try {
-          await limit.take();
+          return await limit.take();
         } finally {
           inLimit -= 1;
         }

@@ -39,15 +39,20 @@ export const ACTIVITY_OPTIONS = {
     heartbeatTimeout: '20s',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6 },
   },
-  // An alert later than an hour is no longer news; the lead's history records that it failed.
+  // An alert later than an hour is no longer news; the lead's history records that it failed. Until
+  // then it is retried however often it fails (bounded by time, not attempts). Each waits in the
+  // process's Telegram outbox for a message under the chat's limit, heartbeating, so a worker that
+  // died with alerts queued is noticed in 20 s.
   notifySellers: {
-    startToCloseTimeout: '30s',
+    startToCloseTimeout: '5m',
+    heartbeatTimeout: '20s',
     scheduleToCloseTimeout: '1h',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
   },
   // The CRM lead's link, sent after the new-lead alert: same lifetime as the alert.
   notifySellersCrmLead: {
-    startToCloseTimeout: '30s',
+    startToCloseTimeout: '5m',
+    heartbeatTimeout: '20s',
     scheduleToCloseTimeout: '1h',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
   },
