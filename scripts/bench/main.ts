@@ -16,11 +16,12 @@ import { measureFloor, type FloorRun } from './floor';
 import { measureIntakeLatency, measureThroughput, type LatencyRun } from './intake';
 import { ok2xx } from './load';
 import { replayCost } from './replayCost';
-import { latencyTable, nightTable, summaryTable, throughputTable } from './report';
+import { burstTable, latencyTable, nightTable, summaryTable, throughputTable } from './report';
 import { phaseSummary, scrape, type Snapshot } from './sdkMetrics';
 import { ServiceLog } from './serviceLog';
 import type { BenchSettings } from './settings';
 import { measureSleepers, notYetCalled } from './sleepers';
+import { BURST_PROVIDERS, measureCrmBurst } from './crmBurst';
 import { indent, probeText } from './stats';
 
 const say = (line = '') => console.log(line);
@@ -150,6 +151,24 @@ async function replayDiagnostic(floor: FloorRun[], leadIds: string[]): Promise<s
   }
 }
 
+/** Phase 5: the CRM leads and seller alerts of a burst at the providers' real limits. */
+async function burstPhase(settings: BenchSettings, notes: PhaseNotes, heading: string): Promise<void> {
+  const { leads, rate } = settings.burst;
+  say(
+    `\n${heading} ${leads.toLocaleString('en')} leads at ${rate}/s at the real limits (${BURST_PROVIDERS.label}): ` +
+      'until every lead is in the CRM and named in an alert',
+  );
+  const run = await measureCrmBurst(bench!, say);
+  say(burstTable(run));
+  say(
+    `  machine load average (1/5/15 min): ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / ')}`,
+  );
+  await notes.print();
+}
+
 async function run(settings: BenchSettings): Promise<void> {
   keepData = settings.keepData;
   const mode = settings.quick ? 'QUICK' : 'FULL';
@@ -192,8 +211,13 @@ async function run(settings: BenchSettings): Promise<void> {
     return;
   }
 
+  if (settings.only === 'burst') {
+    await burstPhase(settings, notes, '--only burst:');
+    return;
+  }
+
   // 1. The floor.
-  say('\n[1/4] floor: bare one-activity workflow, eager start, worker sharing the client’s NativeConnection');
+  say('\n[1/5] floor: bare one-activity workflow, eager start, worker sharing the client’s NativeConnection');
   let floorMetrics: string[] = [];
   const floor = await measureFloor(
     settings,
@@ -207,7 +231,7 @@ async function run(settings: BenchSettings): Promise<void> {
   await notes.print(floorMetrics);
 
   // 2. Intake → first call request, under two provider profiles.
-  say('\n[2/4] intake → first call request (POST /api/leads → StartScenarios at the VoxImplant emulator)');
+  say('\n[2/5] intake → first call request (POST /api/leads → StartScenarios at the VoxImplant emulator)');
   const byProfile: LatencyRun[][] = [];
   // Leads that went the whole way, for the replay diagnostic at the end: the first profile's, taken
   // now, because each profile starts the service, and with it the call ledger, afresh.
@@ -244,7 +268,7 @@ async function run(settings: BenchSettings): Promise<void> {
 
   // 3. Throughput.
   say(
-    '\n[3/4] sustained intake: open loop at rising rates (autocannon, each second’s leads sent as it starts); ' +
+    '\n[3/5] sustained intake: open loop at rising rates (autocannon, each second’s leads sent as it starts); ' +
       'then every accepted lead must get exactly one call',
   );
   const steps = await measureThroughput(bench);
@@ -261,13 +285,15 @@ async function run(settings: BenchSettings): Promise<void> {
 
   // 4. Sleepers, sized by what the service carried end to end: its CPU per lead at the lowest rate.
   say(
-    `\n[4/4] ${settings.sleepers.toLocaleString('en')} sleeping leads: service restarted with a window that opens soon`,
+    `\n[4/5] ${settings.sleepers.toLocaleString('en')} sleeping leads: service restarted with a window that opens soon`,
   );
   const perLead = instant[0]!.cpuPerLead;
   const leadsPerSecond = os.cpus().length / Math.max(0.001, perLead.node + perLead.server);
   const night = await measureSleepers(bench, leadsPerSecond, say);
   say(nightTable(night));
   await notes.print();
+
+  await burstPhase(settings, notes, '[5/5]');
 
   await bench.stopService();
   say('\n[diagnostic] replaying finished histories (no server in the loop): CPU cost of the workflow code');

@@ -31,6 +31,8 @@ const FULL = {
   maxNightSeconds: 45 * 60,
   /** histories of the 10/s latency run replayed for the workflow code's own CPU cost */
   replaySample: 20,
+  /** phase 5: leads posted evenly at the real limits, and how long to wait for the CRM and the alerts */
+  burst: { leads: 3_000, rate: 50, maxWaitMs: 600_000 },
   httpTimeoutSeconds: 30,
   drainTimeoutMs: 240_000,
   /** stop waiting for calls when none arrived for this long: something is stuck, not slow */
@@ -46,14 +48,15 @@ const QUICK: Partial<typeof FULL> = {
   maxNightSeconds: 150,
   drainTimeoutMs: 60_000,
   stallMs: 20_000,
+  burst: { leads: 600, rate: 50, maxWaitMs: 180_000 },
 };
 
-const PHASES = ['latency', 'sleepers'] as const;
+const PHASES = ['latency', 'sleepers', 'burst'] as const;
 type Phase = (typeof PHASES)[number];
 
 export type BenchSettings = typeof FULL & {
   quick: boolean;
-  /** run the floor and latency phases only, or the night only */
+  /** run the floor and latency phases only, the night only, or the CRM/alert burst only */
   only?: Phase;
   /** leads/s the night is sized for when the latency phase did not run to measure it */
   sleepRate: number;
@@ -64,12 +67,17 @@ export type BenchSettings = typeof FULL & {
 // Each option and the variable that sets it when the command line does not.
 const OPTIONS = {
   quick: { type: 'boolean', env: 'BENCH_QUICK', help: 'scaled-down run (minutes instead of an hour)' },
-  only: { type: 'string', env: 'BENCH_ONLY', help: 'latency | sleepers: one part only' },
+  only: { type: 'string', env: 'BENCH_ONLY', help: 'latency | sleepers | burst: one part only' },
   sleepers: { type: 'string', env: 'BENCH_SLEEPERS', help: 'leads asleep for the night (10000; quick 1000)' },
   'sleep-rate': {
     type: 'string',
     env: 'BENCH_SLEEP_RATE',
     help: 'leads/s the night is sized for with --only sleepers (20)',
+  },
+  'burst-leads': {
+    type: 'string',
+    env: 'BENCH_BURST_LEADS',
+    help: 'leads of the CRM/alert burst at 50/s (3000; quick 600)',
   },
   'keep-data': { type: 'boolean', env: 'BENCH_KEEP_DATA', help: 'keep the temporary folder' },
   'log-level': { type: 'string', env: 'BENCH_LOG_LEVEL', help: "the service's log level (warn)" },
@@ -97,7 +105,8 @@ export function benchSettings(
 ): BenchSettings & { help: boolean } {
   const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
   const fromEnv = (name: keyof typeof OPTIONS) => (OPTIONS[name].env ? env[OPTIONS[name].env] : undefined);
-  const text = (name: 'only' | 'sleepers' | 'sleep-rate' | 'log-level') => values[name] ?? fromEnv(name);
+  const text = (name: 'only' | 'sleepers' | 'sleep-rate' | 'log-level' | 'burst-leads') =>
+    values[name] ?? fromEnv(name);
   const flag = (name: 'quick' | 'keep-data') =>
     values[name] ?? !['', '0', 'false'].includes(fromEnv(name) ?? '');
 
@@ -108,11 +117,15 @@ export function benchSettings(
   const quick = flag('quick');
   const base = { ...FULL, ...(quick ? QUICK : {}) };
   const sleepers = text('sleepers');
+  const burstLeads = text('burst-leads');
   return {
     ...base,
     quick,
     only: only as Phase | undefined,
     sleepers: sleepers ? Math.round(positive('sleepers', sleepers)) : base.sleepers,
+    burst: burstLeads
+      ? { ...base.burst, leads: Math.round(positive('burst-leads', burstLeads)) }
+      : base.burst,
     sleepRate: positive('sleep-rate', text('sleep-rate') ?? '20'),
     keepData: flag('keep-data'),
     logLevel: text('log-level') ?? 'warn',
