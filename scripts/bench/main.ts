@@ -183,9 +183,13 @@ async function run(settings: BenchSettings): Promise<void> {
       .join(' / ')}`,
   );
 
+  if (Object.keys(settings.serverConfig).length) {
+    say(`dev server dynamic config over the project's: ${JSON.stringify(settings.serverConfig)}`);
+  }
   server = await startDevServer({
     dir: path.join(tmpDir, 'temporal'),
     log: true,
+    dynamicConfig: settings.serverConfig,
     onUnexpectedExit: (code, signal) => {
       unexpectedExit = true;
       say(

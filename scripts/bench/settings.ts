@@ -62,6 +62,8 @@ export type BenchSettings = typeof FULL & {
   sleepRate: number;
   keepData: boolean;
   logLevel: string;
+  /** dynamic config values the dev server runs with over the project's own */
+  serverConfig: Record<string, string>;
 };
 
 // Each option and the variable that sets it when the command line does not.
@@ -79,6 +81,11 @@ const OPTIONS = {
     env: 'BENCH_BURST_LEADS',
     help: 'leads of the CRM/alert burst at 50/s (3000; quick 600)',
   },
+  'server-config': {
+    type: 'string',
+    env: 'BENCH_SERVER_CONFIG',
+    help: "dev server dynamic config over the project's: key=value,… (A/B runs)",
+  },
   'keep-data': { type: 'boolean', env: 'BENCH_KEEP_DATA', help: 'keep the temporary folder' },
   'log-level': { type: 'string', env: 'BENCH_LOG_LEVEL', help: "the service's log level (warn)" },
   help: { type: 'boolean', short: 'h', env: '', help: 'this text' },
@@ -87,15 +94,25 @@ const OPTIONS = {
 export function usage(): string {
   const lines = Object.entries(OPTIONS).map(([name, o]) => {
     const flag = `--${name}${o.type === 'string' ? ' <value>' : ''}`;
-    return `  ${flag.padEnd(22)} ${o.env.padEnd(17)} ${o.help}`;
+    return `  ${flag.padEnd(24)} ${o.env.padEnd(20)} ${o.help}`;
   });
-  return ['Usage: npm run bench -- [options]', '  option                 variable', ...lines].join('\n');
+  return ['Usage: npm run bench -- [options]', '  option                   variable', ...lines].join('\n');
 }
 
 function positive(name: string, text: string): number {
   const n = Number(text);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, not "${text}"`);
   return n;
+}
+
+function parsePairs(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of text.split(',').filter((p) => p.trim() !== '')) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new Error(`--server-config takes key=value pairs, not "${pair}"`);
+    out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return out;
 }
 
 /** Reads the options; throws with a message for a person on a bad one. */
@@ -105,7 +122,7 @@ export function benchSettings(
 ): BenchSettings & { help: boolean } {
   const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
   const fromEnv = (name: keyof typeof OPTIONS) => (OPTIONS[name].env ? env[OPTIONS[name].env] : undefined);
-  const text = (name: 'only' | 'sleepers' | 'sleep-rate' | 'log-level' | 'burst-leads') =>
+  const text = (name: 'only' | 'sleepers' | 'sleep-rate' | 'log-level' | 'burst-leads' | 'server-config') =>
     values[name] ?? fromEnv(name);
   const flag = (name: 'quick' | 'keep-data') =>
     values[name] ?? !['', '0', 'false'].includes(fromEnv(name) ?? '');
@@ -127,6 +144,7 @@ export function benchSettings(
       ? { ...base.burst, leads: Math.round(positive('burst-leads', burstLeads)) }
       : base.burst,
     sleepRate: positive('sleep-rate', text('sleep-rate') ?? '20'),
+    serverConfig: parsePairs(text('server-config') ?? ''),
     keepData: flag('keep-data'),
     logLevel: text('log-level') ?? 'warn',
     help: values.help ?? false,
