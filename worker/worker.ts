@@ -7,6 +7,7 @@ import type { AppConfig } from '../config';
 import { createCallActivities, createCrmActivities, createLeadActivities } from '../activities';
 import type { Metrics } from '../support/metrics';
 import { buildWorkflowBundle } from './bundle';
+import { workflowCacheSize } from './cacheSize';
 import type { DataConverter } from '@temporalio/common';
 
 export interface LeadWorkers {
@@ -50,7 +51,7 @@ export async function createLeadWorkers(
     activities: createLeadActivities(config, metrics),
     // Sleeping leads are many and idle; a bounded cache keeps memory flat, at the cost of a replay
     // (a few milliseconds) when an evicted lead wakes up.
-    maxCachedWorkflows: config.temporal.workflowCacheSize,
+    maxCachedWorkflows: workflowCacheSize(config),
   });
   const crmWorker = await Worker.create({
     ...common,
