@@ -22,6 +22,7 @@ import { ServiceLog } from './serviceLog';
 import type { BenchSettings } from './settings';
 import { measureSleepers, notYetCalled } from './sleepers';
 import { BURST_PROVIDERS, measureCrmBurst } from './crmBurst';
+import { matchingTable, measureMatching } from './matching';
 import { indent, probeText } from './stats';
 
 const say = (line = '') => console.log(line);
@@ -151,6 +152,12 @@ async function replayDiagnostic(floor: FloorRun[], leadIds: string[]): Promise<s
   }
 }
 
+/** The matching diagnostic: priorities and rate limits on the server, whatever the machine's speed. */
+async function matchingPhase(settings: BenchSettings, heading: string): Promise<void> {
+  say(`\n${heading} task priorities and the server's rate limit on a backlog (dev server flags of this run)`);
+  say(indent(matchingTable(await measureMatching(server!, settings.matching))));
+}
+
 /** Phase 5: the CRM leads and seller alerts of a burst at the providers' real limits. */
 async function burstPhase(settings: BenchSettings, notes: PhaseNotes, heading: string): Promise<void> {
   const { leads, rate } = settings.burst;
@@ -215,6 +222,10 @@ async function run(settings: BenchSettings): Promise<void> {
     return;
   }
 
+  if (settings.only === 'matching') {
+    await matchingPhase(settings, '--only matching:');
+    return;
+  }
   if (settings.only === 'burst') {
     await burstPhase(settings, notes, '--only burst:');
     return;
@@ -300,6 +311,7 @@ async function run(settings: BenchSettings): Promise<void> {
   await burstPhase(settings, notes, '[5/5]');
 
   await bench.stopService();
+  await matchingPhase(settings, '[diagnostic]');
   say('\n[diagnostic] replaying finished histories (no server in the loop): CPU cost of the workflow code');
   say(indent(await replayDiagnostic(floor, replayLeads)));
 

@@ -33,6 +33,8 @@ const FULL = {
   replaySample: 20,
   /** phase 5: leads posted evenly at the real limits, and how long to wait for the CRM and the alerts */
   burst: { leads: 3_000, rate: 50, maxWaitMs: 600_000 },
+  /** the matching diagnostic: a low-priority backlog, a few high-priority tasks, a rate-limited worker */
+  matching: { low: 300, high: 20, rate: 50 },
   httpTimeoutSeconds: 30,
   drainTimeoutMs: 240_000,
   /** stop waiting for calls when none arrived for this long: something is stuck, not slow */
@@ -51,7 +53,7 @@ const QUICK: Partial<typeof FULL> = {
   burst: { leads: 600, rate: 50, maxWaitMs: 180_000 },
 };
 
-const PHASES = ['latency', 'sleepers', 'burst'] as const;
+const PHASES = ['latency', 'sleepers', 'burst', 'matching'] as const;
 type Phase = (typeof PHASES)[number];
 
 export type BenchSettings = typeof FULL & {
@@ -69,7 +71,7 @@ export type BenchSettings = typeof FULL & {
 // Each option and the variable that sets it when the command line does not.
 const OPTIONS = {
   quick: { type: 'boolean', env: 'BENCH_QUICK', help: 'scaled-down run (minutes instead of an hour)' },
-  only: { type: 'string', env: 'BENCH_ONLY', help: 'latency | sleepers | burst: one part only' },
+  only: { type: 'string', env: 'BENCH_ONLY', help: 'latency | sleepers | burst | matching: one part only' },
   sleepers: { type: 'string', env: 'BENCH_SLEEPERS', help: 'leads asleep for the night (10000; quick 1000)' },
   'sleep-rate': {
     type: 'string',
