@@ -116,7 +116,13 @@ export function matchingTable(r: MatchingRun): string {
       ],
       [
         'verdict',
-        pos.length && pos[pos.length - 1]! <= r.high + 2 ? 'priority honoured' : 'priority ignored',
+        !pos.length
+          ? '—'
+          : pos[pos.length - 1]! <= r.high + 2
+            ? 'priority honoured'
+            : median <= r.high
+              ? 'priority partly honoured (per partition)'
+              : 'priority ignored',
       ],
       [`most starts in any sliding second (limit ${r.rate})`, r.maxPerSlidingSecond],
       [
