@@ -8,6 +8,7 @@ import { createCallActivities, createCrmActivities, createLeadActivities } from 
 import type { Metrics } from '../support/metrics';
 import { buildWorkflowBundle } from './bundle';
 import { workflowCacheSize } from './cacheSize';
+import { withoutSandboxWatchdog } from './sandboxWatchdog';
 import type { DataConverter } from '@temporalio/common';
 
 export interface LeadWorkers {
@@ -44,15 +45,19 @@ export async function createLeadWorkers(
     shutdownGraceTime: '10s',
     dataConverter,
   } as const;
-  const leadWorker = await Worker.create({
-    ...common,
-    taskQueue: config.temporal.taskQueue,
-    ...workflows,
-    activities: createLeadActivities(config, metrics),
-    // Sleeping leads are many and idle; a bounded cache keeps memory flat, at the cost of a replay
-    // (a few milliseconds) when an evicted lead wakes up.
-    maxCachedWorkflows: workflowCacheSize(config),
-  });
+  const createLeadWorker = () =>
+    Worker.create({
+      ...common,
+      taskQueue: config.temporal.taskQueue,
+      ...workflows,
+      activities: createLeadActivities(config, metrics),
+      // Sleeping leads are many and idle; a bounded cache keeps memory flat, at the cost of a replay
+      // (a few milliseconds) when an evicted lead wakes up.
+      maxCachedWorkflows: workflowCacheSize(config),
+    });
+  const leadWorker = config.temporal.deadlockGuard
+    ? await createLeadWorker()
+    : await withoutSandboxWatchdog(createLeadWorker);
   const crmWorker = await Worker.create({
     ...common,
     taskQueue: config.temporal.crmTaskQueue,
