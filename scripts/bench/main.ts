@@ -23,6 +23,7 @@ import type { BenchSettings } from './settings';
 import { measureSleepers, notYetCalled } from './sleepers';
 import { BURST_PROVIDERS, measureCrmBurst } from './crmBurst';
 import { matchingTable, measureMatching } from './matching';
+import { measureLeadCpu } from './cpuPerLead';
 import { indent, probeText } from './stats';
 
 const say = (line = '') => console.log(line);
@@ -152,6 +153,25 @@ async function replayDiagnostic(floor: FloorRun[], leadIds: string[]): Promise<s
   }
 }
 
+/** A whole lead's CPU with the service in a process of its own, against the floor of this run. */
+async function leadCpuPhase(floor: FloorRun[]): Promise<void> {
+  const rate = floor[0]!.rate;
+  say(
+    `\n  -- whole lead's CPU, the service in a process of its own (instant providers, ${rate}/s; ` +
+      'emulators and load generator not counted)',
+  );
+  const run = await measureLeadCpu(bench!, rate);
+  const bare = floor[0]!.cpuPerWorkflow;
+  const lead = run.perLead;
+  say(
+    `  ${run.accepted} leads (${run.missingCalls} without a call): ${(lead.node * 1000).toFixed(0)} + ` +
+      `${(lead.server * 1000).toFixed(0)} ms each (service + server); bare workflow at ${rate}/s: ` +
+      `${(bare.node * 1000).toFixed(0)} + ${(bare.server * 1000).toFixed(0)} ms; ratio ` +
+      `${((lead.node + lead.server) / (bare.node + bare.server)).toFixed(1)}× (goal ≤ 2×); ` +
+      `load average ${os.loadavg()[0]!.toFixed(1)}`,
+  );
+}
+
 /** The matching diagnostic: priorities and rate limits on the server, whatever the machine's speed. */
 async function matchingPhase(settings: BenchSettings, heading: string): Promise<void> {
   say(`\n${heading} task priorities and the server's rate limit on a backlog (dev server flags of this run)`);
@@ -244,6 +264,11 @@ async function run(settings: BenchSettings): Promise<void> {
   );
   for (const r of floor) say(`  ${r.rate}/s: ${probeText(r.probe)}`);
   await notes.print(floorMetrics);
+  if (settings.only === 'cpu') {
+    await leadCpuPhase(floor);
+    say("\n--only cpu: the floor and a whole lead's CPU only");
+    return;
+  }
 
   // 2. Intake → first call request, under two provider profiles.
   say('\n[2/5] intake → first call request (POST /api/leads → StartScenarios at the VoxImplant emulator)');
@@ -274,6 +299,7 @@ async function run(settings: BenchSettings): Promise<void> {
     }
   }
   const [instant, paced] = byProfile as [LatencyRun[], LatencyRun[]];
+  await leadCpuPhase(floor);
   // Back on the default task queues: the paced profile's CRM backlog stays on its own.
   await bench.startService();
   if (settings.only === 'latency') {

@@ -22,9 +22,7 @@ async function main(): Promise<void> {
     const bench = new Bench(benchSettings([], {}), server, tmp);
     bench.workflowBundle = await bundleWorkflowCode(workflowBundleOptions());
     await bench.startService();
-    const posts = await openLoop(rate, seconds, () =>
-      postLead(bench.url!, leadFields(nextPhone()), 30),
-    );
+    const posts = await openLoop(rate, seconds, () => postLead(bench.url!, leadFields(nextPhone()), 30));
     await bench.ledger!.waitFor(
       posts.map((p) => p.phone),
       { timeoutMs: 60_000, stallMs: 20_000 },

@@ -53,7 +53,7 @@ const QUICK: Partial<typeof FULL> = {
   burst: { leads: 600, rate: 50, maxWaitMs: 180_000 },
 };
 
-const PHASES = ['latency', 'sleepers', 'burst', 'matching'] as const;
+const PHASES = ['latency', 'cpu', 'sleepers', 'burst', 'matching'] as const;
 type Phase = (typeof PHASES)[number];
 
 export type BenchSettings = typeof FULL & {
@@ -71,7 +71,11 @@ export type BenchSettings = typeof FULL & {
 // Each option and the variable that sets it when the command line does not.
 const OPTIONS = {
   quick: { type: 'boolean', env: 'BENCH_QUICK', help: 'scaled-down run (minutes instead of an hour)' },
-  only: { type: 'string', env: 'BENCH_ONLY', help: 'latency | sleepers | burst | matching: one part only' },
+  only: {
+    type: 'string',
+    env: 'BENCH_ONLY',
+    help: 'latency | cpu | sleepers | burst | matching: one part only',
+  },
   sleepers: { type: 'string', env: 'BENCH_SLEEPERS', help: 'leads asleep for the night (10000; quick 1000)' },
   'sleep-rate': {
     type: 'string',
