@@ -90,11 +90,6 @@ const envSchema = z.object({
   /** a fixed count of cached lead workflows; unset: sized from WORKFLOW_CACHE_MEMORY_MB */
   WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(0).max(100_000).optional(),
   WORKFLOW_CACHE_MEMORY_MB: z.coerce.number().int().min(1).max(100_000).default(128),
-  /** the SDK's 5-s watchdog on every call into a workflow's sandbox (see worker/sandboxWatchdog.ts) */
-  WORKFLOW_DEADLOCK_GUARD: z
-    .enum(['true', 'false'])
-    .default('false')
-    .transform((v) => v === 'true'),
 
   BITRIX24_WEBHOOK_URL: optionalUrl,
   BITRIX24_PORTAL_URL: optionalUrl,
@@ -323,8 +318,6 @@ const configSchema = envSchema.transform((e, ctx) => {
       workflowCacheSize: e.WORKFLOW_CACHE_SIZE,
       /** the memory the worker's workflow cache may take, MB */
       workflowCacheMemoryMb: e.WORKFLOW_CACHE_MEMORY_MB,
-      /** keep the SDK's per-call watchdog in the workflow sandbox */
-      deadlockGuard: e.WORKFLOW_DEADLOCK_GUARD,
     }),
     bitrix24: {
       mode: mode(emulated.bitrix24),

@@ -8,7 +8,6 @@ import { createCallActivities, createCrmActivities, createLeadActivities } from 
 import type { Metrics } from '../support/metrics';
 import { buildWorkflowBundle } from './bundle';
 import { workflowCacheSize } from './cacheSize';
-import { withoutSandboxWatchdog } from './sandboxWatchdog';
 import type { DataConverter } from '@temporalio/common';
 
 export interface LeadWorkers {
@@ -55,9 +54,7 @@ export async function createLeadWorkers(
       // (a few milliseconds) when an evicted lead wakes up.
       maxCachedWorkflows: workflowCacheSize(config),
     });
-  const leadWorker = config.temporal.deadlockGuard
-    ? await createLeadWorker()
-    : await withoutSandboxWatchdog(createLeadWorker);
+  const leadWorker = await createLeadWorker();
   const crmWorker = await Worker.create({
     ...common,
     taskQueue: config.temporal.crmTaskQueue,
