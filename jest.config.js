@@ -9,6 +9,7 @@ const transform = { '^.+\\.(t|j)sx?$': ['@swc/jest'] };
 const UNIT_FILES = [
   'activityTimeouts',
   'bitrix24',
+  'bitrix24Batch',
   'config',
   'dashboardCharts',
   'http',
@@ -17,6 +18,8 @@ const UNIT_FILES = [
   'rateLimiter',
   'scenario',
   'securityConfig',
+  'sharedLimit',
+  'telegramOutbox',
   'workingHours',
 ].map((name) => `<rootDir>/tests/${name}.test.ts`);
 

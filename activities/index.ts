@@ -1,13 +1,14 @@
 // Wires the per-service adapters into the activity sets the worker registers: alerts and SMS on
 // the main task queue, Bitrix24 on a CRM queue and the robot call on a call queue, each of those
 // two rate-limited to what the provider allows.
+import { asyncLocalStorage } from '@temporalio/activity';
 import type { AppConfig } from '../config';
 import type { Metrics } from '../support/metrics';
 import { createSpacer } from '../support/rateLimiter';
 import { createBitrix24Activities } from './bitrix24';
 import { createSmsActivities, createSmsRuGateway, smsAccountErrorOf, type SmsInput } from './sms';
 import { createSmsAccountAlerts } from './smsAccountAlerts';
-import { createTelegramActivities, type SellerAlert } from './telegram';
+import { createTelegramActivities, type CrmLeadLink, type SellerAlert } from './telegram';
 import { createVoximplantActivities, type PlaceCallInput } from './voximplant';
 
 export function createLeadActivities(
@@ -15,10 +16,16 @@ export function createLeadActivities(
   metrics?: Metrics,
   opts: { now?: () => number } = {},
 ) {
-  const telegram = createTelegramActivities(config.telegram);
+  // One outbox per worker process; the message budget is shared through DATA_DIR with the others.
+  const telegram = createTelegramActivities(config.telegram, {
+    dataDir: config.dataDir,
+    metrics,
+  });
   const sms = createSmsActivities(createSmsRuGateway(config.sms));
   const accountAlerts = createSmsAccountAlerts({
-    send: (html) => telegram.notifySellersChat(html),
+    // Outside the failed sendSms's activity context: the alert must not heartbeat that activity or
+    // leave the queue when it ends.
+    send: (html) => asyncLocalStorage.exit(() => telegram.notifySellersChat(html)),
     now: opts.now,
   });
   return {
@@ -28,6 +35,10 @@ export function createLeadActivities(
         metrics?.manualHandling.inc({ reason: alert.reason?.split(':')[0] ?? 'unknown' });
       }
       return sent;
+    },
+    /** The lead's CRM id for the sellers, once its new-lead alert has gone (or is queued). */
+    async notifySellersCrmLead(input: CrmLeadLink) {
+      return telegram.notifySellersCrmLead(input);
     },
     async sendSms(input: SmsInput) {
       try {
@@ -48,8 +59,11 @@ export function createLeadActivities(
   };
 }
 
-export function createCrmActivities(config: AppConfig) {
-  return createBitrix24Activities(config.bitrix24, { dataDir: config.dataDir });
+export function createCrmActivities(
+  config: AppConfig,
+  metrics?: Pick<Metrics, 'crmLeadsWaiting' | 'intakeToCrmLead'>,
+) {
+  return createBitrix24Activities(config.bitrix24, { dataDir: config.dataDir, metrics });
 }
 
 export function createCallActivities(config: AppConfig, metrics?: Metrics) {

@@ -155,6 +155,10 @@ export function buildApp(deps: AppDeps): express.Express {
     .readFileSync(path.join(pages, 'form.html'), 'utf8')
     .replace('<!--captcha-->', captchaWidgetHtml(config.captcha));
   app.get('/', (_req, res) => res.type('html').send(formPage));
+  // The pages' shared stylesheet: public, since the login page needs it before anyone logs in.
+  app.get('/assets/page.css', (_req, res) => {
+    res.set('cache-control', 'public, max-age=3600').sendFile(path.join(pages, 'page.css'));
+  });
   app.get('/dashboard', auth.requireOperatorPage, (_req, res) => {
     res.set('cache-control', 'no-store').sendFile(path.join(pages, 'dashboard.html'));
   });

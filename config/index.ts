@@ -103,6 +103,10 @@ const envSchema = z.object({
     .regex(/^[A-Z0-9_]+$/, 'a Bitrix24 field name such as UF_CRM_PARTNER_CODE')
     .default('UF_CRM_PARTNER_CODE'),
   BITRIX24_REQUESTS_PER_SECOND: z.coerce.number().positive().max(50).default(2),
+  /** The portal's bucket size: requests that may go at once after a quiet spell (Enterprise: 250). */
+  BITRIX24_BURST: z.coerce.number().int().min(1).max(250).default(50),
+  /** How long a partner code's look-up (found or not) is reused; 0 asks Bitrix24 every time. */
+  BITRIX24_PARTNER_CACHE_TTL: duration('5m'),
 
   VOXIMPLANT_API_URL: baseUrl('https://api.voximplant.com/platform_api'),
   VOXIMPLANT_ACCOUNT_ID: optionalString,
@@ -128,6 +132,8 @@ const envSchema = z.object({
   TELEGRAM_API_URL: baseUrl('https://api.telegram.org'),
   TELEGRAM_BOT_TOKEN: optionalString,
   TELEGRAM_CHAT_ID: optionalString,
+  /** Telegram lets a bot post 20 messages a minute to one group; all worker processes share it. */
+  TELEGRAM_MESSAGES_PER_MINUTE: z.coerce.number().int().min(1).max(20).default(20),
   TELEGRAM_WEBHOOK_SECRET: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,256}$/, "Telegram's secret_token alphabet: A-Z, a-z, 0-9, _ and -")
@@ -328,6 +334,8 @@ const configSchema = envSchema.transform((e, ctx) => {
       partnerEntity: e.BITRIX24_PARTNER_ENTITY,
       partnerField: e.BITRIX24_PARTNER_FIELD,
       requestsPerSecond: e.BITRIX24_REQUESTS_PER_SECOND,
+      burst: e.BITRIX24_BURST,
+      partnerCacheTtlMs: e.BITRIX24_PARTNER_CACHE_TTL,
     },
     voximplant: optionalWhenUndefined({
       mode: mode(emulated.voximplant),
@@ -353,6 +361,7 @@ const configSchema = envSchema.transform((e, ctx) => {
       botToken: e.TELEGRAM_BOT_TOKEN ?? EMULATOR_CREDENTIALS.telegramBotToken,
       chatId: e.TELEGRAM_CHAT_ID ?? EMULATOR_CREDENTIALS.telegramChatId,
       webhookSecret: e.TELEGRAM_WEBHOOK_SECRET,
+      messagesPerMinute: e.TELEGRAM_MESSAGES_PER_MINUTE,
     }),
     ...optionalWhenUndefined({ corezoidPublicKey: e.COREZOID_PUBLIC_KEY, intakeApiKey: e.INTAKE_API_KEY }),
     operator: optionalWhenUndefined({

@@ -2,6 +2,7 @@
 // bodies, so the adapter is exercised over HTTP against the wire format and not against itself.
 import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import qs from 'qs';
 import { EMULATOR_CREDENTIALS } from './credentials';
 
 type Params = Record<string, unknown>;
@@ -19,16 +20,47 @@ export interface Bitrix24EmulatorState {
   comments: Bitrix24TimelineComment[];
   /**
    * Every REST call that reached the portal, `auth` removed from its params; `abandoned` when the
-   * client closed the connection before the answer was written.
+   * client closed the connection before the answer was written; `status` the HTTP status answered;
+   * `commands` the methods a `batch` ran, in order.
    */
-  requests: Array<{ method: string; params: unknown; at: number; abandoned?: boolean }>;
+  requests: Array<{
+    method: string;
+    params: unknown;
+    at: number;
+    abandoned?: boolean;
+    status?: number;
+    commands?: string[];
+  }>;
   /**
    * `refreshToken` is the one refresh token the OAuth server accepts right now (each is
    * single-use); `invalidGrants` counts refreshes refused with a spent or unknown one.
    */
   oauth: { refreshes: number; refreshToken: string; invalidGrants: number };
 }
-export type Bitrix24EmulatorMode = 'ok' | 'down' | 'invalid_token' | 'rate_limit' | 'slow';
+/**
+ * 'operating_time_limit': 429 OPERATION_TIME_LIMIT until `resetAt` (epoch s; then 'ok' again);
+ * 'overload': 503 OVERLOAD_LIMIT, a block only Bitrix24's support lifts; 'lose_answer': the
+ * request is carried out and the connection dropped instead of answering.
+ */
+export type Bitrix24EmulatorMode =
+  | 'ok'
+  | 'down'
+  | 'invalid_token'
+  | 'rate_limit'
+  | 'slow'
+  | 'operating_time_limit'
+  | 'overload'
+  | 'lose_answer';
+export interface Bitrix24ModeOptions {
+  delayMs?: number;
+  disconnect?: boolean;
+  /** How many requests get this mode before it falls back to 'ok' (default: until changed). */
+  times?: number;
+  /** 'operating_time_limit': when the method is allowed again, epoch seconds. */
+  resetAt?: number;
+  /** 'lose_answer': only for a request that calls this method (itself or in its batch). */
+  method?: string;
+}
 /** Bitrix24's leaky bucket: `burst` requests at once, drained at `perSecond`. */
 export type Bitrix24RateLimit = { perSecond: number; burst: number } | false;
 export interface Bitrix24EmulatorOptions {
@@ -48,8 +80,10 @@ export interface Bitrix24EmulatorControl {
    * 'down' answers 503 INTERNAL_SERVER_ERROR, or drops the connection with `disconnect`; 'slow'
    * answers after `delayMs`, or without it holds the answer until the client hangs up.
    */
-  setMode(mode: Bitrix24EmulatorMode, opts?: { delayMs?: number; disconnect?: boolean }): void;
+  setMode(mode: Bitrix24EmulatorMode, opts?: Bitrix24ModeOptions): void;
   setRateLimit(limit: Bitrix24RateLimit): void;
+  /** The next `times` commands of `method` inside a batch fail with `code` in `result_error`. */
+  failCommands(method: string, code: string, times?: number): void;
   /** Every access token issued so far answers 401 expired_token from now on. */
   expireAccessTokens(): void;
   reset(): void;
@@ -62,6 +96,7 @@ export const BITRIX24_EMULATOR_DEFAULTS = {
   rateLimit: { perSecond: 2, burst: 50 },
 } as const;
 const PAGE_SIZE = 50;
+const BATCH_MAX = 50;
 const MULTI_FIELDS = new Set(['PHONE', 'EMAIL', 'WEB', 'IM']);
 
 class BitrixError extends Error {
@@ -100,7 +135,8 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
   const accessTokens = new Map<string, number>(); // token → expires at (ms)
   let nextId = { lead: 1, company: 1, contact: 1, comment: 1, multi: 1 };
   let mode: Bitrix24EmulatorMode = 'ok';
-  let modeOpts: { delayMs?: number; disconnect?: boolean } = {};
+  let modeOpts: Bitrix24ModeOptions = {};
+  let commandFailures: Array<{ method: string; code: string; left: number }> = [];
   let rateLimit: Bitrix24RateLimit = opts.rateLimit ?? BITRIX24_EMULATOR_DEFAULTS.rateLimit;
   let bucket = { level: 0, at: now() };
 
@@ -112,6 +148,28 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     if (bucket.level + 1 > rateLimit.burst) return true;
     bucket.level += 1;
     return false;
+  }
+
+  /** The mode for the request being answered, counted against `times`. */
+  function takeMode(): Bitrix24EmulatorMode {
+    if (mode === 'operating_time_limit' && (modeOpts.resetAt ?? 0) * 1000 <= now()) mode = 'ok';
+    const current = mode;
+    if (current === 'lose_answer') return current; // counted once carried out: loseAnswer()
+    if (current !== 'ok' && modeOpts.times !== undefined && --modeOpts.times <= 0) {
+      mode = 'ok';
+      modeOpts = {};
+    }
+    return current;
+  }
+
+  function loseAnswer(entry: Bitrix24EmulatorState['requests'][number]): boolean {
+    const ran = [entry.method, ...(entry.commands ?? [])];
+    if (modeOpts.method !== undefined && !ran.includes(modeOpts.method.toLowerCase())) return false;
+    if (modeOpts.times !== undefined && --modeOpts.times <= 0) {
+      mode = 'ok';
+      modeOpts = {};
+    }
+    return true;
   }
 
   function authenticate(segments: string[], params: Params): void {
@@ -201,6 +259,68 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     },
   };
 
+  /**
+   * `batch`: up to 50 commands `cmd[key]=method?query`, run in order; `$result[key]` (and
+   * `$result[key][field]…`) in a query is an earlier command's result. With halt=0 a failed command
+   * is reported in `result_error` and the rest still run.
+   */
+  function batch(p: Params, ran: string[]): { result: unknown } {
+    const cmds = isRecord(p.cmd) ? p.cmd : undefined;
+    if (!cmds || Object.keys(cmds).length === 0)
+      throw new BitrixError(400, 'ERROR_BATCH_METHOD_NOT_ALLOWED', 'No commands');
+    if (Object.keys(cmds).length > BATCH_MAX) {
+      throw new BitrixError(400, 'ERROR_BATCH_LENGTH_EXCEEDED', `Max batch length exceeded ${BATCH_MAX}`);
+    }
+    const halt = ['1', 'true', 'Y'].includes(String(p.halt ?? '0'));
+    const out = { result: {} as Params, result_error: {} as Params, result_total: {} as Params };
+    const next: Params = {};
+    const time: Params = {};
+    for (const [key, raw] of Object.entries(cmds)) {
+      const started = now();
+      const [path = '', query = ''] = String(raw).split(/\?(.*)/s);
+      const method = path
+        .trim()
+        .replace(/\.json$/i, '')
+        .toLowerCase();
+      ran.push(method);
+      try {
+        const handler = methods[method];
+        if (!handler || method === 'batch') {
+          throw new BitrixError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
+        }
+        const failure = commandFailures.find((f) => f.method === method && f.left > 0);
+        if (failure) {
+          failure.left -= 1;
+          throw new BitrixError(400, failure.code, `${failure.code} (emulated)`);
+        }
+        const params = qs.parse(substitute(query, out.result), { arrayLimit: 1000, depth: 10 }) as Params;
+        const answer = handler(params);
+        out.result[key] = answer.result;
+        if (answer.total !== undefined) out.result_total[key] = answer.total;
+        if (answer.next !== undefined) next[key] = answer.next;
+      } catch (err) {
+        const e =
+          err instanceof BitrixError
+            ? err
+            : new BitrixError(500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
+        out.result_error[key] = { error: e.code, error_description: e.description };
+        if (halt) break;
+      }
+      time[key] = timing(started, now());
+    }
+    // PHP answers an empty map as [].
+    const php = (m: Params) => (Object.keys(m).length === 0 ? [] : m);
+    return {
+      result: {
+        result: php(out.result),
+        result_error: php(out.result_error),
+        result_total: php(out.result_total),
+        result_next: php(next),
+        result_time: php(time),
+      },
+    };
+  }
+
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'extended'); // Bitrix24 reads nested keys such as filter[ID] from the query too
@@ -216,6 +336,8 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     delete loggable.auth;
     const entry: Bitrix24EmulatorState['requests'][number] = { method, params: loggable, at: started };
     state.requests.push(entry);
+    res.once('finish', () => (entry.status = res.statusCode));
+    const current = takeMode();
     const hungUp = new Promise<void>((resolve) =>
       res.once('close', () => {
         if (!res.writableFinished) entry.abandoned = true;
@@ -223,7 +345,7 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
       }),
     );
     try {
-      if (mode === 'slow') {
+      if (current === 'slow') {
         let timer: NodeJS.Timeout | undefined;
         const answerDue =
           modeOpts.delayMs === undefined
@@ -233,21 +355,39 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
         clearTimeout(timer);
         if (entry.abandoned) return;
       }
-      if (mode === 'down') {
+      if (current === 'down') {
         if (modeOpts.disconnect) return void req.socket.destroy();
         throw new BitrixError(503, 'INTERNAL_SERVER_ERROR', 'Internal server error');
       }
-      if (mode === 'invalid_token')
+      if (current === 'invalid_token')
         throw new BitrixError(401, 'invalid_token', 'Unable to get application by token');
       if (segments.length !== 1 && segments.length !== 3) {
         throw new BitrixError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
       }
       authenticate(segments, params);
-      if (mode === 'rate_limit' || overLimit())
+      if (current === 'rate_limit' || overLimit())
         throw new BitrixError(503, 'QUERY_LIMIT_EXCEEDED', 'Too many requests');
-      const handler = methods[method];
-      if (!handler) throw new BitrixError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
-      res.status(200).json({ ...handler(params), time: timing(started, now()) });
+      if (current === 'overload') {
+        throw new BitrixError(503, 'OVERLOAD_LIMIT', 'REST API is blocked due to overload.');
+      }
+      if (current === 'operating_time_limit') {
+        return void res.status(429).json({
+          error: 'OPERATION_TIME_LIMIT',
+          error_description: 'Method is blocked due to operation time limit.',
+          time: { ...timing(started, now()), operating_reset_at: modeOpts.resetAt, operating: 480 },
+        });
+      }
+      let answer: { result: unknown; total?: number; next?: number };
+      if (method === 'batch') {
+        entry.commands = [];
+        answer = batch(params, entry.commands);
+      } else {
+        const handler = methods[method];
+        if (!handler) throw new BitrixError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
+        answer = handler(params);
+      }
+      if (current === 'lose_answer' && loseAnswer(entry)) return void req.socket.destroy();
+      res.status(200).json({ ...answer, time: timing(started, now()) });
     } catch (err) {
       const e =
         err instanceof BitrixError
@@ -300,11 +440,15 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
     addContact: (fields) => store('contact', state.contacts, fields),
     setMode(next, o = {}) {
       mode = next;
-      modeOpts = o;
+      modeOpts = { ...o };
+      if (next === 'operating_time_limit') modeOpts.resetAt ??= Math.floor(now() / 1000) + 60;
     },
     setRateLimit(limit) {
       rateLimit = limit;
       bucket = { level: 0, at: now() };
+    },
+    failCommands(method, code, times = 1) {
+      commandFailures.push({ method: method.toLowerCase(), code, left: times });
     },
     expireAccessTokens() {
       for (const token of accessTokens.keys()) accessTokens.set(token, 0);
@@ -318,6 +462,7 @@ export function createBitrix24Emulator(opts: Bitrix24EmulatorOptions = {}): {
       nextId = { lead: 1, company: 1, contact: 1, comment: 1, multi: 1 };
       mode = 'ok';
       modeOpts = {};
+      commandFailures = [];
       rateLimit = opts.rateLimit ?? BITRIX24_EMULATOR_DEFAULTS.rateLimit;
       bucket = { level: 0, at: now() };
     },
@@ -347,9 +492,10 @@ function list(items: Bitrix24Entity[], p: Params): { result: unknown[]; total: n
   const select = Array.isArray(p.select) ? p.select.map(String) : [];
   const matched = items.filter((item) =>
     Object.entries(filter).every(([key, want]) => {
-      const have = item[key.replace(/^=/, '').toUpperCase()];
+      const have = item[key.replace(/^[=@]/, '').toUpperCase()];
       if (have === undefined || have === null) return false;
-      const wanted = Array.isArray(want) ? want : [want];
+      // `@F` is IN; a form-encoded list past qs's array limit arrives as an object of indices.
+      const wanted = Array.isArray(want) ? want : isRecord(want) ? Object.values(want) : [want];
       return wanted.some((w) => String(w) === String(have));
     }),
   );
@@ -360,6 +506,16 @@ function list(items: Bitrix24Entity[], p: Params): { result: unknown[]; total: n
   const next = start + PAGE_SIZE < matched.length ? start + PAGE_SIZE : undefined;
   const result = matched.slice(start, start + PAGE_SIZE).map((item) => present(item, select));
   return next === undefined ? { result, total: matched.length } : { result, total: matched.length, next };
+}
+
+/** `$result[key]` and `$result[key][field]…` replaced by what that earlier command answered. */
+function substitute(query: string, results: Params): string {
+  return query.replace(/\$result((?:\[[^\]]*\])+)/g, (whole, path: string) => {
+    const keys = [...path.matchAll(/\[([^\]]*)\]/g)].map((m) => m[1]!);
+    let value: unknown = results;
+    for (const k of keys) value = isRecord(value) || Array.isArray(value) ? (value as Params)[k] : undefined;
+    return value === undefined || isRecord(value) ? whole : encodeURIComponent(String(value));
+  });
 }
 
 function compare(a: unknown, b: unknown): number {

@@ -1,7 +1,10 @@
 // A local Telegram Bot API: `/bot<token>/<method>` with the real token check, answers and error
 // shapes, and the HTML parse mode enforced as Telegram does (unknown tags, unclosed tags and
-// over-long messages are refused), so a formatting bug fails a test instead of an alert.
+// over-long messages are refused), so a formatting bug fails a test instead of an alert. Telegram's
+// flood limits are enforced by default (20 messages a minute to a group, about one a second to any
+// chat, edits included), answered with 429 and retry_after as Telegram does.
 import express, { type Request, type Response } from 'express';
+import { systemClock, type Clock } from '../support/clock';
 import { EMULATOR_CREDENTIALS } from './credentials';
 import { FaultMode, type EmulatorMode } from './faultMode';
 
@@ -18,6 +21,8 @@ export interface EmulatedMessage {
   disableWebPagePreview?: boolean;
   replyMarkup?: unknown;
   at: Date;
+  /** how many times editMessageText changed it */
+  edits: number;
 }
 
 export interface TelegramEmulatorState {
@@ -26,12 +31,37 @@ export interface TelegramEmulatorState {
   callbackAnswers: Array<{ callbackQueryId: string; text?: string; showAlert: boolean }>;
   /** every request by method, rejected ones included */
   requests: Array<{ method: string; at: Date }>;
+  /** every 429 answered: `cause` 'limit' for the flood limit, 'fault' for setMode('rate_limit') */
+  tooManyRequests: Array<{
+    method: string;
+    chatId: string;
+    retryAfter: number;
+    cause: 'limit' | 'fault';
+    at: Date;
+  }>;
+  /** successful editMessageText calls */
+  edits: Array<{ messageId: number; chatId: string; at: Date }>;
 }
+
+export interface TelegramRateLimits {
+  /** messages (sent or edited) per minute to a group chat (a negative id); Telegram: 20 */
+  groupPerMinute: number;
+  /** the shortest gap between two messages to one chat; Telegram: about a second */
+  minGapMs: number;
+}
+
+export const TELEGRAM_RATE_LIMITS: TelegramRateLimits = { groupPerMinute: 20, minGapMs: 1000 };
 
 export interface TelegramEmulatorOptions {
   botToken?: string;
   /** chats the bot is a member of */
   chatIds?: string[];
+  /**
+   * Telegram's flood limits, on by default; `false` only for a test that says it needs an
+   * instant provider.
+   */
+  rateLimits?: Partial<TelegramRateLimits> | false;
+  clock?: Clock;
 }
 
 export interface TelegramEmulatorControl {
@@ -42,11 +72,19 @@ export interface TelegramEmulatorControl {
   setMode(mode: EmulatorMode, opts?: { times?: number; retryAfter?: number }): void;
   /** the group `from` became the supergroup `to`: messages to `from` are refused with migrate_to_chat_id */
   migrateChat(from: string, to: string): void;
+  /** Turns the flood limits on (Telegram's, or the given ones) or off. */
+  setRateLimits(limits: Partial<TelegramRateLimits> | false): void;
+  /** Clears the record and the faults; the flood limits stay as set. */
   reset(): void;
 }
 
 export interface TelegramEmulator {
   app: express.Express;
+  /**
+   * The answer to `/bot<token>/<method>` without HTTP: for tests on a virtual clock, where a
+   * request must complete without real time passing.
+   */
+  invoke(path: string, params: Record<string, unknown>): { status: number; body: Record<string, unknown> };
   state: TelegramEmulatorState;
   control: TelegramEmulatorControl;
 }
@@ -84,15 +122,28 @@ const fail = (status: number, description: string, parameters?: Record<string, u
 export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): TelegramEmulator {
   const botToken = opts.botToken ?? EMULATOR_CREDENTIALS.telegramBotToken;
   const chatIds = new Set(opts.chatIds ?? [EMULATOR_CREDENTIALS.telegramChatId]);
-  const state: TelegramEmulatorState = { messages: [], callbackAnswers: [], requests: [] };
+  const clock = opts.clock ?? systemClock;
+  const state: TelegramEmulatorState = {
+    messages: [],
+    callbackAnswers: [],
+    requests: [],
+    tooManyRequests: [],
+    edits: [],
+  };
   const migrated = new Map<string, string>();
   const faults = new FaultMode();
   let retryAfter = 1;
   let nextMessageId = 1;
+  const limitsOf = (l: Partial<TelegramRateLimits> | false | undefined) =>
+    l === false ? undefined : { ...TELEGRAM_RATE_LIMITS, ...l };
+  let limits = limitsOf(opts.rateLimits);
+  /** When each chat was last sent or edited a message, for the flood limits. */
+  const posted = new Map<string, number[]>();
 
-  function sendMessage(
-    p: Record<string, unknown>,
-  ): ApiError | { status: 200; body: Record<string, unknown> } {
+  type Answer = ApiError | { status: 200; body: Record<string, unknown> };
+
+  /** The chat a request may post to, or the error Telegram gives. */
+  function chatOf(p: Record<string, unknown>): ApiError | { chatId: string } {
     const chatId = p.chat_id === undefined ? '' : String(p.chat_id);
     if (chatId === '') return fail(400, 'Bad Request: chat_id is empty');
     const to = migrated.get(chatId);
@@ -102,6 +153,13 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
       });
     }
     if (!chatIds.has(chatId)) return fail(400, 'Bad Request: chat not found');
+    return { chatId };
+  }
+
+  /** The text, parse mode and keyboard as Telegram reads them, or its error. */
+  function contentOf(
+    p: Record<string, unknown>,
+  ): ApiError | { text: string; plainText: string; parseMode?: string; markup: unknown } {
     const text = typeof p.text === 'string' ? p.text : '';
     if (text.trim() === '') return fail(400, 'Bad Request: message text is empty');
     const parseMode = typeof p.parse_mode === 'string' && p.parse_mode !== '' ? p.parse_mode : undefined;
@@ -116,36 +174,101 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
     const markup = typeof p.reply_markup === 'string' ? safeJson(p.reply_markup) : p.reply_markup;
     if (markup === null) return fail(400, "Bad Request: can't parse reply keyboard markup JSON object");
     if (markup !== undefined && !validKeyboard(markup)) return fail(400, 'Bad Request: BUTTON_DATA_INVALID');
+    return { text, plainText, ...(parseMode ? { parseMode } : {}), markup };
+  }
+
+  /** Telegram's flood control: a 429 with the seconds to wait, or undefined when the message may go. */
+  function flooded(method: string, chatId: string): ApiError | undefined {
+    if (!limits) return undefined;
+    const now = clock.now();
+    const times = (posted.get(chatId) ?? []).filter((t) => t > now - 60_000);
+    posted.set(chatId, times);
+    let waitMs = 0;
+    const last = times[times.length - 1];
+    if (last !== undefined) waitMs = Math.max(waitMs, last + limits.minGapMs - now);
+    if (chatId.startsWith('-') && times.length >= limits.groupPerMinute) {
+      waitMs = Math.max(waitMs, times[times.length - limits.groupPerMinute]! + 60_000 - now);
+    }
+    if (waitMs <= 0) return undefined;
+    const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+    state.tooManyRequests.push({ method, chatId, retryAfter: seconds, cause: 'limit', at: new Date(now) });
+    return fail(429, `Too Many Requests: retry after ${seconds}`, { retry_after: seconds });
+  }
+
+  function note(chatId: string): void {
+    const times = posted.get(chatId) ?? [];
+    times.push(clock.now());
+    posted.set(chatId, times);
+  }
+
+  function resultOf(message: EmulatedMessage): Record<string, unknown> {
+    return {
+      message_id: message.messageId,
+      from: BOT,
+      chat: { id: Number(message.chatId), title: 'Продавцы', type: 'supergroup' },
+      date: Math.floor(message.at.getTime() / 1000),
+      text: message.plainText,
+      ...(message.replyMarkup !== undefined ? { reply_markup: message.replyMarkup } : {}),
+    };
+  }
+
+  function sendMessage(p: Record<string, unknown>): Answer {
+    const chat = chatOf(p);
+    if ('status' in chat) return chat;
+    const content = contentOf(p);
+    if ('status' in content) return content;
+    const busy = flooded('sendMessage', chat.chatId);
+    if (busy) return busy;
     const message: EmulatedMessage = {
       messageId: nextMessageId++,
-      chatId,
-      text,
-      plainText,
-      ...(parseMode ? { parseMode } : {}),
+      chatId: chat.chatId,
+      text: content.text,
+      plainText: content.plainText,
+      ...(content.parseMode ? { parseMode: content.parseMode } : {}),
       disableWebPagePreview: p.disable_web_page_preview === true || p.disable_web_page_preview === 'true',
-      ...(markup !== undefined ? { replyMarkup: markup } : {}),
-      at: new Date(),
+      ...(content.markup !== undefined ? { replyMarkup: content.markup } : {}),
+      at: new Date(clock.now()),
+      edits: 0,
     };
     state.messages.push(message);
-    return {
-      status: 200,
-      body: {
-        ok: true,
-        result: {
-          message_id: message.messageId,
-          from: BOT,
-          chat: { id: Number(chatId), title: 'Продавцы', type: 'supergroup' },
-          date: Math.floor(message.at.getTime() / 1000),
-          text: plainText,
-          ...(markup !== undefined ? { reply_markup: markup } : {}),
-        },
-      },
-    };
+    note(chat.chatId);
+    return { status: 200, body: { ok: true, result: resultOf(message) } };
+  }
+
+  function editMessageText(p: Record<string, unknown>): Answer {
+    const chat = chatOf(p);
+    if ('status' in chat) return chat;
+    const message = state.messages.find(
+      (m) => m.chatId === chat.chatId && m.messageId === Number(p.message_id),
+    );
+    if (!message) return fail(400, 'Bad Request: message to edit not found');
+    const content = contentOf(p);
+    if ('status' in content) return content;
+    if (
+      message.text === content.text &&
+      JSON.stringify(message.replyMarkup) === JSON.stringify(content.markup)
+    ) {
+      return fail(
+        400,
+        'Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message',
+      );
+    }
+    const busy = flooded('editMessageText', chat.chatId);
+    if (busy) return busy;
+    message.text = content.text;
+    message.plainText = content.plainText;
+    // Telegram drops the keyboard of an edit that does not repeat it.
+    if (content.markup === undefined) delete message.replyMarkup;
+    else message.replyMarkup = content.markup;
+    message.edits += 1;
+    state.edits.push({ messageId: message.messageId, chatId: chat.chatId, at: new Date(clock.now()) });
+    note(chat.chatId);
+    return { status: 200, body: { ok: true, result: resultOf(message) } };
   }
 
   function handle(req: Request, res: Response): void {
     const method = String(req.params.method ?? '');
-    state.requests.push({ method, at: new Date() });
+    state.requests.push({ method, at: new Date(clock.now()) });
     const answer = answerFor(String(req.params.bot ?? ''), method, { ...req.query, ...(req.body ?? {}) });
     res.status(answer.status).json(answer.body);
   }
@@ -160,10 +283,13 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
     if (current === 'down') return fail(502, 'Bad Gateway');
     if (current === 'auth_error' || botSegment.slice(3) !== botToken) return fail(401, 'Unauthorized');
     if (current === 'rate_limit') {
+      const chatId = params.chat_id === undefined ? '' : String(params.chat_id);
+      state.tooManyRequests.push({ method, chatId, retryAfter, cause: 'fault', at: new Date(clock.now()) });
       return fail(429, `Too Many Requests: retry after ${retryAfter}`, { retry_after: retryAfter });
     }
     if (method === 'getMe') return { status: 200, body: { ok: true, result: BOT } };
     if (method === 'sendMessage') return sendMessage(params);
+    if (method === 'editMessageText') return editMessageText(params);
     if (method === 'answerCallbackQuery') {
       if (typeof params.callback_query_id !== 'string' || !params.callback_query_id) {
         return fail(400, 'Bad Request: query is too old and response timeout expired or query ID is invalid');
@@ -193,17 +319,29 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
       migrated.set(from, to);
       chatIds.add(to);
     },
+    setRateLimits(next) {
+      limits = limitsOf(next);
+    },
     reset() {
       state.messages.length = 0;
       state.callbackAnswers.length = 0;
       state.requests.length = 0;
+      state.tooManyRequests.length = 0;
+      state.edits.length = 0;
+      posted.clear();
       migrated.clear();
       faults.reset();
       retryAfter = 1;
     },
   };
 
-  return { app, state, control };
+  function invoke(path: string, params: Record<string, unknown>) {
+    const [, bot = '', method = ''] = /^\/?([^/]*)\/([^/?]*)/.exec(path) ?? [];
+    state.requests.push({ method, at: new Date(clock.now()) });
+    return answerFor(bot, method, params);
+  }
+
+  return { app, invoke, state, control };
 }
 
 /**

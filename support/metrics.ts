@@ -1,6 +1,6 @@
 // Prometheus metrics of the service (prom-client); the Temporal SDK's own worker metrics are
 // exported by the Runtime and appended at /metrics.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export function createMetrics() {
   const registry = new Registry();
@@ -74,8 +74,33 @@ export function createMetrics() {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 3600, 43200],
       registers: [registry],
     }),
+    crmLeadsWaiting: new Gauge({
+      name: 'stl_crm_leads_waiting',
+      help: 'Leads in this process waiting for their CRM lead to be added (queued for a Bitrix24 batch)',
+      registers: [registry],
+    }),
+    alertsWaiting: new Gauge({
+      name: 'stl_alerts_waiting',
+      help: 'Seller alerts in this process waiting to be delivered to Telegram',
+      registers: [registry],
+    }),
+    intakeToCrmLead: new Histogram({
+      name: 'stl_intake_to_crm_lead_seconds',
+      help: 'Time from accepting a lead to its CRM lead existing in Bitrix24',
+      buckets: PROVIDER_LAG_BUCKETS,
+      registers: [registry],
+    }),
+    intakeToAlert: new Histogram({
+      name: 'stl_intake_to_alert_seconds',
+      help: "Time from accepting a lead to the sellers' new-lead alert being delivered",
+      buckets: PROVIDER_LAG_BUCKETS,
+      registers: [registry],
+    }),
   };
 }
+
+// From "at once" to "the portal was down for an hour".
+const PROVIDER_LAG_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600];
 
 export type Metrics = ReturnType<typeof createMetrics>;
 

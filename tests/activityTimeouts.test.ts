@@ -11,6 +11,7 @@ const PROVIDER_OF: Record<keyof typeof ACTIVITY_OPTIONS, keyof typeof HTTP_TIMEO
   placeRobotCall: 'voximplant',
   sendSms: 'smsru',
   notifySellers: 'telegram',
+  notifySellersCrmLead: 'telegram',
 };
 
 test.each(Object.entries(PROVIDER_OF))(

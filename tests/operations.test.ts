@@ -338,8 +338,9 @@ test('a seller presses “call again” under the Telegram alert: the lead is ca
   const buttons = (
     alert.replyMarkup as { inline_keyboard: Array<Array<{ text: string; callback_data: string }>> }
   ).inline_keyboard.flat();
-  const callAgain = buttons.find((b) => b.callback_data.startsWith('call_now:'))!;
-  expect(callAgain.callback_data).toBe(`call_now:${ref}`);
+  // A digest of several leads carries a row of buttons per lead: this lead's is the one pressed.
+  const callAgain = buttons.find((b) => b.callback_data === `call_now:${ref}`)!;
+  expect(callAgain).toBeDefined();
 
   const press = (secret: string, id: string) =>
     postJson(

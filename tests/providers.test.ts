@@ -588,6 +588,7 @@ describe('Telegram', () => {
     apiUrl: tgUrl,
     botToken: EMULATOR_CREDENTIALS.telegramBotToken,
     chatId: EMULATOR_CREDENTIALS.telegramChatId,
+    messagesPerMinute: 20,
     ...over,
   });
   const alert = (over: Partial<SellerAlert> = {}): SellerAlert => ({
@@ -659,28 +660,15 @@ describe('Telegram', () => {
     expect(tg.state.messages).toHaveLength(1);
   });
 
+  // The outbox's pacing, digests and long retry_after: tests/telegramOutbox.test.ts.
   test('a 429 is waited out for its retry_after and sent once', async () => {
     tg.control.setMode('rate_limit', { times: 1, retryAfter: 1 });
-    const slept: number[] = [];
-    const sleep = async (ms: number) => {
-      // The second request may only come after the wait.
-      expect(tg.state.requests.filter((r) => r.method === 'sendMessage')).toHaveLength(1);
-      slept.push(ms);
-    };
-    await createTelegramActivities(cfg(), { sleep }).notifySellers(alert());
-    expect(slept).toEqual([1000]);
-    expect(tg.state.requests.filter((r) => r.method === 'sendMessage')).toHaveLength(2);
+    await createTelegramActivities(cfg()).notifySellers(alert());
+    const sends = tg.state.requests.filter((r) => r.method === 'sendMessage');
+    expect(sends).toHaveLength(2);
+    expect(tg.state.tooManyRequests).toHaveLength(1);
+    expect(sends[1]!.at.getTime() - tg.state.tooManyRequests[0]!.at.getTime()).toBeGreaterThanOrEqual(1000);
     expect(tg.state.messages).toHaveLength(1);
-  });
-
-  test('a long retry_after goes back to Temporal with nextRetryDelay', async () => {
-    tg.control.setMode('rate_limit', { retryAfter: 60 });
-    const slept: number[] = [];
-    const activities = createTelegramActivities(cfg(), { sleep: async (ms) => void slept.push(ms) });
-    const failure = await failureOf(activities.notifySellers(alert()));
-    expect(failure).toMatchObject({ nonRetryable: false, nextRetryDelay: 60_000 });
-    expect(slept).toEqual([]);
-    expect(tg.state.messages).toHaveLength(0);
   });
 
   test('a wrong chat or token is non-retryable; an outage is retryable', async () => {

@@ -187,6 +187,9 @@ describe('operator routes', () => {
     expect((await fetch(`${stack.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${stack.url}/readyz`)).status).toBe(200);
     expect((await fetch(`${stack.url}/metrics`)).status).toBe(200);
+    const css = await fetch(`${stack.url}/assets/page.css`);
+    expect(css.status).toBe(200);
+    expect(css.headers.get('content-type')).toMatch(/^text\/css/);
     // The result endpoint keeps its own proof, the signed token.
     expect(
       (await postJson(`${stack.url}/api/voximplant/result`, { token: 'x', result: 'answered' })).status,

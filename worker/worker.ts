@@ -1,7 +1,8 @@
 // The worker: the lead workflows with alerts and SMS on the main task queue, Bitrix24 on a CRM queue
-// and the robot call on a call queue. Those two queues carry server-side rate limits, so activities
-// wait in Temporal's queue (not inside a running activity) and every worker process together stays
-// under the provider's limit.
+// and the robot call on a call queue. The call queue carries a server-side rate limit, so calls
+// wait in Temporal's queue (not inside a running activity); the CRM activities queue their work in
+// the portal's batcher, which sends it in `batch` requests under the budget every worker process
+// sharing DATA_DIR shares.
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config';
 import { createCallActivities, createCrmActivities, createLeadActivities } from '../activities';
@@ -23,11 +24,10 @@ export interface LeadWorkers {
 export type WorkflowSource = Pick<WorkerOptions, 'workflowBundle'>;
 
 /**
- * registerLead makes up to three Bitrix24 requests (partner, look up, add), a batch of call notes
- * one or two per note: a third of the portal's rate in activities. Each process also paces its own
- * requests to the portal's rate, so a burst of notes cannot exceed it.
+ * CRM activities one process runs at once: they wait in the batcher for a slot in a request of up
+ * to 50 commands, so the more run together, the fuller each request (about four requests' worth).
  */
-const BITRIX24_REQUESTS_PER_ACTIVITY = 3;
+const CRM_CONCURRENT_ACTIVITIES = 200;
 
 export async function createLeadWorkers(
   connection: NativeConnection,
@@ -58,9 +58,8 @@ export async function createLeadWorkers(
   const crmWorker = await Worker.create({
     ...common,
     taskQueue: config.temporal.crmTaskQueue,
-    activities: createCrmActivities(config),
-    maxTaskQueueActivitiesPerSecond: config.bitrix24.requestsPerSecond / BITRIX24_REQUESTS_PER_ACTIVITY,
-    maxConcurrentActivityTaskExecutions: 10,
+    activities: createCrmActivities(config, metrics),
+    maxConcurrentActivityTaskExecutions: CRM_CONCURRENT_ACTIVITIES,
   });
   const callWorker = await Worker.create({
     ...common,

@@ -10,14 +10,18 @@ type Activities = LeadActivities & CrmActivities & CallActivities;
 export const ACTIVITY_OPTIONS = {
   // Bitrix24 down for an hour delays the CRM lead, never the call; past six hours (the queue may
   // also be long at the portal's 2 requests/s) it is a person's job and the sellers are told.
+  // Each waits in the process's Bitrix24 batcher for its place in a request, heartbeating, so a
+  // cancelled or timed-out attempt leaves the queue instead of being sent.
   registerLead: {
     startToCloseTimeout: '30s',
+    heartbeatTimeout: '20s',
     scheduleToCloseTimeout: '6h',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
   },
   // Resumes after a retry from the last note written (heartbeat details), so none is written twice.
   recordCallAttempts: {
     startToCloseTimeout: '30s',
+    heartbeatTimeout: '20s',
     scheduleToCloseTimeout: '6h',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
   },
@@ -36,9 +40,20 @@ export const ACTIVITY_OPTIONS = {
     heartbeatTimeout: '20s',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6 },
   },
-  // An alert later than an hour is no longer news; the lead's history records that it failed.
+  // An alert later than an hour is no longer news; the lead's history records that it failed. Until
+  // then it is retried however often it fails (bounded by time, not attempts). Each waits in the
+  // process's Telegram outbox for a message under the chat's limit, heartbeating, so a worker that
+  // died with alerts queued is noticed in 20 s.
   notifySellers: {
-    startToCloseTimeout: '30s',
+    startToCloseTimeout: '5m',
+    heartbeatTimeout: '20s',
+    scheduleToCloseTimeout: '1h',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
+  },
+  // The CRM lead's link, sent after the new-lead alert: same lifetime as the alert.
+  notifySellersCrmLead: {
+    startToCloseTimeout: '5m',
+    heartbeatTimeout: '20s',
     scheduleToCloseTimeout: '1h',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
   },

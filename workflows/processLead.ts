@@ -7,6 +7,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   log,
+  patched,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -24,6 +25,7 @@ import type { TypedSearchAttributes } from '@temporalio/common';
 import type { CallState, LeadInput, LeadState, LeadStatus, ManualReason, OperatorAction } from './types';
 
 const notifySellers = activity('notifySellers');
+const notifySellersCrmLead = activity('notifySellersCrmLead');
 
 /** What the Web UI searches on; "waiting for the result" is short and shows as Calling. */
 function searchableStatus(status: LeadStatus): LeadStatus {
@@ -137,7 +139,27 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     publish();
   }
 
-  // 2. The partner and the CRM lead, in one activity, idempotent on ref + run so a retry or a
+  // 2. Sellers hear of the lead at once (1.1.0): the CRM lead, which Bitrix24's request budget may
+  // hold up in a burst, follows as a link. Leads started by 1.0.0 alert after the CRM lead.
+  const alertBeforeCrm = patched('alert-before-crm');
+  const alert = (kind: 'new_lead' | 'manual_handling', reason?: string) => ({
+    kind,
+    ref: input.ref,
+    workflowId,
+    name: input.name,
+    phone: input.phone,
+    city: input.city,
+    partner: partner?.status === 'found' ? partner.title : input.partnerCode,
+    site: input.site,
+    orderAmount: input.orderAmount,
+    crmLeadId,
+    reason,
+    actions: false,
+    receivedAt: input.receivedAt,
+  });
+  const sellersAlerted = alertBeforeCrm ? tellSellers(alert('new_lead')) : undefined;
+
+  // 3. The partner and the CRM lead, in one activity, idempotent on ref + run so a retry or a
   // replay never makes a second lead. A refused partner search does not stop the lead, it makes it
   // a person's job.
   let partnerAlert: string | undefined;
@@ -156,6 +178,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
       site: input.site,
       orderAmount: input.orderAmount,
       comment: [input.comment, ...input.warnings].filter(Boolean).join('\n') || undefined,
+      receivedAt: input.receivedAt,
     });
     const found = registered.partner;
     if (found?.status === 'found') {
@@ -182,28 +205,39 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     call?.crmLeadFailed();
   }
 
-  // 3. Sellers hear of every lead, and of one that needs a person; a failed alert is only recorded.
-  try {
-    await notifySellers({
-      kind: partnerAlert ? 'manual_handling' : 'new_lead',
-      ref: input.ref,
-      workflowId,
-      name: input.name,
-      phone: input.phone,
-      city: input.city,
-      partner: partner?.status === 'found' ? partner.title : input.partnerCode,
-      site: input.site,
-      orderAmount: input.orderAmount,
-      crmLeadId,
-      reason: partnerAlert,
-      actions: false,
-    });
-  } catch (err) {
-    log.error('seller alert failed', { error: String(err) });
-    record('уведомление продавцам не отправлено');
+  // 4. Sellers hear of every lead, and of one that needs a person; a failed alert is only recorded.
+  if (alertBeforeCrm) {
+    const followUps: Array<Promise<void>> = [sellersAlerted!];
+    if (crmLeadId !== undefined) {
+      followUps.push(
+        tellSellers(() =>
+          notifySellersCrmLead({
+            ref: input.ref,
+            workflowId,
+            name: input.name,
+            crmLeadId: crmLeadId!,
+            partner: partner?.status === 'found' ? partner.title : undefined,
+            receivedAt: input.receivedAt,
+          }),
+        ),
+      );
+    }
+    if (partnerAlert) followUps.push(tellSellers(alert('manual_handling', partnerAlert)));
+    await Promise.all(followUps);
+  } else {
+    await tellSellers(alert(partnerAlert ? 'manual_handling' : 'new_lead', partnerAlert));
   }
 
-  // 4. Stay open while the call process runs, so the ref counts as in progress.
+  async function tellSellers(what: Parameters<typeof notifySellers>[0] | (() => Promise<unknown>)) {
+    try {
+      await (typeof what === 'function' ? what() : notifySellers(what));
+    } catch (err) {
+      log.error('seller alert failed', { error: String(err) });
+      record('уведомление продавцам не отправлено');
+    }
+  }
+
+  // 5. Stay open while the call process runs, so the ref counts as in progress.
   await callDone;
   publish();
   return leadState();

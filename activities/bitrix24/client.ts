@@ -9,8 +9,15 @@ import type { AppConfig } from '../../config';
 import { logger } from '../../support/logger';
 import { systemClock, type Clock } from '../../support/clock';
 import { createRateLimiter } from '../../support/rateLimiter';
-import { activityContext, createProviderHttp, HTTP_TIMEOUT_MS, readAs, type ProviderHttp } from '../http';
-import { ExpiredToken, sharedOAuthSession } from './oauth';
+import {
+  activityContext,
+  createProviderHttp,
+  HTTP_TIMEOUT_MS,
+  readAs,
+  type HttpAnswer,
+  type ProviderHttp,
+} from '../http';
+import { sharedOAuthSession } from './oauth';
 
 export type Bitrix24Config = AppConfig['bitrix24'];
 export type Params = Record<string, unknown>;
@@ -34,10 +41,17 @@ export interface Bitrix24Client {
     result: S,
     progress?: Params,
   ): Promise<z.output<S>>;
+  /**
+   * One POST of `method` as Bitrix24 answers it, errors included and not paced here: `pace` runs
+   * before each send. OAuth: `auth` is added, and an expired token is refreshed and the request
+   * sent once more; expired again, a retryable failure is thrown.
+   */
+  post(method: string, params: Params, pace: () => Promise<void>): Promise<HttpAnswer>;
 }
 
 /** Bitrix24's error answer, whatever the HTTP status. */
-const ErrorBody = z.object({ error: z.string(), error_description: z.string().optional() });
+export const ErrorBody = z.object({ error: z.string(), error_description: z.string().optional() });
+export type ErrorBody = z.output<typeof ErrorBody>;
 const Envelope = z.object({ result: z.unknown() });
 /** Rows of a `*.list` method. */
 export const Rows = z.array(z.record(z.string(), z.unknown()));
@@ -56,7 +70,7 @@ const AUTH_ERRORS = new Set([
   'invalid_client',
   'invalid_grant',
 ]);
-const UNAVAILABLE_ERRORS = new Set(['QUERY_LIMIT_EXCEEDED', 'OVERLOAD_LIMIT', 'INTERNAL_SERVER_ERROR']);
+const UNAVAILABLE_ERRORS = new Set(['QUERY_LIMIT_EXCEEDED', 'OPERATION_TIME_LIMIT', 'INTERNAL_SERVER_ERROR']);
 
 function bitrix24Http(http?: AxiosInstance): ProviderHttp {
   return createProviderHttp({
@@ -75,60 +89,81 @@ export function createBitrix24Client(cfg: Bitrix24Config, opts: Bitrix24ClientOp
   const limiter = sharedLimiter(base, cfg.requestsPerSecond, clock);
   const oauth = auth.kind === 'oauth' ? sharedOAuthSession(auth, opts.dataDir, request, clock) : undefined;
 
-  async function send<S extends z.ZodType>(
-    method: string,
-    body: Params,
-    result: S,
-    progress?: Params,
-  ): Promise<z.output<S>> {
-    await limiter();
-    activityContext()?.heartbeat({ bitrix24: method, ...progress });
+  async function postOnce(method: string, body: Params, pace: () => Promise<void>): Promise<HttpAnswer> {
+    await pace();
     const started = Date.now();
     const res = await request({ method: 'POST', url: `${base}${method}.json`, what: method, body });
     log.debug({ method, status: res.status, ms: Date.now() - started }, 'bitrix24 call');
-    const error = readAs(ErrorBody, res.data);
-    if (error) throw classify(method, res.status, error);
-    const envelope = readAs(Envelope, res.data);
-    const answer = envelope && result.safeParse(envelope.result);
-    if (res.status >= 200 && res.status < 300 && answer?.success) return answer.data;
-    const msg = `Bitrix24 ${method}: unexpected answer [HTTP ${res.status}]`;
-    if (res.status >= 500 || res.status === 429) throw unavailable(msg);
-    throw ApplicationFailure.nonRetryable(msg, 'Bitrix24RequestError');
+    return res;
+  }
+  const expired = (res: HttpAnswer) => readAs(ErrorBody, res.data)?.error === 'expired_token';
+  // A token that expires again right after a refresh points at clock skew or a portal hiccup,
+  // not at wrong credentials, so a later attempt may well succeed.
+  const expiredAgain = (method: string) =>
+    unavailable(`Bitrix24 ${method}: access token rejected as expired after refresh`);
+
+  async function post(method: string, params: Params, pace: () => Promise<void>): Promise<HttpAnswer> {
+    if (!oauth) {
+      const res = await postOnce(method, params, pace);
+      if (expired(res)) throw expiredAgain(method);
+      return res;
+    }
+    const token = await oauth.accessToken();
+    const res = await postOnce(method, { ...params, auth: token }, pace);
+    if (!expired(res)) return res;
+    const fresh = await oauth.renew(token);
+    const again = await postOnce(method, { ...params, auth: fresh }, pace);
+    if (expired(again)) throw expiredAgain(method);
+    return again;
   }
 
   return {
+    post,
     async call(method, params, result, progress) {
-      if (!oauth) return rethrowExpired(method, () => send(method, params, result, progress));
-      const token = await oauth.accessToken();
-      try {
-        return await send(method, { ...params, auth: token }, result, progress);
-      } catch (err) {
-        if (!(err instanceof ExpiredToken)) throw err;
-        const fresh = await oauth.renew(token);
-        return rethrowExpired(method, () => send(method, { ...params, auth: fresh }, result, progress));
-      }
+      const res = await post(method, params, async () => {
+        await limiter();
+        activityContext()?.heartbeat({ bitrix24: method, ...progress });
+      });
+      const error = readAs(ErrorBody, res.data);
+      if (error) throw bitrix24Failure(method, error, res.status);
+      const envelope = readAs(Envelope, res.data);
+      const answer = envelope && result.safeParse(envelope.result);
+      if (res.status >= 200 && res.status < 300 && answer?.success) return answer.data;
+      const msg = `Bitrix24 ${method}: unexpected answer [HTTP ${res.status}]`;
+      if (res.status >= 500 || res.status === 429) throw unavailable(msg);
+      throw ApplicationFailure.nonRetryable(msg, 'Bitrix24RequestError');
     },
   };
 }
 
-async function rethrowExpired<T>(method: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (err) {
-    if (!(err instanceof ExpiredToken)) throw err;
-    // A token that expires again right after a refresh points at clock skew or a portal hiccup,
-    // not at wrong credentials, so a later attempt may well succeed.
-    throw unavailable(`Bitrix24 ${method}: access token rejected as expired after refresh`);
-  }
+/**
+ * What an error answer means for the work that asked: the one rule for a whole answer (with its
+ * HTTP status) and for one command of a batch (`result_error`, no status of its own).
+ */
+export function bitrix24Failure(method: string, body: ErrorBody, status?: number): ApplicationFailure {
+  const desc = body.error_description ? ` (${body.error_description})` : '';
+  const msg = `Bitrix24 ${method}: ${body.error || 'error'}${desc}${status === undefined ? '' : ` [HTTP ${status}]`}`;
+  if (AUTH_ERRORS.has(body.error)) return ApplicationFailure.nonRetryable(msg, 'Bitrix24AuthError');
+  // A block only Bitrix24's support lifts: retrying it for hours only adds load; a person must act.
+  if (body.error === 'OVERLOAD_LIMIT') return ApplicationFailure.nonRetryable(msg, 'Bitrix24Overloaded');
+  if (body.error === 'expired_token') return unavailable(msg);
+  const s = status ?? 0;
+  if (UNAVAILABLE_ERRORS.has(body.error) || s >= 500 || s === 429) return unavailable(msg);
+  return ApplicationFailure.nonRetryable(msg, 'Bitrix24RequestError');
 }
 
-function classify(method: string, status: number, body: z.output<typeof ErrorBody>): Error {
-  if (body.error === 'expired_token') return new ExpiredToken();
-  const desc = body.error_description ? ` (${body.error_description})` : '';
-  const msg = `Bitrix24 ${method}: ${body.error || 'error'}${desc} [HTTP ${status}]`;
-  if (AUTH_ERRORS.has(body.error)) return ApplicationFailure.nonRetryable(msg, 'Bitrix24AuthError');
-  if (UNAVAILABLE_ERRORS.has(body.error) || status >= 500 || status === 429) return unavailable(msg);
-  return ApplicationFailure.nonRetryable(msg, 'Bitrix24RequestError');
+/**
+ * An answer (or one batch command's error, with its `time`) saying "not now": QUERY_LIMIT_EXCEEDED (the leaky bucket is full: wait a drain
+ * step and send the same again) or OPERATION_TIME_LIMIT (not before `resetAt`, epoch ms).
+ */
+export type LimitAnswer = { kind: 'query_limit' } | { kind: 'operating_time'; resetAt?: number };
+const OperatingReset = z.object({ time: z.object({ operating_reset_at: z.coerce.number() }) });
+export function limitAnswerOf(data: unknown): LimitAnswer | undefined {
+  const error = readAs(ErrorBody, data)?.error;
+  if (error === 'QUERY_LIMIT_EXCEEDED') return { kind: 'query_limit' };
+  if (error !== 'OPERATION_TIME_LIMIT') return undefined;
+  const reset = readAs(OperatingReset, data)?.time.operating_reset_at;
+  return { kind: 'operating_time', resetAt: reset === undefined ? undefined : reset * 1000 };
 }
 
 export function unavailable(msg: string): ApplicationFailure {

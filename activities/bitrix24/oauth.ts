@@ -6,7 +6,6 @@
 // the refresh token again. Processes that do not share DATA_DIR cannot coordinate: an
 // `invalid_grant` then re-reads the file and retries once only if the token there changed.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
@@ -14,6 +13,7 @@ import { z } from 'zod';
 import type { AppConfig } from '../../config';
 import { logger } from '../../support/logger';
 import type { Clock } from '../../support/clock';
+import { acquireFileLock, safeJson } from '../../support/fileLock';
 import { readAs, type ProviderHttp } from '../http';
 
 type OAuthConfig = Extract<AppConfig['bitrix24']['auth'], { kind: 'oauth' }>;
@@ -101,7 +101,7 @@ function createOAuthSession(
   async function lockedRefresh(rejected?: string): Promise<string> {
     const adopted = adoptStored(rejected);
     if (adopted) return adopted;
-    const release = await acquireLock(`${file}.lock`);
+    const release = await acquireFileLock(`${file}.lock`, TOKEN_LOCK);
     try {
       // Whoever held the lock before us may have just refreshed.
       return adoptStored(rejected) ?? (await doRefresh(rejected));
@@ -174,79 +174,15 @@ function createOAuthSession(
 // A refresh is one HTTP request with a 10 s timeout and one file write; a lock older than this
 // was left by a process that died holding it. Waiting gives up (retryably) within the CRM
 // activities' 30 s start-to-close timeout.
-const LOCK_STALE_MS = 15_000;
-const LOCK_POLL_MS = 25;
-const LOCK_WAIT_MS = 20_000;
-
-/**
- * An exclusive lock between processes on one file system: the lock file is created with O_EXCL
- * and names its holder. A holder on this host that no longer runs, or a lock older than
- * LOCK_STALE_MS, is taken over.
- */
-async function acquireLock(lockFile: string): Promise<() => Promise<void>> {
-  const me = JSON.stringify({ host: os.hostname(), pid: process.pid, at: Date.now() });
-  const giveUpAt = Date.now() + LOCK_WAIT_MS;
-  await fs.promises.mkdir(path.dirname(lockFile), { recursive: true });
-  for (;;) {
-    try {
-      const fh = await fs.promises.open(lockFile, 'wx', 0o600);
-      try {
-        await fh.writeFile(me);
-      } finally {
-        await fh.close();
-      }
-      return async () => {
-        // Only our own lock: a holder judged stale meanwhile may have been replaced.
-        const now = await fs.promises.readFile(lockFile, 'utf8').catch(() => undefined);
-        if (now === me) await fs.promises.rm(lockFile, { force: true });
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    if (await isStale(lockFile)) {
-      log.warn({ lockFile }, 'taking over a stale bitrix24 token lock');
-      await fs.promises.rm(lockFile, { force: true });
-      continue;
-    }
-    if (Date.now() > giveUpAt) {
-      throw ApplicationFailure.retryable(
-        'Bitrix24 OAuth: another process holds the token lock',
-        'Bitrix24Unavailable',
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
-  }
-}
-
-async function isStale(lockFile: string): Promise<boolean> {
-  let text: string, mtimeMs: number;
-  try {
-    [text, { mtimeMs }] = await Promise.all([
-      fs.promises.readFile(lockFile, 'utf8'),
-      fs.promises.stat(lockFile),
-    ]);
-  } catch {
-    return false; // gone meanwhile: the next O_EXCL attempt tells
-  }
-  if (Date.now() - mtimeMs > LOCK_STALE_MS) return true;
-  const holder = readAs(z.object({ host: z.string(), pid: z.number() }), safeJson(text));
-  if (!holder) return Date.now() - mtimeMs > LOCK_POLL_MS * 40; // written but not yet filled in, or torn
-  if (holder.host !== os.hostname()) return false;
-  try {
-    process.kill(holder.pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
+const TOKEN_LOCK = {
+  staleMs: 15_000,
+  waitMs: 20_000,
+  onTimeout: () =>
+    ApplicationFailure.retryable(
+      'Bitrix24 OAuth: another process holds the token lock',
+      'Bitrix24Unavailable',
+    ),
+};
 
 function readStored(file: string, source: string): StoredOAuth | undefined {
   let text: string;

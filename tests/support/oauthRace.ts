@@ -21,6 +21,8 @@ const crm = createBitrix24Client(
     partnerEntity: 'company',
     partnerField: 'UF_CRM_PARTNER_CODE',
     requestsPerSecond: 50,
+    burst: 50,
+    partnerCacheTtlMs: 0,
   },
   { dataDir },
 );

@@ -17,14 +17,11 @@ import {
   waitForState,
   waitForStatus,
   withLead,
-  zoneAtLocalHour,
 } from './harness';
 
 const env = useTimeSkippingServer();
 
-async function dayZone() {
-  return zoneAtLocalHour(await env().currentTimeMs(), 12);
-}
+const { dayZone } = env;
 
 test('answered: the confirmation SMS, the lead closes as Answered, the call written to the CRM lead', async () => {
   const stubs = new Stubs();

@@ -2,6 +2,7 @@
 // lead a person's job, and the call's notes reach the CRM lead once it exists.
 import { ApplicationFailure } from '@temporalio/common';
 import type { RegisteredLead } from '../../activities/bitrix24';
+import type { CrmLeadLink } from '../../activities/telegram';
 import {
   CRM_LEAD_ID,
   HOUR,
@@ -15,14 +16,11 @@ import {
   waitForRinging,
   waitForState,
   withLead,
-  zoneAtLocalHour,
 } from './harness';
 
 const env = useTimeSkippingServer();
 
-async function dayZone() {
-  return zoneAtLocalHour(await env().currentTimeMs(), 12);
-}
+const { dayZone } = env;
 
 test('the activities run on their own queues; the CRM lead carries the ref, the run and the warnings', async () => {
   const stubs = new Stubs();
@@ -48,6 +46,7 @@ test('the activities run on their own queues; the CRM lead carries the ref, the 
         site: 'shop.example',
         orderAmount: 1990,
         comment: 'позвоните после обеда\ntimezone: неизвестная зона, взята Europe/Moscow',
+        receivedAt: input.receivedAt,
       },
     ]);
     expect(historyLines(final)).toContain('timezone: неизвестная зона, взята Europe/Moscow');
@@ -91,7 +90,10 @@ test.each([
     expect(stubs.alertsOf('manual_handling')).toEqual([
       expect.objectContaining({ reason: 'лид в CRM не создан: Bitrix24: refused', partner: 'P7' }),
     ]);
-    expect(stubs.alertsOf('new_lead')).toHaveLength(0);
+    // The sellers heard of the lead before Bitrix24 answered; no CRM link follows.
+    expect(stubs.alertsOf('new_lead')).toHaveLength(1);
+    expect(stubs.alertsOf('new_lead')[0]!.crmLeadId).toBeUndefined();
+    expect(stubs.of('notifySellersCrmLead')).toHaveLength(0);
   });
 });
 
@@ -115,6 +117,36 @@ test('Bitrix24 down for longer than the CRM branch waits (6 h): crm_unavailable;
     expect(tries.at(-1)!.at - tries[0]!.at).toBeGreaterThan(5 * HOUR);
     expect(stubs.of('recordCallAttempts')).toHaveLength(0);
     expect(stubs.alertsOf('manual_handling')).toHaveLength(1);
+  });
+});
+
+test('a slow CRM holds up neither the call nor the sellers: the alert goes first, the CRM link when the lead exists', async () => {
+  const stubs: Stubs = new Stubs({
+    registerLead: async () => {
+      await stubs.gate('crm').wait;
+      return { leadId: CRM_LEAD_ID, created: true };
+    },
+  });
+  const input = leadInput(await dayZone(), { receivedAt: 1_700_000_000_000 });
+  await withLead(env(), stubs, input, async ({ handle }) => {
+    await waitForRinging(handle, 1);
+    await stubs.waitForCalls('notifySellers', 1);
+    expect(stubs.alertsOf('new_lead')).toEqual([
+      expect.objectContaining({ ref: input.ref, receivedAt: input.receivedAt }),
+    ]);
+    expect(stubs.alertsOf('new_lead')[0]!.crmLeadId).toBeUndefined();
+    expect(stubs.of('notifySellersCrmLead')).toHaveLength(0);
+    stubs.gate('crm').open();
+    await stubs.waitForCalls('notifySellersCrmLead', 1);
+    expect(stubs.of<CrmLeadLink>('notifySellersCrmLead')[0]!.input).toMatchObject({
+      ref: input.ref,
+      crmLeadId: CRM_LEAD_ID,
+      receivedAt: input.receivedAt,
+    });
+    expect(stubs.of<{ receivedAt?: number }>('registerLead')[0]!.input.receivedAt).toBe(input.receivedAt);
+    await reportResult(handle, 1, 'answered');
+    expect(await handle.result()).toMatchObject({ status: 'Answered', crmLeadId: CRM_LEAD_ID });
+    expect(stubs.alerts).toHaveLength(1);
   });
 });
 
@@ -172,10 +204,15 @@ test.each(partnerCases)(
       const final = await handle.result();
       expect(historyLines(final)).toContain(line);
       expect(final.manualReason).toBeUndefined();
-      expect(stubs.alertsOf('new_lead')).toEqual([
+      // The alert goes before the CRM answers, with the partner code the lead came with; the CRM
+      // lead and the partner Bitrix24 knows follow.
+      expect(stubs.alertsOf('new_lead')).toEqual([expect.objectContaining({ partner: 'P7' })]);
+      expect(stubs.alertsOf('new_lead')[0]!.crmLeadId).toBeUndefined();
+      expect(stubs.of<CrmLeadLink>('notifySellersCrmLead').map((c) => c.input)).toEqual([
         expect.objectContaining({
-          partner: partner?.status === 'found' ? 'Партнёр Семь' : 'P7',
+          ref: final.ref,
           crmLeadId: CRM_LEAD_ID,
+          ...(partner?.status === 'found' ? { partner: 'Партнёр Семь' } : {}),
         }),
       ]);
     });

@@ -15,7 +15,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { CallAttemptNote, CrmLeadInput, RegisteredLead } from '../../activities/bitrix24';
 import type { SmsInput, SmsResult } from '../../activities/sms';
-import type { SellerAlert } from '../../activities/telegram';
+import type { CrmLeadLink, SellerAlert } from '../../activities/telegram';
 import type { PlaceCallInput, PlaceCallResult } from '../../activities/voximplant';
 import { parseWorkingSchedule } from '../../domain/workingHours';
 import {
@@ -52,7 +52,11 @@ let serverTainted = false;
  * Each test reads the clock at its start: waiting for a result lets the server move its clock far
  * ahead (to its next deadline) once the run is over.
  */
-export function useTimeSkippingServer(): () => TestWorkflowEnvironment {
+/**
+ * The time-skipping server for this test file (restarted when a test left it unusable), and a
+ * zone where it is now noon, the middle of the working day.
+ */
+export function useTimeSkippingServer(): (() => TestWorkflowEnvironment) & { dayZone(): Promise<Zone> } {
   let env: TestWorkflowEnvironment | undefined;
   beforeAll(async () => {
     env = await startTimeSkippingServer();
@@ -66,10 +70,13 @@ export function useTimeSkippingServer(): () => TestWorkflowEnvironment {
   afterAll(async () => {
     await env?.teardown();
   });
-  return () => {
+  const current = () => {
     if (!env) throw new Error('the test server is not running');
     return env;
   };
+  return Object.assign(current, {
+    dayZone: async () => zoneAtLocalHour(await current().currentTimeMs(), 12),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,6 +177,7 @@ export interface StubBehaviour {
   placeRobotCall?: (input: PlaceCallInput) => Promise<PlaceCallResult>;
   sendSms?: (input: SmsInput) => Promise<SmsResult>;
   notifySellers?: (alert: SellerAlert) => Promise<{ messageId: number }>;
+  notifySellersCrmLead?: (link: CrmLeadLink) => Promise<{ messageId: number }>;
 }
 
 export const CRM_LEAD_ID = 4242;
@@ -240,6 +248,9 @@ export class Stubs {
         smsId: `sms-${this.sms.length}`,
       })),
       notifySellers: this.stub('notifySellers', b.notifySellers, () => ({ messageId: this.alerts.length })),
+      notifySellersCrmLead: this.stub('notifySellersCrmLead', b.notifySellersCrmLead, () => ({
+        messageId: this.alerts.length,
+      })),
     };
   }
 
@@ -310,14 +321,15 @@ export async function withLead<T>(
   const mainQueue = queuesOf(input.ref).main;
   const connection = env.nativeConnection;
   const namespace = env.namespace ?? 'default';
-  const { registerLead, recordCallAttempts, placeRobotCall, sendSms, notifySellers } = stubs.activities;
+  const { registerLead, recordCallAttempts, placeRobotCall, sendSms, notifySellers, notifySellersCrmLead } =
+    stubs.activities;
   const [main, crm, call] = await Promise.all([
     Worker.create({
       connection,
       namespace,
       taskQueue: mainQueue,
       ...workflowBundle(),
-      activities: { sendSms, notifySellers },
+      activities: { sendSms, notifySellers, notifySellersCrmLead },
     }),
     Worker.create({
       connection,

@@ -20,9 +20,7 @@ import {
 
 const env = useTimeSkippingServer();
 
-async function dayZone() {
-  return zoneAtLocalHour(await env().currentTimeMs(), 12);
-}
+const { dayZone } = env;
 
 test('VoxImplant refuses the call: ManualHandling(call_provider_rejected) at once, no retry of the refusal', async () => {
   const stubs = new Stubs({

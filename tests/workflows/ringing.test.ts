@@ -19,7 +19,6 @@ import {
   waitForRinging,
   waitForStatus,
   withLead,
-  zoneAtLocalHour,
 } from './harness';
 import type { CallResult } from '../../workflows/types';
 
@@ -38,9 +37,7 @@ const closing = [
   },
 ];
 
-async function dayZone() {
-  return zoneAtLocalHour(await env().currentTimeMs(), 12);
-}
+const { dayZone } = env;
 
 /**
  * Stubs whose CRM notes wait for the test: the run stays open after the lead is closed (it ends

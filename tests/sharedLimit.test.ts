@@ -1,0 +1,148 @@
+// The request budgets shared by worker processes, on a virtual clock: the schedule each lets
+// through is asserted exactly, in one process and across two sharing a directory.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  IN_FLIGHT_LEASE_MS,
+  openSharedLimitUncached,
+  sharedLimit,
+  type LimitPolicy,
+  type SharedLimit,
+} from '../support/sharedLimit';
+import { VirtualClock } from './support/virtualClock';
+
+/** Starts `n` takes; `times` fills with the clock's time (from now) as each is let through. */
+function takeAll(take: SharedLimit['take'], clock: VirtualClock, n: number) {
+  const t0 = clock.now();
+  const times: number[] = [];
+  const all = Promise.all(
+    Array.from({ length: n }, async () => {
+      const answered = await take();
+      times.push(clock.now() - t0);
+      await answered(); // at once: the provider answered in no time
+    }),
+  );
+  return { times, all };
+}
+
+/**
+ * Waits (on real file I/O, not on time) until every budget with takers left has its first taker
+ * asleep on the clock: nothing more can pass before the clock moves.
+ */
+async function untilSettled(clock: VirtualClock, limits: SharedLimit[]): Promise<void> {
+  while (clock.pending().length < limits.filter((l) => l.waiting() > 0).length) {
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+const bucket: LimitPolicy = { kind: 'bucket', perSecond: 2, burst: 5 };
+
+test('a bucket lets its burst through at once, then one per 1/rate s', async () => {
+  const clock = new VirtualClock();
+  const limit = sharedLimit({ name: 'portal', policy: bucket, clock });
+  const { times, all } = takeAll(limit.take, clock, 8);
+  await clock.advance(0);
+  expect(times).toEqual([0, 0, 0, 0, 0]);
+  expect(limit.waiting()).toBe(3);
+  await clock.advance(499);
+  expect(times).toHaveLength(5);
+  await clock.advance(1);
+  expect(times).toEqual([0, 0, 0, 0, 0, 500]);
+  await clock.advance(1000);
+  await all;
+  expect(times).toEqual([0, 0, 0, 0, 0, 500, 1000, 1500]);
+  expect(limit.waiting()).toBe(0);
+});
+
+test('a bucket drains while idle: after a quiet spell the burst is there again', async () => {
+  const clock = new VirtualClock();
+  const limit = openSharedLimitUncached({ name: 'p', policy: bucket, clock });
+  await takeAll(limit.take, clock, 5).all;
+  await clock.advance(1000); // two drained
+  const { times, all } = takeAll(limit.take, clock, 3);
+  await clock.advance(0);
+  expect(times).toEqual([0, 0]);
+  await clock.advance(500);
+  await all;
+  expect(times).toEqual([0, 0, 500]);
+});
+
+test('a window allows `limit` per window and keeps the minimum gap', async () => {
+  const clock = new VirtualClock();
+  const policy: LimitPolicy = { kind: 'window', limit: 3, windowMs: 60_000, minGapMs: 1000 };
+  const limit = openSharedLimitUncached({ name: 'chat', policy, clock });
+  const { times, all } = takeAll(limit.take, clock, 7);
+  await clock.advance(130_000);
+  await all;
+  expect(times).toEqual([0, 1000, 2000, 60_000, 61_000, 62_000, 120_000]);
+});
+
+test('with a minimum gap, a request in flight holds the next one until it is answered, then the gap', async () => {
+  const clock = new VirtualClock();
+  const policy: LimitPolicy = { kind: 'window', limit: 20, windowMs: 60_000, minGapMs: 1000 };
+  const limit = openSharedLimitUncached({ name: 'chat', policy, clock });
+  const answered = await limit.take();
+  let second = false;
+  const next = limit.take().then((done) => {
+    second = true;
+    return done;
+  });
+  await clock.advance(5000); // the first request is still in flight
+  expect(second).toBe(false);
+  await answered();
+  await clock.advance(999);
+  expect(second).toBe(false);
+  await clock.advance(1);
+  expect(second).toBe(true);
+  await (
+    await next
+  )();
+});
+
+test('a sender that died with a request in flight holds the others only for the lease', async () => {
+  const clock = new VirtualClock();
+  const policy: LimitPolicy = { kind: 'window', limit: 20, windowMs: 60_000, minGapMs: 1000 };
+  const limit = openSharedLimitUncached({ name: 'chat', policy, clock });
+  await limit.take(); // never answered
+  let second = false;
+  void limit.take().then(() => (second = true));
+  await clock.advance(IN_FLIGHT_LEASE_MS - 1);
+  expect(second).toBe(false);
+  await clock.advance(1);
+  expect(second).toBe(true);
+});
+
+test('holdUntil stops every taker until then', async () => {
+  const clock = new VirtualClock();
+  const limit = openSharedLimitUncached({ name: 'p', policy: bucket, clock });
+  await limit.holdUntil(clock.now() + 3000);
+  await limit.holdUntil(clock.now() + 1000); // an earlier hold does not shorten it
+  const { times, all } = takeAll(limit.take, clock, 2);
+  await clock.advance(2999);
+  expect(times).toEqual([]);
+  await clock.advance(1);
+  await all;
+  expect(times).toEqual([3000, 3000]);
+});
+
+test('two processes sharing a directory share one budget', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stl-limit-'));
+  const clock = new VirtualClock();
+  const a = openSharedLimitUncached({ name: 'portal', dir, policy: bucket, clock });
+  const b = openSharedLimitUncached({ name: 'portal', dir, policy: bucket, clock });
+  const fromA = takeAll(a.take, clock, 6);
+  const fromB = takeAll(b.take, clock, 6);
+  const passed = () => fromA.times.length + fromB.times.length;
+  // Both heads asleep: the budget is spent. Together they got the burst, not a burst each.
+  await untilSettled(clock, [a, b]);
+  expect(passed()).toBe(5);
+  for (let second = 1; passed() < 12; second++) {
+    await clock.advance(1000);
+    await untilSettled(clock, [a, b]);
+    // 2 per second drained, whoever takes them.
+    expect(passed()).toBe(Math.min(12, 5 + 2 * second));
+  }
+  await Promise.all([fromA.all, fromB.all]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
