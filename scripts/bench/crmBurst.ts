@@ -82,6 +82,7 @@ export async function measureCrmBurst(bench: Bench, say: (line: string) => void)
   const alertedAt = new Map<number, number>();
   let leadsSeen = 0;
   let messagesSeen = 0;
+  let editsSeen = 0;
   const scan = () => {
     const now = Date.now();
     const crm = emulators.bitrix24.state.leads;
@@ -89,13 +90,22 @@ export async function measureCrmBurst(bench: Bench, say: (line: string) => void)
       const i = indexByName.get(String(crm[leadsSeen]!.NAME ?? ''));
       if (i !== undefined && acceptedIdx.has(i) && !inCrmAt.has(i)) inCrmAt.set(i, now);
     }
-    const messages = emulators.telegram.state.messages;
+    const named = (text: string, at: number) => {
+      for (const match of text.matchAll(NAME_IN_TEXT)) {
+        const i = Number(match[1]);
+        if (acceptedIdx.has(i) && !alertedAt.has(i)) alertedAt.set(i, at);
+      }
+    };
+    const { messages, edits } = emulators.telegram.state;
     for (; messagesSeen < messages.length; messagesSeen++) {
       const m = messages[messagesSeen]!;
-      for (const match of m.plainText.matchAll(NAME_IN_TEXT)) {
-        const i = Number(match[1]);
-        if (acceptedIdx.has(i) && !alertedAt.has(i)) alertedAt.set(i, m.at.getTime());
-      }
+      named(m.plainText, m.at.getTime());
+    }
+    // A message edited later (a digest that took in more leads) names them from the edit on.
+    for (; editsSeen < edits.length; editsSeen++) {
+      const e = edits[editsSeen]!;
+      const m = messages.find((x) => x.messageId === e.messageId && x.chatId === e.chatId);
+      if (m) named(m.plainText, e.at.getTime());
     }
   };
   const deadline = t0 + maxWaitMs;
