@@ -7,6 +7,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import type { AppConfig } from '../config';
 import { normalizePhone, phoneCountry } from '../domain/phone';
 import { isValidTimeZone } from '../domain/timezone';
+import { isWorkingTime } from '../domain/workingHours';
 import { lookupIp } from './geoip';
 import { fieldProblems, type FieldProblem } from './http';
 import { maskPhone } from '../support/logger';
@@ -225,6 +226,16 @@ export async function startLead(
   return { ...outcome, notCalled: lead.phoneIssue };
 }
 
+/** Workflow priority keys (1 goes first, the server's default is 3). */
+export const LEAD_PRIORITY = { callableNow: 2, later: 4 } as const;
+
+/** A lead called as soon as it is accepted, or one that waits (night, a number not to call). */
+export function leadPriority(lead: Omit<LeadInput, 'policy'>, policy: LeadPolicy, now: number): number {
+  return lead.phoneCallable && isWorkingTime(now, lead.timezone, policy.workingSchedule)
+    ? LEAD_PRIORITY.callableNow
+    : LEAD_PRIORITY.later;
+}
+
 async function startLeadWorkflow(
   client: Client,
   config: AppConfig,
@@ -232,6 +243,7 @@ async function startLeadWorkflow(
   workflowId: string,
 ): Promise<StartOutcome> {
   const policy = leadPolicy(config);
+  const now = Date.now();
   try {
     await client.workflow.start('processLead', {
       taskQueue: config.temporal.taskQueue,
@@ -242,8 +254,11 @@ async function startLeadWorkflow(
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       requestEagerStart: true,
+      // A lead that can be called now goes ahead of those accepted at night, whose tasks (and the
+      // morning's wake-ups) wait behind it on the shared queues; see workflows/activityOptions.ts.
+      priority: { priorityKey: leadPriority(lead, policy, now) },
       typedSearchAttributes: [
-        ...searchAttributesAtStart(lead, policy, Date.now()),
+        ...searchAttributesAtStart(lead, policy, now),
         ...(lead.partnerCode ? [{ key: LeadPartnerKey, value: lead.partnerCode }] : []),
         ...(lead.site ? [{ key: LeadSiteKey, value: lead.site }] : []),
         ...(lead.orderAmount !== undefined ? [{ key: OrderAmountKey, value: lead.orderAmount }] : []),

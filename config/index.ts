@@ -87,7 +87,9 @@ const envSchema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('leads'),
   TEMPORAL_CALL_TASK_QUEUE: z.string().min(1).default('lead-calls'),
   TEMPORAL_CRM_TASK_QUEUE: z.string().min(1).default('lead-crm'),
-  WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(0).max(100_000).default(1000),
+  /** a fixed count of cached lead workflows; unset: sized from WORKFLOW_CACHE_MEMORY_MB */
+  WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(0).max(100_000).optional(),
+  WORKFLOW_CACHE_MEMORY_MB: z.coerce.number().int().min(1).max(100_000).default(128),
 
   BITRIX24_WEBHOOK_URL: optionalUrl,
   BITRIX24_PORTAL_URL: optionalUrl,
@@ -318,8 +320,10 @@ const configSchema = envSchema.transform((e, ctx) => {
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       callTaskQueue: e.TEMPORAL_CALL_TASK_QUEUE,
       crmTaskQueue: e.TEMPORAL_CRM_TASK_QUEUE,
-      /** lead workflows a worker keeps in memory between their tasks */
+      /** lead workflows a worker keeps in memory between their tasks (unset: from the budget) */
       workflowCacheSize: e.WORKFLOW_CACHE_SIZE,
+      /** the memory the worker's workflow cache may take, MB */
+      workflowCacheMemoryMb: e.WORKFLOW_CACHE_MEMORY_MB,
     }),
     bitrix24: {
       mode: mode(emulated.bitrix24),

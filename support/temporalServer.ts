@@ -44,7 +44,8 @@ const flagEach = (flag: string, values: string[]) => values.flatMap((v) => [flag
 /**
  * Without these the dev server tops out near 20 workflows/s (see PERFORMANCE.md): SQLite's rollback
  * journal with synchronous=FULL queues every write, the history transfer queue is polled 20 times a
- * second per shard, and the server does not hand activities to the worker eagerly.
+ * second per shard, and the server does not hand activities to the worker eagerly. The cluster's
+ * dynamic config (scripts/cluster/dynamicconfig.yaml) carries the same values.
  */
 export const DEV_SERVER_TUNING = [
   ...flagEach('--sqlite-pragma', ['journal_mode=wal', 'synchronous=normal']),
@@ -53,6 +54,30 @@ export const DEV_SERVER_TUNING = [
     'system.enableActivityEagerExecution=true',
   ]),
 ];
+
+/**
+ * What only a single-node server wants. One matching partition per task queue: with the default
+ * four, a task written to one partition and a poller waiting on another meet only after a
+ * forwarding hop, and a queue's rate limit is split four ways. The new matcher is the one that
+ * honours task priorities (`priority` on workflows and activities; the old one ignores them).
+ */
+export const SINGLE_NODE_DYNAMIC_CONFIG: Readonly<Record<string, string>> = {
+  'matching.numTaskqueueReadPartitions': '1',
+  'matching.numTaskqueueWritePartitions': '1',
+  'matching.useNewMatcher': 'true',
+};
+
+/** The dev server's flags; `dynamicConfig` overrides or adds dynamic config values (benchmark A/B runs). */
+export function devServerTuning(dynamicConfig: Record<string, string> = {}): string[] {
+  const values = { ...SINGLE_NODE_DYNAMIC_CONFIG, ...dynamicConfig };
+  return [
+    ...DEV_SERVER_TUNING,
+    ...flagEach(
+      '--dynamic-config-value',
+      Object.entries(values).map(([k, v]) => `${k}=${v}`),
+    ),
+  ];
+}
 
 export interface DevServerOptions {
   /** holds temporal.sqlite (and temporal-server.log with `log`) */
@@ -66,6 +91,8 @@ export interface DevServerOptions {
   uiCodecEndpoint?: string;
   /** append the server's output to dir/temporal-server.log (default: discard it) */
   log?: boolean;
+  /** dynamic config values over DEV_SERVER_DYNAMIC_CONFIG (the benchmark's A/B runs) */
+  dynamicConfig?: Record<string, string>;
   /** the server exited without stop(), kill() or restart() asking it to */
   onUnexpectedExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -126,7 +153,7 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   };
   const args = [
     ...['server', 'start-dev', ...Object.entries(flags).flatMap(([k, v]) => [`--${k}`, String(v)])],
-    ...DEV_SERVER_TUNING,
+    ...devServerTuning(o.dynamicConfig),
     ...flagEach('--search-attribute', searchAttributeFlags()),
     ...(o.uiCodecEndpoint ? ['--ui-codec-endpoint', o.uiCodecEndpoint] : []),
   ];

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { parse } from 'dotenv';
 import { CONFIG_VARIABLES, ConfigError, loadConfig, logLevelOf } from '../config';
 import { readOrCreateSecret } from '../config/secrets';
+import { CACHED_LEAD_BYTES, workflowCacheSize } from '../worker/cacheSize';
 
 const ROOT = path.join(__dirname, '..');
 const dataDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'stl-config-'));
@@ -252,4 +253,19 @@ describe('secrets generated into DATA_DIR', () => {
     );
     expect(readOrCreateSecret(dataDir(), 'encryption.key', 'base64')).toMatch(/^[A-Za-z0-9+/]{43}=$/);
   });
+});
+
+test('the workflow cache is sized from WORKFLOW_CACHE_MEMORY_MB unless WORKFLOW_CACHE_SIZE fixes it', () => {
+  const sized = (env: Record<string, string>) =>
+    workflowCacheSize(loadConfig({ DATA_DIR: dataDir(), ...env }));
+  expect(sized({ WORKFLOW_CACHE_MEMORY_MB: '64' })).toBe((64 * 2 ** 20) / CACHED_LEAD_BYTES);
+  expect(sized({ WORKFLOW_CACHE_MEMORY_MB: '256' })).toBe(4 * sized({ WORKFLOW_CACHE_MEMORY_MB: '64' }));
+  expect(sized({ WORKFLOW_CACHE_MEMORY_MB: '1' })).toBe(10);
+  expect(sized({ WORKFLOW_CACHE_MEMORY_MB: '64', WORKFLOW_CACHE_SIZE: '1000' })).toBe(1000);
+  expect(sized({})).toBe(
+    sized({
+      WORKFLOW_CACHE_MEMORY_MB: String(loadConfig({ DATA_DIR: dataDir() }).temporal.workflowCacheMemoryMb),
+    }),
+  );
+  expect(problemsOf({ WORKFLOW_CACHE_MEMORY_MB: '0' }).join('\n')).toContain('WORKFLOW_CACHE_MEMORY_MB');
 });

@@ -1,5 +1,6 @@
 import { isWorkingTime, nextWorkingTime, parseWorkingSchedule } from '../domain/workingHours';
 import { parseDuration } from '../domain/duration';
+import { LEAD_PRIORITY, leadPriority } from '../api/intake';
 
 const daily = parseWorkingSchedule('09:00-21:00');
 const at = (iso: string) => Date.parse(iso);
@@ -98,4 +99,21 @@ describe('durations in configuration', () => {
   test.each(['', 'm30', '30 minutes', '1x'])('%j is not a duration', (text) =>
     expect(parseDuration(text)).toBeUndefined(),
   );
+});
+
+describe('lead priority at intake', () => {
+  // 12:00 UTC is inside 09:00-21:00 in London (winter) and outside it in Tokyo (21:00 local).
+  const noon = Date.UTC(2026, 0, 15, 12, 0);
+  const policy = { workingSchedule: daily } as unknown as Parameters<typeof leadPriority>[1];
+  const lead = (timezone: string, phoneCallable = true) =>
+    ({ timezone, phoneCallable }) as unknown as Parameters<typeof leadPriority>[0];
+
+  test('a lead called at once goes ahead of one that waits for the window or is not called', () => {
+    expect(isWorkingTime(noon, 'Europe/London', daily)).toBe(true);
+    expect(isWorkingTime(noon, 'Asia/Tokyo', daily)).toBe(false);
+    expect(leadPriority(lead('Europe/London'), policy, noon)).toBe(LEAD_PRIORITY.callableNow);
+    expect(leadPriority(lead('Asia/Tokyo'), policy, noon)).toBe(LEAD_PRIORITY.later);
+    expect(leadPriority(lead('Europe/London', false), policy, noon)).toBe(LEAD_PRIORITY.later);
+    expect(LEAD_PRIORITY.callableNow).toBeLessThan(LEAD_PRIORITY.later);
+  });
 });

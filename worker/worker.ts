@@ -8,6 +8,7 @@ import type { AppConfig } from '../config';
 import { createCallActivities, createCrmActivities, createLeadActivities } from '../activities';
 import type { Metrics } from '../support/metrics';
 import { buildWorkflowBundle } from './bundle';
+import { workflowCacheSize } from './cacheSize';
 import type { DataConverter } from '@temporalio/common';
 
 export interface LeadWorkers {
@@ -43,15 +44,17 @@ export async function createLeadWorkers(
     shutdownGraceTime: '10s',
     dataConverter,
   } as const;
-  const leadWorker = await Worker.create({
-    ...common,
-    taskQueue: config.temporal.taskQueue,
-    ...workflows,
-    activities: createLeadActivities(config, metrics),
-    // Sleeping leads are many and idle; a bounded cache keeps memory flat, at the cost of a replay
-    // (a few milliseconds) when an evicted lead wakes up.
-    maxCachedWorkflows: config.temporal.workflowCacheSize,
-  });
+  const createLeadWorker = () =>
+    Worker.create({
+      ...common,
+      taskQueue: config.temporal.taskQueue,
+      ...workflows,
+      activities: createLeadActivities(config, metrics),
+      // Sleeping leads are many and idle; a bounded cache keeps memory flat, at the cost of a replay
+      // (a few milliseconds) when an evicted lead wakes up.
+      maxCachedWorkflows: workflowCacheSize(config),
+    });
+  const leadWorker = await createLeadWorker();
   const crmWorker = await Worker.create({
     ...common,
     taskQueue: config.temporal.crmTaskQueue,

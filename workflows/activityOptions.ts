@@ -1,9 +1,10 @@
 // How each activity is scheduled: its timeouts and retry policy, declared once. The CRM and call
 // activities run on task queues of their own, named in the lead's policy, so the caller adds the
 // queue.
-import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import { proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { CallActivities, CrmActivities, LeadActivities } from '../activities';
 
+type Priority = NonNullable<ActivityOptions['priority']>;
 type Activities = LeadActivities & CrmActivities & CallActivities;
 
 export const ACTIVITY_OPTIONS = {
@@ -58,8 +59,42 @@ export const ACTIVITY_OPTIONS = {
   },
 } satisfies Record<keyof Activities, ActivityOptions>;
 
-/** The named activity, scheduled with its own options (on `taskQueue` when given). */
+/**
+ * Task priorities on the shared queues (1 goes first; unset is the server's default, 3; only the
+ * server's new matcher honours them, the old one ignores them). On the call queue a lead's first
+ * call goes ahead of retries and of the morning's wake-ups; on the CRM queue a lead's registration
+ * goes ahead of call notes. Priority is not part of a command's identity on replay: histories
+ * recorded without it replay unchanged.
+ */
+export const PRIORITY = { firstCall: 1, registerLead: 2, laterCall: 3, callNotes: 4 } as const;
+
+/** A call placed this soon after the lead's workflow started is its first, not a retry or a wake-up. */
+export const FIRST_CALL_WITHIN_MS = 60_000;
+
+function priorityOf(name: keyof Activities): Priority | undefined {
+  switch (name) {
+    case 'placeRobotCall': {
+      // Workflow time: the same on replay.
+      const sinceStart = Date.now() - workflowInfo().runStartTime.getTime();
+      return { priorityKey: sinceStart < FIRST_CALL_WITHIN_MS ? PRIORITY.firstCall : PRIORITY.laterCall };
+    }
+    case 'registerLead':
+      return { priorityKey: PRIORITY.registerLead };
+    case 'recordCallAttempts':
+      return { priorityKey: PRIORITY.callNotes };
+    default:
+      return undefined;
+  }
+}
+
+/** The named activity, scheduled with its own options (on `taskQueue` when given) and priority. */
 export function activity<K extends keyof Activities>(name: K, taskQueue?: string): Activities[K] {
   const options: ActivityOptions = { ...ACTIVITY_OPTIONS[name], ...(taskQueue ? { taskQueue } : {}) };
-  return proxyActivities<Activities>(options)[name];
+  // The priority is decided when the activity is scheduled (the call's depends on when that is).
+  const scheduled = ((...args: unknown[]) => {
+    const priority = priorityOf(name);
+    const proxy = proxyActivities<Activities>(priority ? { ...options, priority } : options)[name];
+    return (proxy as (...a: unknown[]) => unknown)(...args);
+  }) as Activities[K];
+  return scheduled;
 }

@@ -16,11 +16,14 @@ import { measureFloor, type FloorRun } from './floor';
 import { measureIntakeLatency, measureThroughput, type LatencyRun } from './intake';
 import { ok2xx } from './load';
 import { replayCost } from './replayCost';
-import { latencyTable, nightTable, summaryTable, throughputTable } from './report';
+import { burstTable, latencyTable, nightTable, summaryTable, throughputTable } from './report';
 import { phaseSummary, scrape, type Snapshot } from './sdkMetrics';
 import { ServiceLog } from './serviceLog';
 import type { BenchSettings } from './settings';
 import { measureSleepers, notYetCalled } from './sleepers';
+import { BURST_PROVIDERS, measureCrmBurst } from './crmBurst';
+import { matchingTable, measureMatching } from './matching';
+import { measureLeadCpu } from './cpuPerLead';
 import { indent, probeText } from './stats';
 
 const say = (line = '') => console.log(line);
@@ -150,6 +153,49 @@ async function replayDiagnostic(floor: FloorRun[], leadIds: string[]): Promise<s
   }
 }
 
+/** A whole lead's CPU with the service in a process of its own, against the floor of this run. */
+async function leadCpuPhase(floor: FloorRun[]): Promise<void> {
+  const rate = floor[0]!.rate;
+  say(
+    `\n  -- whole lead's CPU, the service in a process of its own (instant providers, ${rate}/s; ` +
+      'emulators and load generator not counted)',
+  );
+  const run = await measureLeadCpu(bench!, rate);
+  const bare = floor[0]!.cpuPerWorkflow;
+  const lead = run.perLead;
+  say(
+    `  ${run.accepted} leads (${run.missingCalls} without a call): ${(lead.node * 1000).toFixed(0)} + ` +
+      `${(lead.server * 1000).toFixed(0)} ms each (service + server); bare workflow at ${rate}/s: ` +
+      `${(bare.node * 1000).toFixed(0)} + ${(bare.server * 1000).toFixed(0)} ms; ratio ` +
+      `${((lead.node + lead.server) / (bare.node + bare.server)).toFixed(1)}× (goal ≤ 2×); ` +
+      `load average ${os.loadavg()[0]!.toFixed(1)}`,
+  );
+}
+
+/** The matching diagnostic: priorities and rate limits on the server, whatever the machine's speed. */
+async function matchingPhase(settings: BenchSettings, heading: string): Promise<void> {
+  say(`\n${heading} task priorities and the server's rate limit on a backlog (dev server flags of this run)`);
+  say(indent(matchingTable(await measureMatching(server!, settings.matching))));
+}
+
+/** Phase 5: the CRM leads and seller alerts of a burst at the providers' real limits. */
+async function burstPhase(settings: BenchSettings, notes: PhaseNotes, heading: string): Promise<void> {
+  const { leads, rate } = settings.burst;
+  say(
+    `\n${heading} ${leads.toLocaleString('en')} leads at ${rate}/s at the real limits (${BURST_PROVIDERS.label}): ` +
+      'until every lead is in the CRM and named in an alert',
+  );
+  const run = await measureCrmBurst(bench!, say);
+  say(burstTable(run));
+  say(
+    `  machine load average (1/5/15 min): ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / ')}`,
+  );
+  await notes.print();
+}
+
 async function run(settings: BenchSettings): Promise<void> {
   keepData = settings.keepData;
   const mode = settings.quick ? 'QUICK' : 'FULL';
@@ -164,9 +210,13 @@ async function run(settings: BenchSettings): Promise<void> {
       .join(' / ')}`,
   );
 
+  if (Object.keys(settings.serverConfig).length) {
+    say(`dev server dynamic config over the project's: ${JSON.stringify(settings.serverConfig)}`);
+  }
   server = await startDevServer({
     dir: path.join(tmpDir, 'temporal'),
     log: true,
+    dynamicConfig: settings.serverConfig,
     onUnexpectedExit: (code, signal) => {
       unexpectedExit = true;
       say(
@@ -192,8 +242,17 @@ async function run(settings: BenchSettings): Promise<void> {
     return;
   }
 
+  if (settings.only === 'matching') {
+    await matchingPhase(settings, '--only matching:');
+    return;
+  }
+  if (settings.only === 'burst') {
+    await burstPhase(settings, notes, '--only burst:');
+    return;
+  }
+
   // 1. The floor.
-  say('\n[1/4] floor: bare one-activity workflow, eager start, worker sharing the client’s NativeConnection');
+  say('\n[1/5] floor: bare one-activity workflow, eager start, worker sharing the client’s NativeConnection');
   let floorMetrics: string[] = [];
   const floor = await measureFloor(
     settings,
@@ -205,9 +264,14 @@ async function run(settings: BenchSettings): Promise<void> {
   );
   for (const r of floor) say(`  ${r.rate}/s: ${probeText(r.probe)}`);
   await notes.print(floorMetrics);
+  if (settings.only === 'cpu') {
+    await leadCpuPhase(floor);
+    say("\n--only cpu: the floor and a whole lead's CPU only");
+    return;
+  }
 
   // 2. Intake → first call request, under two provider profiles.
-  say('\n[2/4] intake → first call request (POST /api/leads → StartScenarios at the VoxImplant emulator)');
+  say('\n[2/5] intake → first call request (POST /api/leads → StartScenarios at the VoxImplant emulator)');
   const byProfile: LatencyRun[][] = [];
   // Leads that went the whole way, for the replay diagnostic at the end: the first profile's, taken
   // now, because each profile starts the service, and with it the call ledger, afresh.
@@ -235,6 +299,7 @@ async function run(settings: BenchSettings): Promise<void> {
     }
   }
   const [instant, paced] = byProfile as [LatencyRun[], LatencyRun[]];
+  await leadCpuPhase(floor);
   // Back on the default task queues: the paced profile's CRM backlog stays on its own.
   await bench.startService();
   if (settings.only === 'latency') {
@@ -244,7 +309,7 @@ async function run(settings: BenchSettings): Promise<void> {
 
   // 3. Throughput.
   say(
-    '\n[3/4] sustained intake: open loop at rising rates (autocannon, each second’s leads sent as it starts); ' +
+    '\n[3/5] sustained intake: open loop at rising rates (autocannon, each second’s leads sent as it starts); ' +
       'then every accepted lead must get exactly one call',
   );
   const steps = await measureThroughput(bench);
@@ -261,7 +326,7 @@ async function run(settings: BenchSettings): Promise<void> {
 
   // 4. Sleepers, sized by what the service carried end to end: its CPU per lead at the lowest rate.
   say(
-    `\n[4/4] ${settings.sleepers.toLocaleString('en')} sleeping leads: service restarted with a window that opens soon`,
+    `\n[4/5] ${settings.sleepers.toLocaleString('en')} sleeping leads: service restarted with a window that opens soon`,
   );
   const perLead = instant[0]!.cpuPerLead;
   const leadsPerSecond = os.cpus().length / Math.max(0.001, perLead.node + perLead.server);
@@ -269,7 +334,10 @@ async function run(settings: BenchSettings): Promise<void> {
   say(nightTable(night));
   await notes.print();
 
+  await burstPhase(settings, notes, '[5/5]');
+
   await bench.stopService();
+  await matchingPhase(settings, '[diagnostic]');
   say('\n[diagnostic] replaying finished histories (no server in the loop): CPU cost of the workflow code');
   say(indent(await replayDiagnostic(floor, replayLeads)));
 

@@ -1,6 +1,7 @@
 // The benchmark's tables: each phase's figures, and the summary against PERFORMANCE.md's targets.
 import type { FloorRun } from './floor';
 import type { LatencyRun, ThroughputStep } from './intake';
+import type { BurstRun } from './crmBurst';
 import type { SleeperResult } from './sleepers';
 import { mb, ms, num, seconds, table, type Cpu } from './stats';
 
@@ -226,6 +227,58 @@ export function summaryTable(r: {
           : night.missingCalls > 0
             ? `rate kept, but ${night.missingCalls} of ${n} calls never came`
             : 'met',
+      ],
+    ],
+  );
+}
+
+export function burstTable(b: BurstRun): string {
+  const when = (t: number | undefined, have: number) =>
+    t !== undefined ? seconds(t) : `not all: ${have} of ${b.accepted} after ${seconds(b.waitedMs, 0)}`;
+  const vsBound = (t: number | undefined) => (t !== undefined ? ratio(t, b.crmLowerBoundMs) : '—');
+  const perSecond = (have: number, t: number | undefined) =>
+    `${num((have / Math.max(1, t ?? b.waitedMs)) * 1000, 1)} leads/s`;
+  return table(
+    [`${b.leads} leads at ${b.rate}/s, real limits`, 'value', 'vs lower bound'],
+    [
+      ['leads posted / accepted / non-2xx', `${b.leads} / ${b.accepted} / ${b.non2xx}`, ''],
+      ['posting time', seconds(b.postMs), ''],
+      [
+        `lower bound: ${b.leads} adds ÷ (${b.requestsPerSecond} requests/s × 50 commands)`,
+        seconds(b.crmLowerBoundMs),
+        '1.0×',
+      ],
+      [
+        'every lead in the CRM (Bitrix24 emulator), from the first POST',
+        when(b.allInCrmMs, b.inCrm),
+        vsBound(b.allInCrmMs),
+      ],
+      [
+        'half of them in the CRM',
+        b.halfInCrmMs === undefined ? '—' : seconds(b.halfInCrmMs),
+        vsBound(b.halfInCrmMs),
+      ],
+      ['CRM pace so far', perSecond(b.inCrm, b.allInCrmMs), ''],
+      [
+        'every lead named in a delivered Telegram message',
+        when(b.allAlertedMs, b.alerted),
+        vsBound(b.allAlertedMs),
+      ],
+      [
+        'half of them named',
+        b.halfAlertedMs === undefined ? '—' : seconds(b.halfAlertedMs),
+        vsBound(b.halfAlertedMs),
+      ],
+      [
+        'Telegram messages delivered / Bitrix24 requests received',
+        `${b.messages} / ${b.bitrix24Requests}`,
+        '',
+      ],
+      [
+        'first call (POST → StartScenarios) p50 / p90 / p99',
+        `${ms(b.firstCall.p50)} / ${ms(b.firstCall.p90)} / ${ms(b.firstCall.p99)}` +
+          (b.missingCalls ? ` (${b.missingCalls} without a call)` : ''),
+        '',
       ],
     ],
   );

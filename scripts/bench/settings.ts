@@ -31,6 +31,10 @@ const FULL = {
   maxNightSeconds: 45 * 60,
   /** histories of the 10/s latency run replayed for the workflow code's own CPU cost */
   replaySample: 20,
+  /** phase 5: leads posted evenly at the real limits, and how long to wait for the CRM and the alerts */
+  burst: { leads: 3_000, rate: 50, maxWaitMs: 600_000 },
+  /** the matching diagnostic: a low-priority backlog, a few high-priority tasks, a rate-limited worker */
+  matching: { low: 300, high: 20, rate: 50 },
   httpTimeoutSeconds: 30,
   drainTimeoutMs: 240_000,
   /** stop waiting for calls when none arrived for this long: something is stuck, not slow */
@@ -46,30 +50,47 @@ const QUICK: Partial<typeof FULL> = {
   maxNightSeconds: 150,
   drainTimeoutMs: 60_000,
   stallMs: 20_000,
+  burst: { leads: 600, rate: 50, maxWaitMs: 180_000 },
 };
 
-const PHASES = ['latency', 'sleepers'] as const;
+const PHASES = ['latency', 'cpu', 'sleepers', 'burst', 'matching'] as const;
 type Phase = (typeof PHASES)[number];
 
 export type BenchSettings = typeof FULL & {
   quick: boolean;
-  /** run the floor and latency phases only, or the night only */
+  /** run the floor and latency phases only, the night only, or the CRM/alert burst only */
   only?: Phase;
   /** leads/s the night is sized for when the latency phase did not run to measure it */
   sleepRate: number;
   keepData: boolean;
   logLevel: string;
+  /** dynamic config values the dev server runs with over the project's own */
+  serverConfig: Record<string, string>;
 };
 
 // Each option and the variable that sets it when the command line does not.
 const OPTIONS = {
   quick: { type: 'boolean', env: 'BENCH_QUICK', help: 'scaled-down run (minutes instead of an hour)' },
-  only: { type: 'string', env: 'BENCH_ONLY', help: 'latency | sleepers: one part only' },
+  only: {
+    type: 'string',
+    env: 'BENCH_ONLY',
+    help: 'latency | cpu | sleepers | burst | matching: one part only',
+  },
   sleepers: { type: 'string', env: 'BENCH_SLEEPERS', help: 'leads asleep for the night (10000; quick 1000)' },
   'sleep-rate': {
     type: 'string',
     env: 'BENCH_SLEEP_RATE',
     help: 'leads/s the night is sized for with --only sleepers (20)',
+  },
+  'burst-leads': {
+    type: 'string',
+    env: 'BENCH_BURST_LEADS',
+    help: 'leads of the CRM/alert burst at 50/s (3000; quick 600)',
+  },
+  'server-config': {
+    type: 'string',
+    env: 'BENCH_SERVER_CONFIG',
+    help: "dev server dynamic config over the project's: key=value,… (A/B runs)",
   },
   'keep-data': { type: 'boolean', env: 'BENCH_KEEP_DATA', help: 'keep the temporary folder' },
   'log-level': { type: 'string', env: 'BENCH_LOG_LEVEL', help: "the service's log level (warn)" },
@@ -79,15 +100,25 @@ const OPTIONS = {
 export function usage(): string {
   const lines = Object.entries(OPTIONS).map(([name, o]) => {
     const flag = `--${name}${o.type === 'string' ? ' <value>' : ''}`;
-    return `  ${flag.padEnd(22)} ${o.env.padEnd(17)} ${o.help}`;
+    return `  ${flag.padEnd(24)} ${o.env.padEnd(20)} ${o.help}`;
   });
-  return ['Usage: npm run bench -- [options]', '  option                 variable', ...lines].join('\n');
+  return ['Usage: npm run bench -- [options]', '  option                   variable', ...lines].join('\n');
 }
 
 function positive(name: string, text: string): number {
   const n = Number(text);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, not "${text}"`);
   return n;
+}
+
+function parsePairs(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of text.split(',').filter((p) => p.trim() !== '')) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new Error(`--server-config takes key=value pairs, not "${pair}"`);
+    out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return out;
 }
 
 /** Reads the options; throws with a message for a person on a bad one. */
@@ -97,7 +128,8 @@ export function benchSettings(
 ): BenchSettings & { help: boolean } {
   const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
   const fromEnv = (name: keyof typeof OPTIONS) => (OPTIONS[name].env ? env[OPTIONS[name].env] : undefined);
-  const text = (name: 'only' | 'sleepers' | 'sleep-rate' | 'log-level') => values[name] ?? fromEnv(name);
+  const text = (name: 'only' | 'sleepers' | 'sleep-rate' | 'log-level' | 'burst-leads' | 'server-config') =>
+    values[name] ?? fromEnv(name);
   const flag = (name: 'quick' | 'keep-data') =>
     values[name] ?? !['', '0', 'false'].includes(fromEnv(name) ?? '');
 
@@ -108,12 +140,17 @@ export function benchSettings(
   const quick = flag('quick');
   const base = { ...FULL, ...(quick ? QUICK : {}) };
   const sleepers = text('sleepers');
+  const burstLeads = text('burst-leads');
   return {
     ...base,
     quick,
     only: only as Phase | undefined,
     sleepers: sleepers ? Math.round(positive('sleepers', sleepers)) : base.sleepers,
+    burst: burstLeads
+      ? { ...base.burst, leads: Math.round(positive('burst-leads', burstLeads)) }
+      : base.burst,
     sleepRate: positive('sleep-rate', text('sleep-rate') ?? '20'),
+    serverConfig: parsePairs(text('server-config') ?? ''),
     keepData: flag('keep-data'),
     logLevel: text('log-level') ?? 'warn',
     help: values.help ?? false,
