@@ -242,8 +242,15 @@ test('histories of every kind of lead replay against the current code', async ()
 
 test('the recorded histories of every release replay, and cover every kind of lead', async () => {
   const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
-  const kindsOf1_0_0 = files.filter((f) => f.startsWith('1.0.0-')).map((f) => f.slice(6, -5));
-  expect(kindsOf1_0_0.sort()).toEqual([...KINDS].sort());
+  // Every release since 1.0.0 recorded every kind of lead.
+  const releases = [...new Set(files.map((f) => f.split('-')[0]!))];
+  expect(releases).toEqual(expect.arrayContaining(['1.0.0', '1.1.0']));
+  for (const release of releases) {
+    const kinds = files
+      .filter((f) => f.startsWith(`${release}-`))
+      .map((f) => f.slice(release.length + 1, -5));
+    expect(kinds.sort()).toEqual([...KINDS].sort());
+  }
   const histories = files.map((f) => {
     const { workflowId, history } = JSON.parse(fs.readFileSync(path.join(FIXTURES, f), 'utf8')) as {
       workflowId: string;

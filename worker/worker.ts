@@ -28,6 +28,8 @@ export type WorkflowSource = Pick<WorkerOptions, 'workflowBundle'>;
  * to 50 commands, so the more run together, the fuller each request (about four requests' worth).
  */
 const CRM_CONCURRENT_ACTIVITIES = 200;
+/** Alerts and SMS one process runs at once; a waiting alert costs a promise, not a thread. */
+const LEAD_QUEUE_CONCURRENT_ACTIVITIES = 1000;
 
 export async function createLeadWorkers(
   connection: NativeConnection,
@@ -53,6 +55,10 @@ export async function createLeadWorkers(
       // Sleeping leads are many and idle; a bounded cache keeps memory flat, at the cost of a replay
       // (a few milliseconds) when an evicted lead wakes up.
       maxCachedWorkflows: workflowCacheSize(config),
+      // Alerts wait in the Telegram outbox for a message under the chat's limit (20 a minute), each
+      // holding its activity slot meanwhile: in a burst hundreds wait at once, and with the SDK's
+      // default of 100 slots they would keep the SMS activities of the same queue from starting.
+      maxConcurrentActivityTaskExecutions: LEAD_QUEUE_CONCURRENT_ACTIVITIES,
     });
   const leadWorker = await createLeadWorker();
   const crmWorker = await Worker.create({
