@@ -4,8 +4,6 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import axios from 'axios';
 import qs from 'qs';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -22,6 +20,7 @@ import {
 import { Rows } from '../activities/bitrix24/client';
 import { BITRIX24_EMULATOR_DEFAULTS, createBitrix24Emulator } from '../emulators/bitrix24';
 import { eventually } from './support/http';
+import { listenForTests } from './support/listen';
 import { VirtualClock } from './support/virtualClock';
 
 type Bitrix24Config = AppConfig['bitrix24'];
@@ -31,20 +30,8 @@ type Bitrix24Config = AppConfig['bitrix24'];
 const clock = new VirtualClock();
 const emulator = createBitrix24Emulator({ rateLimit: false, now: clock.now });
 const { state, control } = emulator;
-let server: Server;
-let baseUrl: string;
+const portal = listenForTests(emulator.app);
 let dataDir: string;
-
-beforeAll(async () => {
-  server = await new Promise<Server>((resolve) => {
-    const s = emulator.app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
 beforeEach(() => {
   control.reset();
   control.setRateLimit(false);
@@ -56,7 +43,7 @@ afterEach(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 function webhookConfig(overrides: Partial<Bitrix24Config> = {}): Bitrix24Config {
   return {
     mode: 'emulator',
-    auth: { kind: 'webhook', webhookUrl: `${baseUrl}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}` },
+    auth: { kind: 'webhook', webhookUrl: `${portal()}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}` },
     partnerEntity: 'company',
     partnerField: 'UF_CRM_PARTNER_CODE',
     requestsPerSecond: 50,
@@ -71,8 +58,8 @@ function oauthConfig(refreshToken: string = BITRIX24_EMULATOR_DEFAULTS.refreshTo
     ...webhookConfig(),
     auth: {
       kind: 'oauth',
-      portalUrl: `${baseUrl}/`,
-      oauthUrl: `${baseUrl}/`,
+      portalUrl: `${portal()}/`,
+      oauthUrl: `${portal()}/`,
       clientId: BITRIX24_EMULATOR_DEFAULTS.clientId,
       clientSecret: BITRIX24_EMULATOR_DEFAULTS.clientSecret,
       refreshToken,
@@ -287,7 +274,7 @@ describe('failures', () => {
 
   test('a wrong webhook code is a non-retryable Bitrix24AuthError that does not leak the URL', async () => {
     const crm = createBitrix24Activities(
-      webhookConfig({ auth: { kind: 'webhook', webhookUrl: `${baseUrl}/rest/1/wrongsecretcode/` } }),
+      webhookConfig({ auth: { kind: 'webhook', webhookUrl: `${portal()}/rest/1/wrongsecretcode/` } }),
       { dataDir },
     );
     const failure = await failureOf(crm.registerLead(leadWithoutPartner));
@@ -361,7 +348,7 @@ describe('inside an activity', () => {
 describe('rate limits', () => {
   test("the emulator enforces Bitrix24's leaky bucket", async () => {
     control.setRateLimit({ perSecond: 2, burst: 3 });
-    const url = `${baseUrl}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}crm.lead.list.json`;
+    const url = `${portal()}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}crm.lead.list.json`;
     const post = () => axios.post(url, {}, { validateStatus: () => true });
     const answers = await Promise.all(Array.from({ length: 5 }, post));
     expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 503, 503]);
@@ -450,7 +437,7 @@ describe('OAuth', () => {
   function racer() {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'tests/support/oauthRace.ts', baseUrl, dataDir],
+      ['--import', 'tsx', 'tests/support/oauthRace.ts', portal(), dataDir],
       { cwd: path.join(__dirname, '..'), stdio: ['pipe', 'pipe', 'inherit'] },
     );
     let out = '';
@@ -497,7 +484,7 @@ describe('OAuth', () => {
     http.interceptors.request.use(async (req) => {
       if (rotateFirst && String(req.url).includes('/oauth/token')) {
         rotateFirst = false;
-        const { data } = await axios.get(`${baseUrl}/oauth/token/`, {
+        const { data } = await axios.get(`${portal()}/oauth/token/`, {
           params: {
             grant_type: 'refresh_token',
             client_id: BITRIX24_EMULATOR_DEFAULTS.clientId,
@@ -543,7 +530,7 @@ describe('OAuth', () => {
     const crm = createBitrix24Client(oauthConfig(), { dataDir });
     await crm.call('crm.lead.list', {}, Rows);
     // Spent elsewhere, and nothing stored where we can read it.
-    await axios.get(`${baseUrl}/oauth/token/`, {
+    await axios.get(`${portal()}/oauth/token/`, {
       params: {
         grant_type: 'refresh_token',
         client_id: BITRIX24_EMULATOR_DEFAULTS.clientId,
@@ -568,7 +555,7 @@ describe('OAuth', () => {
 });
 
 describe('emulator wire format', () => {
-  const webhook = () => `${baseUrl}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`;
+  const webhook = () => `${portal()}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`;
 
   test('accepts form-encoded nested fields and answers lists with total and time', async () => {
     const form = new URLSearchParams({ 'fields[NAME]': 'Олег', 'fields[ORIGIN_ID]': 'r1' }).toString();
@@ -587,7 +574,7 @@ describe('emulator wire format', () => {
     expect(unknown.status).toBe(404);
     expect(unknown.data).toMatchObject({ error: 'ERROR_METHOD_NOT_FOUND' });
 
-    const token = await axios.get(`${baseUrl}/oauth/token/`, {
+    const token = await axios.get(`${portal()}/oauth/token/`, {
       params: {
         grant_type: 'refresh_token',
         client_id: BITRIX24_EMULATOR_DEFAULTS.clientId,
@@ -598,7 +585,7 @@ describe('emulator wire format', () => {
     expect(token.data).toMatchObject({ expires_in: 3600, access_token: expect.any(String) });
     control.expireAccessTokens();
     const expired = await axios.post(
-      `${baseUrl}/rest/crm.lead.list.json?auth=${token.data.access_token}`,
+      `${portal()}/rest/crm.lead.list.json?auth=${token.data.access_token}`,
       {},
       { validateStatus: () => true },
     );

@@ -5,8 +5,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import axios from 'axios';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -21,6 +19,7 @@ import {
 import { BITRIX24_EMULATOR_DEFAULTS, createBitrix24Emulator } from '../emulators/bitrix24';
 import { openSharedLimitUncached } from '../support/sharedLimit';
 import { eventually } from './support/http';
+import { listenForTests } from './support/listen';
 import { VirtualClock } from './support/virtualClock';
 
 type Bitrix24Config = AppConfig['bitrix24'];
@@ -28,20 +27,8 @@ type Bitrix24Config = AppConfig['bitrix24'];
 let clock = new VirtualClock();
 const emulator = createBitrix24Emulator({ now: () => clock.now() });
 const { state, control } = emulator;
-let server: Server;
-let baseUrl: string;
+const portal = listenForTests(emulator.app);
 let dataDir: string;
-
-beforeAll(async () => {
-  server = await new Promise<Server>((resolve) => {
-    const s = emulator.app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
 beforeEach(() => {
   // A clock of its own per test: a batcher (and its budget) of its own.
   clock = new VirtualClock();
@@ -53,7 +40,7 @@ afterEach(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 function config(overrides: Partial<Bitrix24Config> = {}): Bitrix24Config {
   return {
     mode: 'emulator',
-    auth: { kind: 'webhook', webhookUrl: `${baseUrl}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}` },
+    auth: { kind: 'webhook', webhookUrl: `${portal()}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}` },
     partnerEntity: 'company',
     partnerField: 'UF_CRM_PARTNER_CODE',
     requestsPerSecond: BITRIX24_EMULATOR_DEFAULTS.rateLimit.perSecond,
@@ -153,7 +140,7 @@ describe('a burst of leads', () => {
 
   test('an IN look-up whose page is full of older duplicates reads the next page', async () => {
     control.setRateLimit(false);
-    const webhook = `${baseUrl}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`;
+    const webhook = `${portal()}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`;
     for (let i = 0; i < 60; i++) {
       await axios.post(`${webhook}crm.lead.add.json`, {
         fields: { ORIGINATOR_ID: 'speed-to-lead', ORIGIN_ID: 'dup' },
@@ -427,7 +414,7 @@ describe('two worker processes on one DATA_DIR', () => {
 });
 
 describe('emulator: batch as Bitrix24 answers it', () => {
-  const webhook = () => `${baseUrl}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`;
+  const webhook = () => `${portal()}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`;
   const post = (method: string, body: unknown) =>
     axios.post(`${webhook()}${method}.json`, body, { validateStatus: () => true });
 
@@ -502,7 +489,7 @@ describe('emulator: batch as Bitrix24 answers it', () => {
 });
 
 describe('emulator: limit modes', () => {
-  const webhook = () => `${baseUrl}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`;
+  const webhook = () => `${portal()}/${EMULATOR_CREDENTIALS.bitrix24WebhookPath}`;
   const post = () =>
     axios.post(`${webhook()}batch.json`, { cmd: { a: 'crm.lead.list' } }, { validateStatus: () => true });
 
