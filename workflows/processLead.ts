@@ -157,7 +157,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     actions: false,
     receivedAt: input.receivedAt,
   });
-  const sellersAlerted = alertBeforeCrm ? tellSellers(alert('new_lead')) : undefined;
+  const sellersAlerted = alertBeforeCrm ? tellSellers(() => notifySellers(alert('new_lead'))) : undefined;
 
   // 3. The partner and the CRM lead, in one activity, idempotent on ref + run so a retry or a
   // replay never makes a second lead. A refused partner search does not stop the lead, it makes it
@@ -222,15 +222,18 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
         ),
       );
     }
-    if (partnerAlert) followUps.push(tellSellers(alert('manual_handling', partnerAlert)));
+    if (partnerAlert)
+      followUps.push(tellSellers(() => notifySellers(alert('manual_handling', partnerAlert))));
     await Promise.all(followUps);
   } else {
-    await tellSellers(alert(partnerAlert ? 'manual_handling' : 'new_lead', partnerAlert));
+    await tellSellers(() =>
+      notifySellers(alert(partnerAlert ? 'manual_handling' : 'new_lead', partnerAlert)),
+    );
   }
 
-  async function tellSellers(what: Parameters<typeof notifySellers>[0] | (() => Promise<unknown>)) {
+  async function tellSellers(send: () => Promise<unknown>) {
     try {
-      await (typeof what === 'function' ? what() : notifySellers(what));
+      await send();
     } catch (err) {
       log.error('seller alert failed', { error: String(err) });
       record('уведомление продавцам не отправлено');
