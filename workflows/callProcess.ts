@@ -3,10 +3,11 @@
 // handling. It runs inside the lead's workflow, which wires its handlers to `accept`, `act` and the
 // CRM hooks; the call's state has one owner, this process, and the lead workflow reads it.
 // Deterministic: time comes from the workflow clock, every side effect from an activity.
-import { ActivityFailure, ApplicationFailure, condition, log } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, log, patched } from '@temporalio/workflow';
 import { isWorkingTime, nextWorkingTime } from '../domain/workingHours';
 import { activity } from './activityOptions';
 import { createCrmNoteQueue } from './crmNotes';
+import { RELEASE_1_2_0 } from './patches';
 import {
   FINAL_STATUSES,
   type CallClaim,
@@ -153,6 +154,9 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
     closed = true;
     state.nextCallAt = undefined;
     crmNotes.add(comment, final === 'WrongNumber' ? 'JUNK' : undefined);
+    // From 1.2.0 the notes go now, beside the last SMS rather than after it: the lead closes a
+    // workflow task sooner.
+    if (patched(RELEASE_1_2_0)) crmNotes.flush();
     progress(final, comment);
   }
 

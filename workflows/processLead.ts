@@ -6,6 +6,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  condition,
   log,
   patched,
   setHandler,
@@ -13,6 +14,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { activity } from './activityOptions';
+import { ALERT_BEFORE_CRM, RELEASE_1_2_0 } from './patches';
 import { createCallProcess, failureMessage } from './callProcess';
 import {
   claimCallUpdate,
@@ -26,6 +28,12 @@ import type { CallState, LeadInput, LeadState, LeadStatus, ManualReason, Operato
 
 const notifySellers = activity('notifySellers');
 const notifySellersCrmLead = activity('notifySellersCrmLead');
+
+/**
+ * How long the new-lead alert waits for the CRM lead (1.2.0 on). Changing it changes the timers of
+ * running leads: a change needs a patch.
+ */
+export const ALERT_WAITS_FOR_CRM_MS = 3_000;
 
 /** What the Web UI searches on; "waiting for the result" is short and shows as Calling. */
 function searchableStatus(status: LeadStatus): LeadStatus {
@@ -140,8 +148,12 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   }
 
   // 2. Sellers hear of the lead at once (1.1.0): the CRM lead, which Bitrix24's request budget may
-  // hold up in a burst, follows as a link. Leads started by 1.0.0 alert after the CRM lead.
-  const alertBeforeCrm = patched('alert-before-crm');
+  // hold up in a burst, follows as a link. Leads started by 1.0.0 alert after the CRM lead. From
+  // 1.2.0 the alert waits a moment for the CRM lead (ALERT_WAITS_FOR_CRM_MS): Bitrix24 usually answers
+  // within a second, and then one message carries the lead, its CRM link and the partner Bitrix24
+  // knows, instead of an alert, an edit and two more workflow tasks.
+  const alertWithCrmLead = patched(RELEASE_1_2_0);
+  const alertBeforeCrm = alertWithCrmLead || patched(ALERT_BEFORE_CRM);
   const alert = (kind: 'new_lead' | 'manual_handling', reason?: string) => ({
     kind,
     ref: input.ref,
@@ -157,7 +169,8 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     actions: false,
     receivedAt: input.receivedAt,
   });
-  const sellersAlerted = alertBeforeCrm ? tellSellers(() => notifySellers(alert('new_lead'))) : undefined;
+  const sellersAlerted =
+    alertBeforeCrm && !alertWithCrmLead ? tellSellers(() => notifySellers(alert('new_lead'))) : undefined;
 
   // 3. The partner and the CRM lead, in one activity, idempotent on ref + run so a retry or a
   // replay never makes a second lead. A refused partner search does not stop the lead, it makes it
@@ -167,19 +180,19 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     ownManualReason ??= reason;
     publish();
   };
-  try {
-    const registered = await registerLead({
-      ref: `${input.ref}#${runId}`,
-      name: input.name,
-      phone: input.phone,
-      city: input.city,
-      timezone: input.timezone,
-      partnerCode: input.partnerCode,
-      site: input.site,
-      orderAmount: input.orderAmount,
-      comment: [input.comment, ...input.warnings].filter(Boolean).join('\n') || undefined,
-      receivedAt: input.receivedAt,
-    });
+  const crmLeadInput = () => ({
+    ref: `${input.ref}#${runId}`,
+    name: input.name,
+    phone: input.phone,
+    city: input.city,
+    timezone: input.timezone,
+    partnerCode: input.partnerCode,
+    site: input.site,
+    orderAmount: input.orderAmount,
+    comment: [input.comment, ...input.warnings].filter(Boolean).join('\n') || undefined,
+    receivedAt: input.receivedAt,
+  });
+  function crmAnswered(registered: Awaited<ReturnType<typeof registerLead>>): void {
     const found = registered.partner;
     if (found?.status === 'found') {
       partner = { status: 'found', id: found.partner.id, title: found.partner.title };
@@ -196,7 +209,8 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     crmLeadId = registered.leadId;
     record(`лид в CRM: ${registered.leadId}`);
     call?.crmLeadCreated(registered.leadId);
-  } catch (err) {
+  }
+  function crmFailed(err: unknown): void {
     if (input.partnerCode) partner = { status: 'lookup_failed' };
     partnerAlert = `лид в CRM не создан: ${failureMessage(err)}`;
     record(partnerAlert);
@@ -204,10 +218,45 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     needsPerson(refused && err.cause.type === 'Bitrix24AuthError' ? 'crm_auth_failed' : 'crm_unavailable');
     call?.crmLeadFailed();
   }
-
   // 4. Sellers hear of every lead, and of one that needs a person; a failed alert is only recorded.
-  if (alertBeforeCrm) {
-    const followUps: Array<Promise<void>> = [sellersAlerted!];
+  if (alertWithCrmLead) {
+    let crmSettled = false;
+    const registered = registerLead(crmLeadInput()).then(crmAnswered, crmFailed);
+    void registered.then(() => (crmSettled = true));
+    if (await condition(() => crmSettled, ALERT_WAITS_FOR_CRM_MS)) {
+      // One message: the lead with its CRM link, or the lead and why a person must take it.
+      await tellSellers(() =>
+        notifySellers(alert(partnerAlert ? 'manual_handling' : 'new_lead', partnerAlert)),
+      );
+    } else {
+      const alerted = tellSellers(() => notifySellers(alert('new_lead')));
+      await registered;
+      await Promise.all([alerted, ...crmFollowUps()]);
+    }
+  } else if (alertBeforeCrm) {
+    // The releases before 1.2.0 awaited the activity right here, and their histories replay only if
+    // the alerts are scheduled in the same microtask as then (an update handled in the same workflow
+    // task completes a few microtasks later): so no extra async step on these two paths.
+    try {
+      crmAnswered(await registerLead(crmLeadInput()));
+    } catch (err) {
+      crmFailed(err);
+    }
+    await Promise.all([sellersAlerted!, ...crmFollowUps()]);
+  } else {
+    try {
+      crmAnswered(await registerLead(crmLeadInput()));
+    } catch (err) {
+      crmFailed(err);
+    }
+    await tellSellers(() =>
+      notifySellers(alert(partnerAlert ? 'manual_handling' : 'new_lead', partnerAlert)),
+    );
+  }
+
+  /** After an alert that went before the CRM answered: the CRM link, and why a person is needed. */
+  function crmFollowUps(): Array<Promise<void>> {
+    const followUps: Array<Promise<void>> = [];
     if (crmLeadId !== undefined) {
       followUps.push(
         tellSellers(() =>
@@ -224,11 +273,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     }
     if (partnerAlert)
       followUps.push(tellSellers(() => notifySellers(alert('manual_handling', partnerAlert))));
-    await Promise.all(followUps);
-  } else {
-    await tellSellers(() =>
-      notifySellers(alert(partnerAlert ? 'manual_handling' : 'new_lead', partnerAlert)),
-    );
+    return followUps;
   }
 
   async function tellSellers(send: () => Promise<unknown>) {

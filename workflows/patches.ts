@@ -1,0 +1,14 @@
+// The patch ids of the lead workflow's releases (README, "Changing a workflow"). Each id a workflow
+// meets costs it a marker and an upsert of the TemporalChangeVersion search attribute (the SDK's
+// core adds one per new id), so a release's changes share one id, checked wherever they differ.
+// An id is removed only after `deprecatePatch` ran for a release and no lead older than it runs.
+
+/** 1.1.0: the new-lead alert goes beside registerLead; the CRM link follows as its own activity. */
+export const ALERT_BEFORE_CRM = 'alert-before-crm';
+
+/**
+ * 1.2.0: the new-lead alert waits a moment for the CRM lead (one message with the link), and the
+ * CRM notes go beside the last SMS instead of after it. A lead started by 1.2.0 never checks the
+ * 1.1.0 id: this one implies it.
+ */
+export const RELEASE_1_2_0 = 'release-1.2.0';
