@@ -41,6 +41,9 @@ export async function freePort(avoid: number[] = []): Promise<number> {
 
 const flagEach = (flag: string, values: string[]) => values.flatMap((v) => [flag, v]);
 
+/** Concurrent long-running requests (polls, updates, queries) the frontend takes per API method. */
+export const CONCURRENT_LONG_REQUESTS = 20_000;
+
 /**
  * Without these the dev server tops out near 20 workflows/s (see PERFORMANCE.md): SQLite's rollback
  * journal with synchronous=FULL queues every write, the history transfer queue is polled 20 times a
@@ -52,6 +55,10 @@ export const DEV_SERVER_TUNING = [
   ...flagEach('--dynamic-config-value', [
     'history.transferProcessorMaxPollRPS=1000',
     'system.enableActivityEagerExecution=true',
+    // Every call scenario's claim and report is an update the API holds open until the lead's
+    // workflow answers; the frontend's default of 1,200 concurrent long-running requests per API
+    // refused 2,868 of them in a 3,000-lead burst ("namespace concurrent poller limit exceeded").
+    `frontend.namespaceCount=${CONCURRENT_LONG_REQUESTS}`,
   ]),
 ];
 
