@@ -51,7 +51,7 @@ function shownAtStart(attributes: TypedSearchAttributes): Shown {
   return {
     status: (attributes.get(LeadStatusKey) as LeadStatus | undefined) ?? 'New',
     attempts: attributes.get(CallAttemptsKey) ?? 0,
-    nextCallAt: undefined,
+    nextCallAt: attributes.get(NextCallAtKey)?.getTime(),
     manualReason: undefined,
   };
 }

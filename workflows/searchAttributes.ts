@@ -1,6 +1,6 @@
 // Custom search attributes: what an operator filters on in the Web UI. No personal data here.
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
-import { isWorkingTime } from '../domain/workingHours';
+import { isWorkingTime, nextWorkingTime } from '../domain/workingHours';
 import type { LeadInput, LeadPolicy, LeadStatus } from './types';
 
 export const LeadStatusKey = defineSearchAttributeKey('LeadStatus', SearchAttributeType.KEYWORD);
@@ -33,20 +33,25 @@ export function searchAttributeFlags(): string[] {
 }
 
 /**
- * What the start request shows of a lead: a lead that will be called at once shows as Calling its
- * first attempt, so the workflow's first task need not write it. Shared with the API, which starts
- * the workflow.
+ * What the start request shows of a lead, so the workflow's first tasks need not write it: a lead
+ * called at once shows as Calling its first attempt, one that arrives at night as waiting for the
+ * window (with the time it opens), one not to call as such. The workflow writes only what differs
+ * from these. Shared with the API, which starts the workflow.
  */
 export function searchAttributesAtStart(
   input: Omit<LeadInput, 'policy'>,
   policy: LeadPolicy,
   now: number,
 ): SearchAttributePair[] {
-  const callsNow = input.phoneCallable && isWorkingTime(now, input.timezone, policy.workingSchedule);
-  return callsNow
-    ? [
-        { key: LeadStatusKey, value: 'Calling' satisfies LeadStatus },
-        { key: CallAttemptsKey, value: 1 },
-      ]
-    : [{ key: LeadStatusKey, value: 'New' satisfies LeadStatus }];
+  if (!input.phoneCallable) return [{ key: LeadStatusKey, value: 'PhoneNotDialable' satisfies LeadStatus }];
+  if (isWorkingTime(now, input.timezone, policy.workingSchedule)) {
+    return [
+      { key: LeadStatusKey, value: 'Calling' satisfies LeadStatus },
+      { key: CallAttemptsKey, value: 1 },
+    ];
+  }
+  return [
+    { key: LeadStatusKey, value: 'WaitingForWorkingHours' satisfies LeadStatus },
+    { key: NextCallAtKey, value: new Date(nextWorkingTime(now, input.timezone, policy.workingSchedule)) },
+  ];
 }
