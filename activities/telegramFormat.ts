@@ -219,8 +219,20 @@ export function renderDigest(
   return { text: blocks.join('\n\n'), ...(rows.length > 0 ? { keyboard: { inline_keyboard: rows } } : {}) };
 }
 
+/**
+ * The length Telegram holds against its 4096-character limit: the text after its HTML is parsed
+ * (tags gone, each entity one character), in UTF-16 code units like a JS string. Our HTML has only
+ * the tags and the four entities `escapeHtml` writes.
+ */
+export function telegramTextLength(html: string): number {
+  return html.replace(/<[^>]*>/g, '').replace(/&(?:amp|lt|gt|quot);/g, '&').length;
+}
+
 /** Whether `parts` fit one message (text and buttons), sized for the CRM ids still to come. */
 export function digestFits(parts: DigestPart[]): boolean {
   const { text, keyboard } = renderDigest(parts, true);
-  return text.length <= TELEGRAM_MAX_MESSAGE && (keyboard?.inline_keyboard.length ?? 0) <= MAX_BUTTON_ROWS;
+  return (
+    telegramTextLength(text) <= TELEGRAM_MAX_MESSAGE &&
+    (keyboard?.inline_keyboard.length ?? 0) <= MAX_BUTTON_ROWS
+  );
 }
