@@ -1,11 +1,13 @@
 // Phase 4: 10,000 leads asleep for the night, then the morning. The service is restarted (the server
 // is not) with a working window that opens a minute or two from now in the leads' time zone.
+import os from 'node:os';
 import { formatInTimeZone } from 'date-fns-tz';
 import type { Client } from '@temporalio/client';
 import { currentOrNextWindow, isWorkingTime, parseWorkingSchedule } from '../../domain/workingHours';
 import { LEAD_STATUSES } from '../../workflows/types';
 import type { Bench, ServiceProcess } from './context';
 import { leadFields, ok2xx, volley } from './load';
+import { scrape, type Snapshot } from './sdkMetrics';
 import { fileSize, rssOf, sleep } from './stats';
 
 export interface NightWindow {
@@ -73,6 +75,22 @@ export interface Memory {
   serverRss?: number;
 }
 
+/** The lead worker's workflow cache, from the service's SDK metrics. */
+export interface CacheFigures {
+  /** workflows cached at that moment */
+  cached: number;
+  /** forced evictions since the service started */
+  forcedEvictions: number;
+}
+
+function cacheFigures(s: Snapshot): CacheFigures {
+  const sum = (name: string) => s.filter((x) => x.name === name).reduce((a, x) => a + x.value, 0);
+  return {
+    cached: sum('temporal_sticky_cache_size'),
+    forcedEvictions: sum('temporal_sticky_cache_total_forced_eviction'),
+  };
+}
+
 export interface SleeperResult {
   window: NightWindow;
   posted: number;
@@ -85,6 +103,17 @@ export interface SleeperResult {
   asleepAfterMs: number;
   baseline: Memory;
   asleepMemory: Memory;
+  /** the workflow cache when the leads were asleep */
+  asleepCache: CacheFigures;
+  /** the lead worker's maxCachedWorkflows, as the service computed it */
+  cacheCapacity?: number;
+  /** machine load (1 min) when the asleep figures were read */
+  asleepLoad: number;
+  /** the same just before the window opened: the night at rest, once the last lead fell asleep */
+  restMemory?: Memory;
+  restAfterAsleepMs?: number;
+  restCache?: CacheFigures;
+  restLoad?: number;
   db: { db: number; wal: number; shm: number };
   crmLeadsSoFar: number;
   nightSms: number;
@@ -187,6 +216,8 @@ async function night(
   }
   const asleepAfterMs = Date.now() - t0;
   const asleepMemory = await memory(bench, service);
+  const asleepCache = cacheFigures(await scrape(service.metrics));
+  const asleepLoad = os.loadavg()[0]!;
   const dbFile = bench.server.dbFile;
   const db = { db: fileSize(dbFile), wal: fileSize(`${dbFile}-wal`), shm: fileSize(`${dbFile}-shm`) };
   const emulators = service.emulators;
@@ -196,6 +227,20 @@ async function night(
     `  ${asleep} asleep ${(asleepAfterMs / 1000).toFixed(1)} s after the first post; ` +
       `window opens in ${Math.round((window.startMs - Date.now()) / 1000)} s`,
   );
+
+  // The night at rest: nothing happens between the last lead falling asleep and the morning, which
+  // is what a shop's service does most nights (V8 and the core free what the evening left behind).
+  let rest: Pick<SleeperResult, 'restMemory' | 'restAfterAsleepMs' | 'restCache' | 'restLoad'> = {};
+  const restAt = window.startMs - 5_000;
+  if (restAt - Date.now() >= 10_000) {
+    await sleep(restAt - Date.now());
+    rest = {
+      restMemory: await memory(bench, service),
+      restAfterAsleepMs: Date.now() - t0 - asleepAfterMs,
+      restCache: cacheFigures(await scrape(service.metrics)),
+      restLoad: os.loadavg()[0]!,
+    };
+  }
 
   const peak: Memory = { ...asleepMemory };
   const samplePeak = async () => {
@@ -259,6 +304,10 @@ async function night(
     asleepAfterMs,
     baseline,
     asleepMemory,
+    asleepCache,
+    cacheCapacity: service.cacheCapacity,
+    asleepLoad,
+    ...rest,
     db,
     crmLeadsSoFar,
     nightSms,
