@@ -8,7 +8,7 @@ import { LEAD_STATUSES } from '../../workflows/types';
 import type { Bench, ServiceProcess } from './context';
 import { leadFields, ok2xx, volley } from './load';
 import { scrape, type Snapshot } from './sdkMetrics';
-import { fileSize, rssOf, sleep } from './stats';
+import { fileSize, mb, rssOf, sleep } from './stats';
 
 export interface NightWindow {
   zone: string;
@@ -225,7 +225,8 @@ async function night(
   const nightSms = emulators.smsru.state.sms.length;
   say(
     `  ${asleep} asleep ${(asleepAfterMs / 1000).toFixed(1)} s after the first post; ` +
-      `window opens in ${Math.round((window.startMs - Date.now()) / 1000)} s`,
+      `window opens in ${Math.round((window.startMs - Date.now()) / 1000)} s; service RSS ${mb(asleepMemory.rss)} ` +
+      `(${mb(baseline.rss)} before posting), ${asleepCache.cached} cached, ${asleepCache.forcedEvictions} forced evictions, load ${asleepLoad.toFixed(1)}`,
   );
 
   // The night at rest: nothing happens between the last lead falling asleep and the morning, which
@@ -240,6 +241,9 @@ async function night(
       restCache: cacheFigures(await scrape(service.metrics)),
       restLoad: os.loadavg()[0]!,
     };
+    say(
+      `  at rest before the window: service RSS ${mb(rest.restMemory!.rss)}, ${rest.restCache!.cached} cached, load ${rest.restLoad!.toFixed(1)}`,
+    );
   }
 
   const peak: Memory = { ...asleepMemory };
