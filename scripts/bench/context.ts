@@ -189,6 +189,11 @@ export class Bench {
       },
     );
     fs.closeSync(log);
+    // A benchmark stopped with Ctrl-C (or failing) takes the service with it.
+    const killOnExit = () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    };
+    process.on('exit', killOnExit);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const deadline = Date.now() + 120_000;
     for (;;) {
@@ -232,6 +237,7 @@ export class Bench {
         child.kill('SIGTERM');
         await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
         if (child.exitCode === null) child.kill('SIGKILL');
+        process.off('exit', killOnExit);
         await connection.close();
         await emulators.close();
       },
