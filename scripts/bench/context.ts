@@ -170,7 +170,8 @@ export class Bench {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const env = {
-      ...this.env(overrides),
+      // The SDK's metrics on a port of its own, appended to /metrics: the workflow cache's figures.
+      ...this.env({ SDK_METRICS_PORT: String(await freePort([port])), ...overrides }),
       PORT: String(port),
       PUBLIC_URL: url,
       // Real-provider mode, pointed at this process's emulators.
