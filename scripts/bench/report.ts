@@ -86,7 +86,7 @@ export function nightTable(night: SleeperResult): string {
     [
       ['leads posted / accepted / non-2xx', `${night.posted} / ${night.accepted} / ${night.non2xx}`],
       [
-        `posting time (${night.concurrency} in flight)`,
+        `posting time (evenly at ${num(night.postRate, 1)}/s)`,
         `${seconds(night.postMs)} (${num((night.posted / night.postMs) * 1000, 1)}/s)`,
       ],
       [

@@ -6,7 +6,7 @@ import type { Client } from '@temporalio/client';
 import { currentOrNextWindow, isWorkingTime, parseWorkingSchedule } from '../../domain/workingHours';
 import { LEAD_STATUSES } from '../../workflows/types';
 import type { Bench, ServiceProcess } from './context';
-import { leadFields, ok2xx, volley } from './load';
+import { leadFields, nextPhone, ok2xx, openLoop, postLead } from './load';
 import { scrape, type Snapshot } from './sdkMetrics';
 import { fileSize, mb, rssOf, sleep } from './stats';
 
@@ -96,8 +96,8 @@ export interface SleeperResult {
   posted: number;
   accepted: number;
   non2xx: number;
-  /** leads in flight while posting */
-  concurrency: number;
+  /** leads posted per second */
+  postRate: number;
   postMs: number;
   asleep: number;
   asleepAfterMs: number;
@@ -178,7 +178,7 @@ export async function measureSleepers(
     `${bench.tmpDir}-night-service.log`,
   );
   try {
-    return await night(bench, service, window, rate, say);
+    return await night(bench, service, window, rate, leadsPerSecond, say);
   } finally {
     await service.close();
   }
@@ -189,6 +189,7 @@ async function night(
   service: ServiceProcess,
   window: NightWindow,
   rate: number,
+  leadsPerSecond: number,
   say: (line: string) => void,
 ): Promise<SleeperResult> {
   const { settings } = bench;
@@ -199,12 +200,12 @@ async function night(
   const baseline = await memory(bench, service);
 
   const t0 = Date.now();
-  const posts = await volley(service.url, {
-    amount: n,
-    connections: settings.sleeperConcurrency,
-    timeoutSeconds: settings.httpTimeoutSeconds,
-    fields: (phone) => leadFields(phone, { timezone: window.zone }),
-  });
+  // Posted evenly at the pace the night is sized for: what the service carries, so the leads fall
+  // asleep as they come, as over an evening, instead of queueing behind each other (a burst is
+  // phase 5's business).
+  const posts = await openLoop(leadsPerSecond, n / leadsPerSecond, () =>
+    postLead(service.url, leadFields(nextPhone(), { timezone: window.zone }), settings.httpTimeoutSeconds),
+  );
   const postMs = Date.now() - t0;
   const accepted = posts.filter(ok2xx);
   say(`  posted ${n} leads in ${(postMs / 1000).toFixed(1)} s (${accepted.length} accepted)`);
@@ -302,7 +303,7 @@ async function night(
     posted: n,
     accepted: accepted.length,
     non2xx: n - accepted.length,
-    concurrency: settings.sleeperConcurrency,
+    postRate: leadsPerSecond,
     postMs,
     asleep,
     asleepAfterMs,
