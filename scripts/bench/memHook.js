@@ -5,6 +5,7 @@
 const v8 = require('node:v8');
 const fs = require('node:fs');
 const wt = require('node:worker_threads');
+if (process.env.MEMPROBE_V8_FLAGS && wt.isMainThread) v8.setFlagsFromString(process.env.MEMPROBE_V8_FLAGS);
 const dir = process.env.MEMPROBE_DIR || '/tmp/memprobe/out';
 fs.mkdirSync(dir, { recursive: true });
 const file = `${dir}/${process.pid}-${wt.threadId}.jsonl`;

@@ -7,7 +7,7 @@ import { startDevServer } from '../../support/temporalServer';
 import { Bench } from './context';
 import { benchSettings } from './settings';
 import { chooseWindow } from './sleepers';
-import { leadFields, ok2xx, volley } from './load';
+import { leadFields, nextPhone, ok2xx, openLoop, postLead, volley } from './load';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)}`;
@@ -74,12 +74,12 @@ async function main(): Promise<void> {
     if (leads > 0) {
       report('idle');
       const t0 = Date.now();
-      const posts = await volley(service.url, {
-        amount: leads,
-        connections: 50,
-        timeoutSeconds: 30,
-        fields: (phone) => leadFields(phone, { timezone: window.zone }),
-      });
+      const rate = Number(process.env.MEMPROBE_RATE ?? 0);
+      const fields = (phone: string) => leadFields(phone, { timezone: window.zone });
+      const posts =
+        rate > 0
+          ? await openLoop(rate, leads / rate, () => postLead(service.url, fields(nextPhone()), 30))
+          : await volley(service.url, { amount: leads, connections: 50, timeoutSeconds: 30, fields });
       const ok = posts.filter(ok2xx).length;
       let asleep = 0;
       for (;;) {
