@@ -89,7 +89,7 @@ const envSchema = z.object({
   TEMPORAL_CRM_TASK_QUEUE: z.string().min(1).default('lead-crm'),
   /** a fixed count of cached lead workflows; unset: sized from WORKFLOW_CACHE_MEMORY_MB */
   WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(0).max(100_000).optional(),
-  WORKFLOW_CACHE_MEMORY_MB: z.coerce.number().int().min(1).max(100_000).default(512),
+  WORKFLOW_CACHE_MEMORY_MB: z.coerce.number().int().min(1).max(100_000).default(64),
 
   BITRIX24_WEBHOOK_URL: optionalUrl,
   BITRIX24_PORTAL_URL: optionalUrl,

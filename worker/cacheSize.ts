@@ -2,10 +2,12 @@
 import type { AppConfig } from '../config';
 
 /**
- * What one cached lead workflow holds in the service process, measured (README, "Figures"): its
- * state in the workflow sandbox, its activation's payloads and the core's copy of its history.
+ * What one cached lead workflow adds to the service process's RSS, measured (README, "Figures"):
+ * its state in the workflow thread's V8 heap (about 95 KB live), the SDK's per-run bookkeeping on
+ * the main thread and the core's per-run state. 1,000 asleep in a cache of 1,024 against a cache
+ * of 10, with scripts/node.sh's memory settings.
  */
-export const CACHED_LEAD_BYTES = 512 * 1024;
+export const CACHED_LEAD_BYTES = 160 * 1024;
 
 /**
  * The worker's workflow cache: a fixed count when WORKFLOW_CACHE_SIZE is set, otherwise as many

@@ -9,6 +9,7 @@ import { loadConfig, type AppConfig } from '../../config';
 import { emulatorProviderEnv, startEmulators, type RunningEmulators } from '../../emulators';
 import { startService, type RunningService } from '../../service';
 import { freePort, type DevServer } from '../../support/temporalServer';
+import { workflowCacheSize } from '../../worker/cacheSize';
 import { CallLedger } from './load';
 import type { BenchSettings } from './settings';
 import { cpuSecondsOf, rssOf } from './stats';
@@ -83,6 +84,10 @@ export interface ServiceProcess {
   rss(): number;
   /** the service's V8 heap in use, from its /metrics (prom-client's default metrics) */
   heapUsed(): Promise<number | undefined>;
+  /** the text of its /metrics (ours and the SDK's) */
+  metrics(): Promise<string>;
+  /** its lead worker's maxCachedWorkflows, from the same settings */
+  cacheCapacity: number;
   close(): Promise<void>;
 }
 
@@ -165,7 +170,8 @@ export class Bench {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const env = {
-      ...this.env(overrides),
+      // The SDK's metrics on a port of its own, appended to /metrics: the workflow cache's figures.
+      ...this.env({ SDK_METRICS_PORT: String(await freePort([port])), ...overrides }),
       PORT: String(port),
       PUBLIC_URL: url,
       // Real-provider mode, pointed at this process's emulators.
@@ -173,9 +179,10 @@ export class Bench {
     };
     const repo = path.resolve(__dirname, '..', '..');
     const log = fs.openSync(logFile, 'a');
+    // As `npm run service` starts it (scripts/node.sh sets its memory settings, then execs node).
     const child: ChildProcess = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(repo, 'service', 'main.ts')],
+      'bash',
+      [path.join(repo, 'scripts', 'node.sh'), path.join(repo, 'service', 'main.ts')],
       {
         cwd: repo,
         env,
@@ -183,6 +190,11 @@ export class Bench {
       },
     );
     fs.closeSync(log);
+    // A benchmark stopped with Ctrl-C (or failing) takes the service with it.
+    const killOnExit = () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    };
+    process.on('exit', killOnExit);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const deadline = Date.now() + 120_000;
     for (;;) {
@@ -203,17 +215,21 @@ export class Bench {
     this.url = url;
     this.ledger = new CallLedger(emulators.voximplant.state);
     const pid = child.pid!;
+    const metrics = () =>
+      fetch(`${url}/metrics`).then(
+        (r) => r.text(),
+        () => '',
+      );
     return {
       url,
       pid,
       client,
       emulators,
       rss: () => rssOf(pid) ?? 0,
+      metrics,
+      cacheCapacity: workflowCacheSize(this.config(overrides)),
       heapUsed: async () => {
-        const text = await fetch(`${url}/metrics`).then(
-          (r) => r.text(),
-          () => '',
-        );
+        const text = await metrics();
         const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
         return m ? Number(m[1]) : undefined;
       },
@@ -222,6 +238,7 @@ export class Bench {
         child.kill('SIGTERM');
         await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
         if (child.exitCode === null) child.kill('SIGKILL');
+        process.off('exit', killOnExit);
         await connection.close();
         await emulators.close();
       },

@@ -86,7 +86,7 @@ export function nightTable(night: SleeperResult): string {
     [
       ['leads posted / accepted / non-2xx', `${night.posted} / ${night.accepted} / ${night.non2xx}`],
       [
-        `posting time (${night.concurrency} in flight)`,
+        `posting time (evenly at ${num(night.postRate, 1)}/s)`,
         `${seconds(night.postMs)} (${num((night.posted / night.postMs) * 1000, 1)}/s)`,
       ],
       [
@@ -101,6 +101,30 @@ export function nightTable(night: SleeperResult): string {
         `service process RSS / heapUsed with ${night.asleep} asleep`,
         `${mb(night.asleepMemory.rss)} / ${mb(night.asleepMemory.heapUsed)}`,
       ],
+      [
+        'service RSS per lead asleep (RSS with them − before posting) ÷ asleep',
+        night.asleep > 0
+          ? `${num((night.asleepMemory.rss - night.baseline.rss) / night.asleep / 1024, 1)} KB`
+          : '—',
+      ],
+      [
+        'workflow cache with them asleep: cached / capacity / forced evictions so far',
+        `${night.asleepCache.cached} / ${night.cacheCapacity ?? '—'} / ${night.asleepCache.forcedEvictions}`,
+      ],
+      ['machine load (1 min) when the asleep figures were read', num(night.asleepLoad, 1)],
+      ...(night.restMemory
+        ? [
+            [
+              `at rest, ${seconds(night.restAfterAsleepMs ?? 0)} later (just before the window): RSS / heapUsed`,
+              `${mb(night.restMemory.rss)} / ${mb(night.restMemory.heapUsed)}`,
+            ],
+            [
+              'at rest: RSS per lead asleep / cached / forced evictions / load',
+              `${num((night.restMemory.rss - night.baseline.rss) / Math.max(1, night.asleep) / 1024, 1)} KB / ` +
+                `${night.restCache?.cached ?? '—'} / ${night.restCache?.forcedEvictions ?? '—'} / ${num(night.restLoad ?? Number.NaN, 1)}`,
+            ],
+          ]
+        : []),
       [
         `dev server RSS before posting / with ${night.asleep} asleep`,
         `${mb(night.baseline.serverRss)} / ${mb(night.asleepMemory.serverRss)}`,

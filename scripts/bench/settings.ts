@@ -22,8 +22,6 @@ const FULL = {
   sleepers: 10_000,
   /** the night's service process settles this long after it is ready before its memory is read */
   serviceSettleMs: 5_000,
-  /** leads posted at once to fill the night */
-  sleeperConcurrency: 50,
   /** CALLS_PER_SECOND of the service in the morning */
   morningCallsPerSecond: 50,
   /** the least and the most time from the service's restart to the morning window */

@@ -1,12 +1,14 @@
 // Phase 4: 10,000 leads asleep for the night, then the morning. The service is restarted (the server
 // is not) with a working window that opens a minute or two from now in the leads' time zone.
+import os from 'node:os';
 import { formatInTimeZone } from 'date-fns-tz';
 import type { Client } from '@temporalio/client';
 import { currentOrNextWindow, isWorkingTime, parseWorkingSchedule } from '../../domain/workingHours';
 import { LEAD_STATUSES } from '../../workflows/types';
 import type { Bench, ServiceProcess } from './context';
-import { leadFields, ok2xx, volley } from './load';
-import { fileSize, rssOf, sleep } from './stats';
+import { leadFields, nextPhone, ok2xx, openLoop, postLead } from './load';
+import { scrape, type Snapshot } from './sdkMetrics';
+import { fileSize, mb, rssOf, sleep } from './stats';
 
 export interface NightWindow {
   zone: string;
@@ -73,18 +75,45 @@ export interface Memory {
   serverRss?: number;
 }
 
+/** The lead worker's workflow cache, from the service's SDK metrics. */
+export interface CacheFigures {
+  /** workflows cached at that moment */
+  cached: number;
+  /** forced evictions since the service started */
+  forcedEvictions: number;
+}
+
+function cacheFigures(s: Snapshot): CacheFigures {
+  const sum = (name: string) => s.filter((x) => x.name === name).reduce((a, x) => a + x.value, 0);
+  return {
+    cached: sum('temporal_sticky_cache_size'),
+    forcedEvictions: sum('temporal_sticky_cache_total_forced_eviction'),
+  };
+}
+
 export interface SleeperResult {
   window: NightWindow;
   posted: number;
   accepted: number;
   non2xx: number;
-  /** leads in flight while posting */
-  concurrency: number;
+  /** leads posted per second */
+  postRate: number;
   postMs: number;
   asleep: number;
   asleepAfterMs: number;
   baseline: Memory;
   asleepMemory: Memory;
+  /** the workflow cache when the leads were asleep */
+  asleepCache: CacheFigures;
+  /** the lead worker's maxCachedWorkflows, as the service computed it */
+  cacheCapacity?: number;
+  /** machine load (1 min) when the asleep figures were read */
+  asleepLoad: number;
+  /** the same just before the window opened: the night at rest, once the last lead fell asleep */
+  restMemory?: Memory;
+  restAfterAsleepMs?: number;
+  restCache?: CacheFigures;
+  restLoad?: number;
   db: { db: number; wal: number; shm: number };
   crmLeadsSoFar: number;
   nightSms: number;
@@ -149,7 +178,7 @@ export async function measureSleepers(
     `${bench.tmpDir}-night-service.log`,
   );
   try {
-    return await night(bench, service, window, rate, say);
+    return await night(bench, service, window, rate, leadsPerSecond, say);
   } finally {
     await service.close();
   }
@@ -160,6 +189,7 @@ async function night(
   service: ServiceProcess,
   window: NightWindow,
   rate: number,
+  leadsPerSecond: number,
   say: (line: string) => void,
 ): Promise<SleeperResult> {
   const { settings } = bench;
@@ -170,12 +200,12 @@ async function night(
   const baseline = await memory(bench, service);
 
   const t0 = Date.now();
-  const posts = await volley(service.url, {
-    amount: n,
-    connections: settings.sleeperConcurrency,
-    timeoutSeconds: settings.httpTimeoutSeconds,
-    fields: (phone) => leadFields(phone, { timezone: window.zone }),
-  });
+  // Posted evenly at the pace the night is sized for: what the service carries, so the leads fall
+  // asleep as they come, as over an evening, instead of queueing behind each other (a burst is
+  // phase 5's business).
+  const posts = await openLoop(leadsPerSecond, n / leadsPerSecond, () =>
+    postLead(service.url, leadFields(nextPhone(), { timezone: window.zone }), settings.httpTimeoutSeconds),
+  );
   const postMs = Date.now() - t0;
   const accepted = posts.filter(ok2xx);
   say(`  posted ${n} leads in ${(postMs / 1000).toFixed(1)} s (${accepted.length} accepted)`);
@@ -187,6 +217,8 @@ async function night(
   }
   const asleepAfterMs = Date.now() - t0;
   const asleepMemory = await memory(bench, service);
+  const asleepCache = cacheFigures(await scrape(service.metrics));
+  const asleepLoad = os.loadavg()[0]!;
   const dbFile = bench.server.dbFile;
   const db = { db: fileSize(dbFile), wal: fileSize(`${dbFile}-wal`), shm: fileSize(`${dbFile}-shm`) };
   const emulators = service.emulators;
@@ -194,8 +226,26 @@ async function night(
   const nightSms = emulators.smsru.state.sms.length;
   say(
     `  ${asleep} asleep ${(asleepAfterMs / 1000).toFixed(1)} s after the first post; ` +
-      `window opens in ${Math.round((window.startMs - Date.now()) / 1000)} s`,
+      `window opens in ${Math.round((window.startMs - Date.now()) / 1000)} s; service RSS ${mb(asleepMemory.rss)} ` +
+      `(${mb(baseline.rss)} before posting), ${asleepCache.cached} cached, ${asleepCache.forcedEvictions} forced evictions, load ${asleepLoad.toFixed(1)}`,
   );
+
+  // The night at rest: nothing happens between the last lead falling asleep and the morning, which
+  // is what a shop's service does most nights (V8 and the core free what the evening left behind).
+  let rest: Pick<SleeperResult, 'restMemory' | 'restAfterAsleepMs' | 'restCache' | 'restLoad'> = {};
+  const restAt = window.startMs - 5_000;
+  if (restAt - Date.now() >= 10_000) {
+    await sleep(restAt - Date.now());
+    rest = {
+      restMemory: await memory(bench, service),
+      restAfterAsleepMs: Date.now() - t0 - asleepAfterMs,
+      restCache: cacheFigures(await scrape(service.metrics)),
+      restLoad: os.loadavg()[0]!,
+    };
+    say(
+      `  at rest before the window: service RSS ${mb(rest.restMemory!.rss)}, ${rest.restCache!.cached} cached, load ${rest.restLoad!.toFixed(1)}`,
+    );
+  }
 
   const peak: Memory = { ...asleepMemory };
   const samplePeak = async () => {
@@ -253,12 +303,16 @@ async function night(
     posted: n,
     accepted: accepted.length,
     non2xx: n - accepted.length,
-    concurrency: settings.sleeperConcurrency,
+    postRate: leadsPerSecond,
     postMs,
     asleep,
     asleepAfterMs,
     baseline,
     asleepMemory,
+    asleepCache,
+    cacheCapacity: service.cacheCapacity,
+    asleepLoad,
+    ...rest,
     db,
     crmLeadsSoFar,
     nightSms,
