@@ -67,11 +67,28 @@ export async function startDevServer(): Promise<TestWorkflowEnvironment> {
     ),
     ...searchAttributeFlags().flatMap((f) => ['--search-attribute', f]),
   ]);
-  const env = await TestWorkflowEnvironment.createFromExistingServer({
-    address: `127.0.0.1:${port}`,
-    namespace: 'default',
-  });
+  const env = await whenFrontendHealthy(() =>
+    TestWorkflowEnvironment.createFromExistingServer({ address: `127.0.0.1:${port}`, namespace: 'default' }),
+  );
   return withServer(env, server);
+}
+
+/**
+ * The dev server opens its port before its frontend is healthy; on a busy machine a first call can
+ * come in between and be refused ("Frontend is not healthy yet", seen in CI). Connects again until
+ * the frontend answers, for as long as a slow machine needs.
+ */
+async function whenFrontendHealthy<T>(connect: () => Promise<T>, withinMs = 120_000): Promise<T> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      return await connect();
+    } catch (err) {
+      const starting = /not healthy yet|currently unavailable/i.test(String(err));
+      if (!starting || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
 }
 
 /**
