@@ -126,7 +126,8 @@ export interface DevServer {
 
 const READY_TIMEOUT_MS = 60_000;
 
-function healthy(cli: string, address: string): Promise<boolean> {
+/** Whether the server at `address` answers `temporal operator cluster health` with SERVING. */
+export function healthy(cli: string, address: string): Promise<boolean> {
   return new Promise((resolve) =>
     execFile(cli, ['operator', 'cluster', 'health', '--address', address], { timeout: 5_000 }, (err, out) =>
       resolve(!err && /SERVING/.test(String(out))),

@@ -12,7 +12,7 @@ import { temporal } from '@temporalio/proto';
 import { loadConfig, type AppConfig } from '../../config';
 import { startService, type RunningService } from '../../service';
 import { ALL_SEARCH_ATTRIBUTES, searchAttributeFlags } from '../../workflows/searchAttributes';
-import { DEV_SERVER_TUNING } from '../../support/temporalServer';
+import { DEV_SERVER_TUNING, healthy } from '../../support/temporalServer';
 import type { RunningEmulators } from '../../emulators';
 import { freePort } from '../../support/temporalServer';
 
@@ -67,28 +67,17 @@ export async function startDevServer(): Promise<TestWorkflowEnvironment> {
     ),
     ...searchAttributeFlags().flatMap((f) => ['--search-attribute', f]),
   ]);
-  const env = await whenFrontendHealthy(() =>
-    TestWorkflowEnvironment.createFromExistingServer({ address: `127.0.0.1:${port}`, namespace: 'default' }),
-  );
-  return withServer(env, server);
-}
-
-/**
- * The dev server opens its port before its frontend is healthy; on a busy machine a first call can
- * come in between and be refused ("Frontend is not healthy yet", seen in CI). Connects again until
- * the frontend answers, for as long as a slow machine needs.
- */
-async function whenFrontendHealthy<T>(connect: () => Promise<T>, withinMs = 120_000): Promise<T> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    try {
-      return await connect();
-    } catch (err) {
-      const starting = /not healthy yet|currently unavailable/i.test(String(err));
-      if (!starting || Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+  // The port opens before the frontend is healthy; on a busy machine a first call in between was
+  // refused ("Frontend is not healthy yet", seen in CI). Wait as the run command's server does.
+  const address = `127.0.0.1:${port}`;
+  const deadline = Date.now() + 120_000;
+  while (!(await healthy(process.env.STL_TEMPORAL_CLI!, address))) {
+    if (Date.now() > deadline)
+      throw new Error(`the Temporal dev server at ${address} did not become healthy`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
+  const env = await TestWorkflowEnvironment.createFromExistingServer({ address, namespace: 'default' });
+  return withServer(env, server);
 }
 
 /**
