@@ -23,29 +23,6 @@ const env = useTimeSkippingServer();
 
 const { dayZone } = env;
 
-test('answered: the CRM notes are written beside the confirmation SMS, not after it', async () => {
-  const stubs: Stubs = new Stubs({
-    sendSms: async () => {
-      await stubs.gate('sms').wait;
-      return { status: 'sent', smsId: 'sms-1' };
-    },
-  });
-  await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
-    await waitForRinging(handle, 1);
-    await reportResult(handle, 1, 'answered', { duration: 12 });
-    // The SMS is still with the gateway while the attempt and its outcome reach the CRM lead.
-    await stubs.waitForCalls('recordCallAttempts', 1);
-    expect(stubs.sms).toHaveLength(1);
-    expect(stubs.crmNotes.map((n) => n.comment)).toEqual([
-      'Попытка 1: answered, 12 с',
-      'Клиент ответил: SMS с подтверждением',
-    ]);
-    stubs.gate('sms').open();
-    expect(await handle.result()).toMatchObject({ status: 'Answered' });
-    expect(stubs.of('recordCallAttempts')).toHaveLength(1);
-  });
-});
-
 test('answered: the confirmation SMS, the lead closes as Answered, the call written to the CRM lead', async () => {
   const stubs = new Stubs();
   const input = leadInput(await dayZone());
