@@ -78,7 +78,7 @@ const OPTIONS = {
   'sleep-rate': {
     type: 'string',
     env: 'BENCH_SLEEP_RATE',
-    help: 'leads/s the night is sized for with --only sleepers (20)',
+    help: 'leads/s the night is sized for with --only sleepers (8)',
   },
   'burst-leads': {
     type: 'string',
@@ -147,7 +147,7 @@ export function benchSettings(
     burst: burstLeads
       ? { ...base.burst, leads: Math.round(positive('burst-leads', burstLeads)) }
       : base.burst,
-    sleepRate: positive('sleep-rate', text('sleep-rate') ?? '20'),
+    sleepRate: positive('sleep-rate', text('sleep-rate') ?? '8'),
     serverConfig: parsePairs(text('server-config') ?? ''),
     keepData: flag('keep-data'),
     logLevel: text('log-level') ?? 'warn',
