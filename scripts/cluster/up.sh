@@ -297,9 +297,8 @@ secret_file="$CLUSTER_DIR/service/voximplant-result.secret"
 [[ -s "$secret_file" ]] || (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$secret_file")
 
 # Node runs the TypeScript through tsx's loader in the same process (`tsx file` would put a wrapper
-# process in front, and a kill -9 of the wrapper would leave the service running), with the
-# service's memory settings (scripts/node.sh execs node: the pid is the service's own).
-node_ts=(bash "$cluster_repo/scripts/node.sh")
+# process in front, and a kill -9 of the wrapper would leave the service running).
+node_ts=(node --import tsx)
 
 emulator_urls="$CLUSTER_DIR/emulators.json"
 svc_env=(

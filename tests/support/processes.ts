@@ -84,10 +84,9 @@ export async function serviceProcess(
     url,
     operator: { authorization: `Bearer ${env.OPERATOR_TOKEN}` },
     async start() {
-      // As `npm run service` starts it: scripts/node.sh sets the memory settings and execs node with
-      // tsx as a loader (the tsx CLI would run the service in a grandchild that a kill -9 of the
-      // child would leave behind).
-      svc.child = spawn('bash', [path.join(ROOT, 'scripts', 'node.sh'), 'service/main.ts'], {
+      // node itself with tsx as a loader: the tsx CLI would run the service in a grandchild that a
+      // kill -9 of the child would leave behind.
+      svc.child = spawn(process.execPath, ['--import', 'tsx', 'service/main.ts'], {
         cwd: ROOT,
         env,
         stdio: ['ignore', 'ignore', 'inherit'],
