@@ -213,8 +213,7 @@ async function night(
   // A lead shows WaitingForWorkingHours from its start request on; it is asleep once its evening's
   // work is done too: its night SMS sent and its CRM lead created (one of each per lead).
   const emulators = service.emulators;
-  const eveningDone = () =>
-    Math.min(emulators.smsru.state.sms.length, emulators.bitrix24.state.leads.length);
+  const eveningDone = () => Math.min(emulators.smsru.state.sms.length, emulators.bitrix24.state.leads.length);
   let asleep = await count(service.client, ASLEEP);
   while (
     (asleep < accepted.length || eveningDone() < accepted.length) &&
