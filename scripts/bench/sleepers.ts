@@ -214,13 +214,11 @@ async function night(
   // work is done too: its night SMS sent and its CRM lead created (one of each per lead).
   const emulators = service.emulators;
   const eveningDone = () => Math.min(emulators.smsru.state.sms.length, emulators.bitrix24.state.leads.length);
-  let asleep = await count(service.client, ASLEEP);
-  while (
-    (asleep < accepted.length || eveningDone() < accepted.length) &&
-    Date.now() < window.startMs - 3_000
-  ) {
+  const asleepNow = async () => Math.min(await count(service.client, ASLEEP), eveningDone());
+  let asleep = await asleepNow();
+  while (asleep < accepted.length && Date.now() < window.startMs - 3_000) {
     await sleep(1_000);
-    asleep = Math.min(await count(service.client, ASLEEP), eveningDone());
+    asleep = await asleepNow();
   }
   const asleepAfterMs = Date.now() - t0;
   const asleepMemory = await memory(bench, service);
