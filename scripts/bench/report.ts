@@ -2,7 +2,7 @@
 import type { FloorRun } from './floor';
 import type { LatencyRun, ThroughputStep } from './intake';
 import type { BurstRun } from './crmBurst';
-import type { SleeperResult } from './sleepers';
+import type { MorningResult, SleeperResult } from './sleepers';
 import { mb, ms, num, seconds, table, type Cpu } from './stats';
 
 const cpuText = (c: Cpu) => `${num(c.node * 1000)} + ${num(c.server * 1000)}`;
@@ -80,7 +80,7 @@ export function throughputTable(steps: ThroughputStep[]): string {
 
 export function nightTable(night: SleeperResult): string {
   const n = night.accepted;
-  const peak = night.peakDuringMorning;
+  const { morning } = night;
   return table(
     ['night and morning', 'value'],
     [
@@ -115,7 +115,7 @@ export function nightTable(night: SleeperResult): string {
       ...(night.restMemory
         ? [
             [
-              `at rest, ${seconds(night.restAfterAsleepMs ?? 0)} later (just before the window): RSS / heapUsed`,
+              `at rest, ${seconds(night.restAfterAsleepMs ?? 0)} later${morning ? ' (just before the window)' : ''}: RSS / heapUsed`,
               `${mb(night.restMemory.rss)} / ${mb(night.restMemory.heapUsed)}`,
             ],
             [
@@ -134,30 +134,38 @@ export function nightTable(night: SleeperResult): string {
         `${mb(night.db.db)} + ${mb(night.db.wal)} (+ ${mb(night.db.shm)}) = ${mb(night.db.db + night.db.wal)}`,
       ],
       ['night SMS sent / CRM leads created so far', `${night.nightSms} / ${night.crmLeadsSoFar}`],
-      ['calls before the window opened', night.callsBeforeWindow],
-      [
-        'first call after window start',
-        night.firstCallAfterMs === undefined ? '—' : seconds(night.firstCallAfterMs, 2),
-      ],
-      [
-        `all ${n} calls after window start`,
-        night.allCallsAfterMs === undefined
-          ? `not all: ${night.missingCalls} missing${night.stalled ? ' (no new call for a while: gave up)' : ''}`
-          : seconds(night.allCallsAfterMs),
-      ],
-      ['ideal at the configured rate', seconds((n / night.configuredRate) * 1000)],
-      [
-        'max calls in one 1-s bucket / any sliding 1 s',
-        `${night.maxPerSecondBucket} / ${night.maxPerSlidingSecond} (CALLS_PER_SECOND=${night.configuredRate})`,
-      ],
-      ['leads with exactly one call / more than one', `${night.exactlyOne} / ${night.moreThanOne}`],
-      ['where the leads ended up (LeadStatus)', night.statuses],
-      [
-        'peak during the morning: process RSS / heapUsed / server RSS',
-        `${mb(peak.rss)} / ${mb(peak.heapUsed)} / ${mb(peak.serverRss)}`,
-      ],
+      ['leads called before the window opened', night.callsAtNight],
+      ...(morning
+        ? morningRows(morning, n, night.configuredRate)
+        : [['the morning', 'not run (--no-morning)']]),
     ],
   );
+}
+
+function morningRows(m: MorningResult, n: number, rate: number): (string | number)[][] {
+  return [
+    [
+      'first call after window start',
+      m.firstCallAfterMs === undefined ? '—' : seconds(m.firstCallAfterMs, 2),
+    ],
+    [
+      `all ${n} calls after window start`,
+      m.allCallsAfterMs === undefined
+        ? `not all: ${m.missingCalls} missing${m.stalled ? ' (no new call for a while: gave up)' : ''}`
+        : seconds(m.allCallsAfterMs),
+    ],
+    ['ideal at the configured rate', seconds((n / rate) * 1000)],
+    [
+      'max calls in one 1-s bucket / any sliding 1 s',
+      `${m.maxPerSecondBucket} / ${m.maxPerSlidingSecond} (CALLS_PER_SECOND=${rate})`,
+    ],
+    ['leads with exactly one call / more than one', `${m.exactlyOne} / ${m.moreThanOne}`],
+    ['where the leads ended up (LeadStatus)', m.statuses],
+    [
+      'peak during the morning: process RSS / heapUsed / server RSS',
+      `${mb(m.peak.rss)} / ${mb(m.peak.heapUsed)} / ${mb(m.peak.serverRss)}`,
+    ],
+  ];
 }
 
 function verdict(value: number, target: number, floor: number, lowerIsBetter: boolean): string {
@@ -243,14 +251,16 @@ export function summaryTable(r: {
       ],
       [
         'morning burst, max calls per second',
-        String(night.maxPerSecondBucket),
+        night.morning ? String(night.morning.maxPerSecondBucket) : 'not run',
         `≤ ${night.configuredRate}`,
         '—',
-        night.maxPerSecondBucket > night.configuredRate
-          ? 'missed: over the rate'
-          : night.missingCalls > 0
-            ? `rate kept, but ${night.missingCalls} of ${n} calls never came`
-            : 'met',
+        !night.morning
+          ? '—'
+          : night.morning.maxPerSecondBucket > night.configuredRate
+            ? 'missed: over the rate'
+            : night.morning.missingCalls > 0
+              ? `rate kept, but ${night.morning.missingCalls} of ${n} calls never came`
+              : 'met',
       ],
     ],
   );

@@ -27,6 +27,8 @@ const FULL = {
   /** the least and the most time from the service's restart to the morning window */
   minNightSeconds: 90,
   maxNightSeconds: 45 * 60,
+  /** with --no-morning: how long after the last lead fell asleep the night at rest is read */
+  restSeconds: 300,
   /** histories of the 10/s latency run replayed for the workflow code's own CPU cost */
   replaySample: 20,
   /** phase 5: leads posted evenly at the real limits, and how long to wait for the CRM and the alerts */
@@ -46,6 +48,7 @@ const QUICK: Partial<typeof FULL> = {
   sleepers: 1_000,
   minNightSeconds: 45,
   maxNightSeconds: 150,
+  restSeconds: 60,
   drainTimeoutMs: 60_000,
   stallMs: 20_000,
   burst: { leads: 600, rate: 50, maxWaitMs: 180_000 },
@@ -60,6 +63,8 @@ export type BenchSettings = typeof FULL & {
   only?: Phase;
   /** leads/s the night is sized for when the latency phase did not run to measure it */
   sleepRate: number;
+  /** false with --no-morning: the night ends with its at-rest figures, no window opens */
+  morning: boolean;
   keepData: boolean;
   logLevel: string;
   /** dynamic config values the dev server runs with over the project's own */
@@ -79,6 +84,11 @@ const OPTIONS = {
     type: 'string',
     env: 'BENCH_SLEEP_RATE',
     help: 'leads/s the night is sized for with --only sleepers (8)',
+  },
+  'no-morning': {
+    type: 'boolean',
+    env: 'BENCH_NO_MORNING',
+    help: 'the night only: memory at rest, no morning (for 50000 asleep)',
   },
   'burst-leads': {
     type: 'string',
@@ -128,7 +138,7 @@ export function benchSettings(
   const fromEnv = (name: keyof typeof OPTIONS) => (OPTIONS[name].env ? env[OPTIONS[name].env] : undefined);
   const text = (name: 'only' | 'sleepers' | 'sleep-rate' | 'log-level' | 'burst-leads' | 'server-config') =>
     values[name] ?? fromEnv(name);
-  const flag = (name: 'quick' | 'keep-data') =>
+  const flag = (name: 'quick' | 'keep-data' | 'no-morning') =>
     values[name] ?? !['', '0', 'false'].includes(fromEnv(name) ?? '');
 
   const only = text('only') || undefined;
@@ -148,6 +158,7 @@ export function benchSettings(
       ? { ...base.burst, leads: Math.round(positive('burst-leads', burstLeads)) }
       : base.burst,
     sleepRate: positive('sleep-rate', text('sleep-rate') ?? '8'),
+    morning: !flag('no-morning'),
     serverConfig: parsePairs(text('server-config') ?? ''),
     keepData: flag('keep-data'),
     logLevel: text('log-level') ?? 'warn',

@@ -117,8 +117,15 @@ export interface SleeperResult {
   db: { db: number; wal: number; shm: number };
   crmLeadsSoFar: number;
   nightSms: number;
-  peakDuringMorning: Memory;
-  callsBeforeWindow: number;
+  /** leads called before the window opened (at night): must be 0 */
+  callsAtNight: number;
+  configuredRate: number;
+  /** absent with --no-morning */
+  morning?: MorningResult;
+}
+
+export interface MorningResult {
+  peak: Memory;
   firstCallAfterMs?: number;
   allCallsAfterMs?: number;
   missingCalls: number;
@@ -127,7 +134,6 @@ export interface SleeperResult {
   moreThanOne: number;
   maxPerSecondBucket: number;
   maxPerSlidingSecond: number;
-  configuredRate: number;
   /** LeadStatus of this phase's leads once no call was in flight any more (bounded wait) */
   statuses: string;
 }
@@ -150,8 +156,13 @@ export async function measureSleepers(
   say: (line: string) => void,
 ): Promise<SleeperResult> {
   const { sleepers: n, minNightSeconds, maxNightSeconds, morningCallsPerSecond: rate } = bench.settings;
+  const { morning, restSeconds } = bench.settings;
   const needed = (n / Math.max(1, leadsPerSecond)) * 1.2 + 60;
-  const leadMs = Math.min(maxNightSeconds, Math.max(minNightSeconds, needed)) * 1000;
+  // With a morning the night is capped (the whole run stays within an hour or so); without one the
+  // window only has to open after the night at rest has been read, however long the evening takes.
+  const leadMs = morning
+    ? Math.min(maxNightSeconds, Math.max(minNightSeconds, needed)) * 1000
+    : (Math.max(minNightSeconds, needed * 1.25) + restSeconds + 120) * 1000;
   const leftover = bench.service
     ? await count(bench.service.client, "WorkflowType = 'processLead' AND ExecutionStatus = 'Running'")
     : 0;
@@ -161,7 +172,8 @@ export async function measureSleepers(
   say(
     `  room for ${n} leads to fall asleep at ~${leadsPerSecond.toFixed(1)} leads/s (from phase 2's CPU per lead); ` +
       `window ${window.hours} in ${window.zone}: opens at ${new Date(window.startMs).toISOString()} ` +
-      `(in ${Math.round((window.startMs - Date.now()) / 1000)} s); CALLS_PER_SECOND=${rate}`,
+      `(in ${Math.round((window.startMs - Date.now()) / 1000)} s); ` +
+      (morning ? `CALLS_PER_SECOND=${rate}` : 'no morning: the night ends with its figures at rest'),
   );
   // Fresh task queues: leads of the earlier phases that are still open (stuck ones included) are not
   // polled by the restarted service, so they neither help nor hinder this phase. Same server.
@@ -237,7 +249,7 @@ async function night(
   // The night at rest: nothing happens between the last lead falling asleep and the morning, which
   // is what a shop's service does most nights (V8 and the core free what the evening left behind).
   let rest: Pick<SleeperResult, 'restMemory' | 'restAfterAsleepMs' | 'restCache' | 'restLoad'> = {};
-  const restAt = window.startMs - 5_000;
+  const restAt = settings.morning ? window.startMs - 5_000 : Date.now() + settings.restSeconds * 1000;
   if (restAt - Date.now() >= 10_000) {
     await sleep(restAt - Date.now());
     rest = {
@@ -247,10 +259,52 @@ async function night(
       restLoad: os.loadavg()[0]!,
     };
     say(
-      `  at rest before the window: service RSS ${mb(rest.restMemory!.rss)}, ${rest.restCache!.cached} cached, load ${rest.restLoad!.toFixed(1)}`,
+      `  at rest, ${Math.round(rest.restAfterAsleepMs! / 1000)} s later: service RSS ${mb(rest.restMemory!.rss)}, ${rest.restCache!.cached} cached, load ${rest.restLoad!.toFixed(1)}`,
     );
   }
 
+  const phones = accepted.map((p) => p.phone);
+  ledger.sync();
+  const night: SleeperResult = {
+    window,
+    posted: n,
+    accepted: accepted.length,
+    non2xx: n - accepted.length,
+    postRate: leadsPerSecond,
+    postMs,
+    asleep,
+    asleepAfterMs,
+    baseline,
+    asleepMemory,
+    asleepCache,
+    cacheCapacity: service.cacheCapacity,
+    asleepLoad,
+    ...rest,
+    db,
+    crmLeadsSoFar,
+    nightSms,
+    callsAtNight: phones.filter((p) => {
+      const t = ledger.first(p);
+      return t !== undefined && t < window.startMs;
+    }).length,
+    configuredRate: rate,
+  };
+  if (!settings.morning) return night;
+  return { ...night, morning: await theMorning(bench, service, window, phones, asleepMemory, t0) };
+}
+
+async function theMorning(
+  bench: Bench,
+  service: ServiceProcess,
+  window: NightWindow,
+  phones: string[],
+  asleepMemory: Memory,
+  t0: number,
+): Promise<MorningResult> {
+  const { settings } = bench;
+  const ledger = bench.ledger!;
+  const n = settings.sleepers;
+  const rate = settings.morningCallsPerSecond;
   const peak: Memory = { ...asleepMemory };
   const samplePeak = async () => {
     const m = await memory(bench, service);
@@ -259,7 +313,6 @@ async function night(
     peak.serverRss = Math.max(peak.serverRss ?? 0, m.serverRss ?? 0);
   };
   let lastSample = 0;
-  const phones = accepted.map((p) => p.phone);
   const wait = await ledger.waitFor(phones, {
     timeoutMs: window.startMs - Date.now() + (n / rate) * 2_000 + 180_000,
     stallMs: settings.stallMs,
@@ -303,25 +356,7 @@ async function night(
   const first = firstCalls[0];
   const last = firstCalls[firstCalls.length - 1];
   return {
-    window,
-    posted: n,
-    accepted: accepted.length,
-    non2xx: n - accepted.length,
-    postRate: leadsPerSecond,
-    postMs,
-    asleep,
-    asleepAfterMs,
-    baseline,
-    asleepMemory,
-    asleepCache,
-    cacheCapacity: service.cacheCapacity,
-    asleepLoad,
-    ...rest,
-    db,
-    crmLeadsSoFar,
-    nightSms,
-    peakDuringMorning: peak,
-    callsBeforeWindow: firstCalls.filter((t) => t < window.startMs).length,
+    peak,
     firstCallAfterMs: first === undefined ? undefined : first - window.startMs,
     allCallsAfterMs: wait.complete && last !== undefined ? last - window.startMs : undefined,
     missingCalls: wait.missing,
@@ -330,7 +365,6 @@ async function night(
     moreThanOne: counts.filter((c) => c > 1).length,
     maxPerSecondBucket: Math.max(0, ...buckets.values()),
     maxPerSlidingSecond: sliding,
-    configuredRate: rate,
     statuses: byStatus.join(', '),
   };
 }
