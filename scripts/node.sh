@@ -6,7 +6,8 @@
 # GLIBC_TUNABLES: with glibc's default dynamic thresholds, the buffers the Temporal core and the
 #   workflow activations allocate and free leave the process's malloc heaps fragmented and never
 #   trimmed (a night of 1,000 leads left 140 MB that a GC could not give back); fixed thresholds
-#   and two arenas return it to the system.
+#   and two arenas return it to the system. /proc/<pid>/environ shows the variable cut after its
+#   first setting (glibc rewrites it in place as it parses it); all three apply.
 # NODE_OPTIONS --max-semi-space-size (MB, per V8 heap: the main thread's and the workflow
 #   thread's): V8's default of 16 lets each young generation grow to 32 MB and stay there.
 #   A value of your own later in NODE_OPTIONS wins.
