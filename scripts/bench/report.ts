@@ -119,6 +119,13 @@ export function nightTable(night: SleeperResult): string {
               `${mb(night.restMemory.rss)} / ${mb(night.restMemory.heapUsed)}`,
             ],
             [
+              'at rest: RSS anonymous / file-backed (before posting)',
+              night.restMemory.kinds && night.baseline.kinds
+                ? `${mb(night.restMemory.kinds.anonymous)} / ${mb(night.restMemory.kinds.files)} ` +
+                  `(${mb(night.baseline.kinds.anonymous)} / ${mb(night.baseline.kinds.files)})`
+                : '—',
+            ],
+            [
               'at rest: RSS per lead asleep / cached / forced evictions / load',
               `${num((night.restMemory.rss - night.baseline.rss) / Math.max(1, night.asleep) / 1024, 1)} KB / ` +
                 `${night.restCache?.cached ?? '—'} / ${night.restCache?.forcedEvictions ?? '—'} / ${num(night.restLoad ?? Number.NaN, 1)}`,

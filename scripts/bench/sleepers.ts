@@ -8,7 +8,7 @@ import { LEAD_STATUSES } from '../../workflows/types';
 import type { Bench, ServiceProcess } from './context';
 import { leadFields, nextPhone, ok2xx, openLoop, postLead } from './load';
 import { scrape, type Snapshot } from './sdkMetrics';
-import { fileSize, mb, rssOf, sleep } from './stats';
+import { fileSize, mb, rssKindsOf, rssOf, sleep } from './stats';
 
 export interface NightWindow {
   zone: string;
@@ -73,6 +73,8 @@ export interface Memory {
   rss: number;
   heapUsed: number;
   serverRss?: number;
+  /** the service's RSS that is anonymous (V8 heaps, malloc, stacks) vs mapped from files */
+  kinds?: { anonymous: number; files: number };
 }
 
 /** The lead worker's workflow cache, from the service's SDK metrics. */
@@ -143,6 +145,7 @@ async function memory(bench: Bench, service: ServiceProcess): Promise<Memory> {
     rss: service.rss(),
     heapUsed: (await service.heapUsed()) ?? 0,
     serverRss: rssOf(bench.server.pid),
+    kinds: rssKindsOf(service.pid),
   };
 }
 

@@ -95,6 +95,18 @@ export function rssOf(pid: number | undefined): number | undefined {
   return kb ? Number(kb) * 1024 : undefined;
 }
 
+/** A process's RSS split into anonymous memory (heaps, malloc, stacks) and file-backed mappings. */
+export function rssKindsOf(pid: number | undefined): { anonymous: number; files: number } | undefined {
+  const rollup = procFile(pid, 'smaps_rollup');
+  const kb = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup ?? '')?.[1] ?? NaN) * 1024;
+  const rss = kb('Rss');
+  const anonymous = kb('Anonymous');
+  return Number.isFinite(rss) && Number.isFinite(anonymous)
+    ? { anonymous, files: rss - anonymous }
+    : undefined;
+}
+
 /** User + system CPU seconds a process has used so far. */
 export function cpuSecondsOf(pid: number | undefined): number | undefined {
   const stat = procFile(pid, 'stat');
