@@ -8,18 +8,9 @@ import { Bench } from './context';
 import { benchSettings } from './settings';
 import { chooseWindow } from './sleepers';
 import { leadFields, nextPhone, ok2xx, openLoop, postLead, volley } from './load';
+import { rssKindsOf, sleep } from './stats';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)}`;
-
-function smaps(pid: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const line of fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').split('\n')) {
-    const m = /^(\w+):\s+(\d+) kB/.exec(line);
-    if (m) out[m[1]!] = Number(m[2]) * 1024;
-  }
-  return out;
-}
 
 /** RSS by mapping kind: heap, anon, files (node binary, .node addons, others). */
 function byMapping(pid: number): Record<string, number> {
@@ -123,10 +114,10 @@ async function main(): Promise<void> {
 
   function report(label: string): void {
     console.log(`--- ${label}`);
-    const s = smaps(service.pid);
+    const kinds = rssKindsOf(service.pid) ?? { anonymous: NaN, files: NaN };
     console.log(`env ${JSON.stringify(extra)}`);
     console.log(
-      `RSS ${mb(s.Rss!)} MB: anon ${mb(s.Anonymous!)}, file ${mb((s.Rss ?? 0) - (s.Anonymous ?? 0))}`,
+      `RSS ${mb(kinds.anonymous + kinds.files)} MB: anon ${mb(kinds.anonymous)}, file ${mb(kinds.files)}`,
     );
     const status = fs.readFileSync(`/proc/${service.pid}/status`, 'utf8');
     console.log(`threads ${/Threads:\s+(\d+)/.exec(status)?.[1]}`);
@@ -146,7 +137,7 @@ async function main(): Promise<void> {
       );
     }
     console.log(
-      `V8 heaps (physical + malloced) ${mb(v8sum)} MB; anon outside V8 heaps ${mb(s.Anonymous! - v8sum)} MB`,
+      `V8 heaps (physical + malloced) ${mb(v8sum)} MB; anon outside V8 heaps ${mb(kinds.anonymous - v8sum)} MB`,
     );
   }
 }

@@ -158,8 +158,8 @@ export async function measureSleepers(
   leadsPerSecond: number,
   say: (line: string) => void,
 ): Promise<SleeperResult> {
-  const { sleepers: n, minNightSeconds, maxNightSeconds, morningCallsPerSecond: rate } = bench.settings;
-  const { morning, restSeconds } = bench.settings;
+  const { sleepers: n, minNightSeconds, maxNightSeconds, morning, restSeconds } = bench.settings;
+  const rate = bench.settings.morningCallsPerSecond;
   const needed = (n / Math.max(1, leadsPerSecond)) * 1.2 + 60;
   // With a morning the night is capped (the whole run stays within an hour or so); without one the
   // window only has to open after the night at rest has been read, however long the evening takes.
