@@ -20,6 +20,7 @@ const UNIT_FILES = [
   'securityConfig',
   'sharedLimit',
   'telegramOutbox',
+  'wakeSlots',
   'workingHours',
 ].map((name) => `<rootDir>/tests/${name}.test.ts`);
 

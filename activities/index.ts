@@ -5,6 +5,7 @@ import { asyncLocalStorage } from '@temporalio/activity';
 import type { AppConfig } from '../config';
 import type { Metrics } from '../support/metrics';
 import { createSpacer } from '../support/rateLimiter';
+import { openWakeSlots, type WakeSlot } from '../support/wakeSlots';
 import { createBitrix24Activities } from './bitrix24';
 import { createSmsActivities, createSmsRuGateway, smsAccountErrorOf, type SmsInput } from './sms';
 import { createSmsAccountAlerts } from './smsAccountAlerts';
@@ -59,6 +60,19 @@ export function createLeadActivities(
   };
 }
 
+/**
+ * Run as local activities by the lead worker, beside the workflow: a lead going to sleep until a
+ * window opens takes its place in the morning's queue (support/wakeSlots).
+ */
+export function createWakeSlotActivities(config: Pick<AppConfig, 'dataDir' | 'call'>) {
+  const slots = openWakeSlots({ dir: config.dataDir, callsPerSecond: config.call.callsPerSecond });
+  return {
+    async takeWakeSlot(input: { windowStart: number }): Promise<WakeSlot> {
+      return slots.take(input.windowStart);
+    },
+  };
+}
+
 export function createCrmActivities(
   config: AppConfig,
   metrics?: Pick<Metrics, 'crmLeadsWaiting' | 'intakeToCrmLead'>,
@@ -89,3 +103,4 @@ export function createCallActivities(config: AppConfig, metrics?: Metrics) {
 export type LeadActivities = ReturnType<typeof createLeadActivities>;
 export type CrmActivities = ReturnType<typeof createCrmActivities>;
 export type CallActivities = ReturnType<typeof createCallActivities>;
+export type WakeSlotActivities = ReturnType<typeof createWakeSlotActivities>;

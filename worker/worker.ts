@@ -5,7 +5,12 @@
 // sharing DATA_DIR shares.
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config';
-import { createCallActivities, createCrmActivities, createLeadActivities } from '../activities';
+import {
+  createCallActivities,
+  createCrmActivities,
+  createLeadActivities,
+  createWakeSlotActivities,
+} from '../activities';
 import type { Metrics } from '../support/metrics';
 import { buildWorkflowBundle } from './bundle';
 import { workflowCacheSize } from './cacheSize';
@@ -51,7 +56,8 @@ export async function createLeadWorkers(
       ...common,
       taskQueue: config.temporal.taskQueue,
       ...workflows,
-      activities: createLeadActivities(config, metrics),
+      // The wake slots are local activities: they run here, beside the workflows that take them.
+      activities: { ...createLeadActivities(config, metrics), ...createWakeSlotActivities(config) },
       // Sleeping leads are many and idle; a bounded cache keeps memory flat, at the cost of a replay
       // (a few milliseconds) when an evicted lead wakes up.
       maxCachedWorkflows: workflowCacheSize(config),

@@ -1,8 +1,13 @@
 // How each activity is scheduled: its timeouts and retry policy, declared once. The CRM and call
 // activities run on task queues of their own, named in the lead's policy, so the caller adds the
 // queue.
-import { proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
-import type { CallActivities, CrmActivities, LeadActivities } from '../activities';
+import {
+  proxyActivities,
+  proxyLocalActivities,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { CallActivities, CrmActivities, LeadActivities, WakeSlotActivities } from '../activities';
 
 type Priority = NonNullable<ActivityOptions['priority']>;
 type Activities = LeadActivities & CrmActivities & CallActivities;
@@ -58,6 +63,16 @@ export const ACTIVITY_OPTIONS = {
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
   },
 } satisfies Record<keyof Activities, ActivityOptions>;
+
+/**
+ * The local activities, run by the lead worker inside the workflow task that schedules them. A wake
+ * slot is a file write in DATA_DIR: it either comes at once or the lead wakes at the window's
+ * opening as it would without one, so it is tried briefly and never holds the lead up.
+ */
+export const { takeWakeSlot } = proxyLocalActivities<WakeSlotActivities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumAttempts: 3 },
+});
 
 /**
  * Task priorities on the shared queues (1 goes first; unset is the server's default, 3; only the

@@ -5,9 +5,9 @@
 // Deterministic: time comes from the workflow clock, every side effect from an activity.
 import { ActivityFailure, ApplicationFailure, condition, log, patched } from '@temporalio/workflow';
 import { isWorkingTime, nextWorkingTime } from '../domain/workingHours';
-import { activity } from './activityOptions';
+import { activity, takeWakeSlot } from './activityOptions';
 import { createCrmNoteQueue } from './crmNotes';
-import { RELEASE_1_2_0 } from './patches';
+import { RELEASE_1_2_0, RELEASE_1_3_0 } from './patches';
 import {
   FINAL_STATUSES,
   type CallClaim,
@@ -156,7 +156,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
     crmNotes.add(comment, final === 'WrongNumber' ? 'JUNK' : undefined);
     // From 1.2.0 the notes go now, beside the last SMS rather than after it: the lead closes a
     // workflow task sooner.
-    if (patched(RELEASE_1_2_0)) crmNotes.flush();
+    if (patched(RELEASE_1_3_0) || patched(RELEASE_1_2_0)) crmNotes.flush();
     progress(final, comment);
   }
 
@@ -164,6 +164,22 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
     if (action?.action === 'cancel') finish('Cancelled', `Отменено${by(action)}`);
     else if (action?.action === 'handled') finish('Handled', `Обработано вручную${by(action)}`);
     else finish('ManualHandling', 'Никто не обработал заявку вовремя');
+  }
+
+  /**
+   * When this lead wakes for the window opening at `windowStart` (1.3.0 on): at its place in the
+   * morning's queue, so the leads asleep for one window wake in the order they fell asleep, at the
+   * pace the call queue lets their calls go, not all at the opening. Without a place (DATA_DIR
+   * unwritable), or past the window's end (a queue longer than the window), at the opening.
+   */
+  async function wakeTimeFor(windowStart: number): Promise<number> {
+    try {
+      const { wakeAt } = await takeWakeSlot({ windowStart });
+      if (wakeAt >= windowStart && isWorkingTime(wakeAt, input.timezone, policy.workingSchedule)) return wakeAt;
+    } catch (err) {
+      log.warn('no place in the morning queue: the lead wakes at the opening', { error: String(err) });
+    }
+    return windowStart;
   }
 
   const fill = (template: string) =>
@@ -184,9 +200,11 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
         state.nextCallAt = nextWorkingTime(now, input.timezone, policy.workingSchedule);
         progress('WaitingForWorkingHours');
         crmNotes.flush();
-        // One timer to the window's opening (the SMS took some time), not a polling loop; an
-        // operator may stop the lead meanwhile.
-        await condition(stopRequested, Math.max(1, state.nextCallAt - Date.now()));
+        // One timer to the window's opening, or to this lead's place after it (the SMS took some
+        // time), not a polling loop; an operator may stop the lead meanwhile. NextCallAt shows the
+        // opening: the lead is due then, its place only orders it among the others.
+        const wakeAt = patched(RELEASE_1_3_0) ? await wakeTimeFor(state.nextCallAt) : state.nextCallAt;
+        await condition(stopRequested, Math.max(1, wakeAt - Date.now()));
         continue;
       }
 
@@ -254,14 +272,17 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
           return finishAfterManual(decision);
         }
         const missedAt = Date.now();
-        state.nextCallAt = nextWorkingTime(
-          missedAt + policy.retryDelayMs,
-          input.timezone,
-          policy.workingSchedule,
-        );
+        const due = missedAt + policy.retryDelayMs;
+        state.nextCallAt = nextWorkingTime(due, input.timezone, policy.workingSchedule);
         progress('MissedCall', `недозвон (${r.result})`);
         crmNotes.flush();
-        await condition(() => pendingAction !== undefined, state.nextCallAt - missedAt);
+        // A retry pushed past the night wakes at its place in the morning's queue, as a night lead.
+        if (state.nextCallAt > due && patched(RELEASE_1_3_0)) {
+          const wakeAt = await wakeTimeFor(state.nextCallAt);
+          await condition(() => pendingAction !== undefined, Math.max(1, wakeAt - Date.now()));
+        } else {
+          await condition(() => pendingAction !== undefined, state.nextCallAt - missedAt);
+        }
       }
     }
   }

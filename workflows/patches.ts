@@ -12,3 +12,10 @@ export const ALERT_BEFORE_CRM = 'alert-before-crm';
  * 1.1.0 id: this one implies it.
  */
 export const RELEASE_1_2_0 = 'release-1.2.0';
+
+/**
+ * 1.3.0: a lead going to sleep until a window opens takes its place in the morning's queue (a
+ * local activity) and wakes at it, instead of every sleeping lead waking at the opening at once.
+ * Implies 1.2.0: a lead started by 1.3.0 checks only this id.
+ */
+export const RELEASE_1_3_0 = 'release-1.3.0';

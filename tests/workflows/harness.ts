@@ -17,6 +17,7 @@ import type { CallAttemptNote, CrmLeadInput, RegisteredLead } from '../../activi
 import type { SmsInput, SmsResult } from '../../activities/sms';
 import type { CrmLeadLink, SellerAlert } from '../../activities/telegram';
 import type { PlaceCallInput, PlaceCallResult } from '../../activities/voximplant';
+import type { WakeSlot } from '../../support/wakeSlots';
 import { parseWorkingSchedule } from '../../domain/workingHours';
 import {
   claimCallUpdate,
@@ -178,6 +179,8 @@ export interface StubBehaviour {
   sendSms?: (input: SmsInput) => Promise<SmsResult>;
   notifySellers?: (alert: SellerAlert) => Promise<{ messageId: number }>;
   notifySellersCrmLead?: (link: CrmLeadLink) => Promise<{ messageId: number }>;
+  /** A local activity: the lead's place in the morning's queue (default: the first, at the opening). */
+  takeWakeSlot?: (input: { windowStart: number }) => Promise<WakeSlot>;
 }
 
 export const CRM_LEAD_ID = 4242;
@@ -251,6 +254,11 @@ export class Stubs {
       notifySellersCrmLead: this.stub('notifySellersCrmLead', b.notifySellersCrmLead, () => ({
         messageId: this.alerts.length,
       })),
+      takeWakeSlot: this.stub(
+        'takeWakeSlot',
+        b.takeWakeSlot,
+        ({ windowStart }): WakeSlot => ({ place: 0, wakeAt: windowStart }),
+      ),
     };
   }
 
@@ -321,15 +329,22 @@ export async function withLead<T>(
   const mainQueue = queuesOf(input.ref).main;
   const connection = env.nativeConnection;
   const namespace = env.namespace ?? 'default';
-  const { registerLead, recordCallAttempts, placeRobotCall, sendSms, notifySellers, notifySellersCrmLead } =
-    stubs.activities;
+  const {
+    registerLead,
+    recordCallAttempts,
+    placeRobotCall,
+    sendSms,
+    notifySellers,
+    notifySellersCrmLead,
+    takeWakeSlot,
+  } = stubs.activities;
   const [main, crm, call] = await Promise.all([
     Worker.create({
       connection,
       namespace,
       taskQueue: mainQueue,
       ...workflowBundle(),
-      activities: { sendSms, notifySellers, notifySellersCrmLead },
+      activities: { sendSms, notifySellers, notifySellersCrmLead, takeWakeSlot },
     }),
     Worker.create({
       connection,

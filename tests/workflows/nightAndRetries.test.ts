@@ -2,6 +2,7 @@
 // timer to the window's opening, and retries that never land outside the window.
 import { ApplicationFailure } from '@temporalio/common';
 import type { WorkingSchedule } from '../../domain/workingHours';
+import { openWakeSlots } from '../../support/wakeSlots';
 import {
   DAY,
   HOUR,
@@ -125,6 +126,10 @@ test('several nights of retries: one night SMS in all, each retry pushed to the 
     }
     const manual = await waitForStatus(handle, 'ManualHandling');
     expect(manual).toMatchObject({ manualReason: 'attempts_exhausted', attempts: 4 });
+    // The night and every retry pushed to an opening took a place in that morning's queue.
+    expect(stubs.of<{ windowStart: number }>('takeWakeSlot').map((c) => c.input.windowStart)).toEqual(
+      [0, 1, 2, 3].map((day) => localTime(now, zone, '09:00', day)),
+    );
     expect(stubs.smsKinds).toEqual(['night']);
     await operatorAction(handle, { action: 'cancel' });
     expect(await handle.result()).toMatchObject({ status: 'Cancelled' });
@@ -157,5 +162,60 @@ test('a closed day: the lead sleeps through two nights on one timer, with one ni
     await reportResult(handle, 1, 'voicemail');
     expect(await handle.result()).toMatchObject({ status: 'Voicemail' });
     expect(stubs.smsKinds).toEqual(['night', 'voicemail']);
+  });
+});
+
+test('leads asleep for one window wake in turn: with five asleep before it, a lead wakes 5 s after the opening at 1 call/s', async () => {
+  const now = await env().currentTimeMs();
+  const zone = zoneAtLocalHour(now, 3);
+  const opening = localTime(now, zone, '09:00');
+  // The real counter, at one call a second; five leads fell asleep for this window before this one.
+  const slots = openWakeSlots({ callsPerSecond: 1 });
+  for (let i = 0; i < 5; i++) await slots.take(opening);
+  const stubs = new Stubs({ takeWakeSlot: ({ windowStart }) => slots.take(windowStart) });
+  await withLead(env(), stubs, leadInput(zone), async ({ handle }) => {
+    const asleep = await waitForStatus(handle, 'WaitingForWorkingHours');
+    // Shown as due at the opening: the place only orders it among the others.
+    expect(asleep.nextCallAt).toBe(opening);
+    const timer = await waitForTimer(handle, (t) => t.durationMs > HOUR);
+    expect(timer.firesAt).toBe(opening + 5_000);
+    expect(stubs.of('takeWakeSlot').map((c) => c.input)).toEqual([{ windowStart: opening }]);
+
+    await skipTo(env(), timer.firesAt);
+    await waitForRinging(handle, 1);
+    expect(stubs.robotCalls[0]!.at).toBeGreaterThanOrEqual(opening + 5_000);
+    await reportResult(handle, 1, 'answered');
+    expect(await handle.result()).toMatchObject({ status: 'Answered', attempts: 1 });
+  });
+  // The next lead for that window would take the place after it.
+  expect(await slots.take(opening)).toEqual({ place: 6, wakeAt: opening + 6_000 });
+});
+
+test.each([
+  {
+    what: 'the counter fails',
+    takeWakeSlot: async (): Promise<never> => {
+      throw ApplicationFailure.nonRetryable('DATA_DIR is read-only', 'Error');
+    },
+  },
+  {
+    what: 'its place lies past the window’s end',
+    takeWakeSlot: async ({ windowStart }: { windowStart: number }) => ({
+      place: 50_000,
+      wakeAt: windowStart + 13 * HOUR,
+    }),
+  },
+])('without a place in the morning’s queue ($what) a lead wakes at the opening', async ({ takeWakeSlot }) => {
+  const now = await env().currentTimeMs();
+  const zone = zoneAtLocalHour(now, 3);
+  const opening = localTime(now, zone, '09:00');
+  const stubs = new Stubs({ takeWakeSlot });
+  await withLead(env(), stubs, leadInput(zone), async ({ handle }) => {
+    await waitForStatus(handle, 'WaitingForWorkingHours');
+    const timer = await waitForTimer(handle, (t) => t.durationMs > HOUR);
+    expect(timer.firesAt).toBe(opening);
+    expect(stubs.of('takeWakeSlot').length).toBeGreaterThanOrEqual(1);
+    await operatorAction(handle, { action: 'cancel' });
+    expect(await handle.result()).toMatchObject({ status: 'Cancelled' });
   });
 });
