@@ -202,9 +202,12 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
         crmNotes.flush();
         // One timer to the window's opening, or to this lead's place after it (the SMS took some
         // time), not a polling loop; an operator may stop the lead meanwhile. NextCallAt shows the
-        // opening: the lead is due then, its place only orders it among the others.
+        // opening: the lead is due then, its place only orders it among the others. The timer
+        // counts from this task's clock read before the place is taken (the local activity moves
+        // the clock on): it starts when the task completes, so it fires on time or just after.
+        const sleptAt = Date.now();
         const wakeAt = patched(RELEASE_1_3_0) ? await wakeTimeFor(state.nextCallAt) : state.nextCallAt;
-        await condition(stopRequested, Math.max(1, wakeAt - Date.now()));
+        await condition(stopRequested, Math.max(1, wakeAt - sleptAt));
         continue;
       }
 
@@ -279,7 +282,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
         // A retry pushed past the night wakes at its place in the morning's queue, as a night lead.
         if (state.nextCallAt > due && patched(RELEASE_1_3_0)) {
           const wakeAt = await wakeTimeFor(state.nextCallAt);
-          await condition(() => pendingAction !== undefined, Math.max(1, wakeAt - Date.now()));
+          await condition(() => pendingAction !== undefined, wakeAt - missedAt);
         } else {
           await condition(() => pendingAction !== undefined, state.nextCallAt - missedAt);
         }
