@@ -54,16 +54,18 @@ export function openWakeSlots(opts: WakeSlotOptions): WakeSlots {
   let queue: Promise<unknown> = Promise.resolve();
   return {
     async take(windowStart) {
-      const taken = queue.then(() => update((counters) => {
-        const now = clock.now();
-        for (const key of Object.keys(counters)) {
-          if (Number(key) < now - KEEP_AFTER_OPENING_MS) delete counters[key];
-        }
-        const key = String(windowStart);
-        const next = counters[key] ?? 0;
-        counters[key] = next + 1;
-        return next;
-      }));
+      const taken = queue.then(() =>
+        update((counters) => {
+          const now = clock.now();
+          for (const key of Object.keys(counters)) {
+            if (Number(key) < now - KEEP_AFTER_OPENING_MS) delete counters[key];
+          }
+          const key = String(windowStart);
+          const next = counters[key] ?? 0;
+          counters[key] = next + 1;
+          return next;
+        }),
+      );
       queue = taken.catch(() => undefined);
       const place = await taken;
       return { place, wakeAt: windowStart + Math.floor(place * spacingMs) };

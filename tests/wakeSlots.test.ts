@@ -44,9 +44,7 @@ test('processes sharing DATA_DIR hand out one sequence, with no place given twic
   const clock = evening();
   const a = openWakeSlots({ dir, callsPerSecond: 10, clock });
   const b = openWakeSlots({ dir, callsPerSecond: 10, clock });
-  const taken = await Promise.all(
-    Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).take(OPENING)),
-  );
+  const taken = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).take(OPENING)));
   expect(taken.map((t) => t.place).sort((x, y) => x - y)).toEqual(Array.from({ length: 40 }, (_, i) => i));
   for (const t of taken) expect(t.wakeAt).toBe(OPENING + t.place * 100);
   // A process started later goes on from there.

@@ -175,7 +175,8 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
   async function wakeTimeFor(windowStart: number): Promise<number> {
     try {
       const { wakeAt } = await takeWakeSlot({ windowStart });
-      if (wakeAt >= windowStart && isWorkingTime(wakeAt, input.timezone, policy.workingSchedule)) return wakeAt;
+      if (wakeAt >= windowStart && isWorkingTime(wakeAt, input.timezone, policy.workingSchedule))
+        return wakeAt;
     } catch (err) {
       log.warn('no place in the morning queue: the lead wakes at the opening', { error: String(err) });
     }

@@ -166,6 +166,14 @@ function morningRows(m: MorningResult, n: number, rate: number): (string | numbe
       'max calls in one 1-s bucket / any sliding 1 s',
       `${m.maxPerSecondBucket} / ${m.maxPerSlidingSecond} (CALLS_PER_SECOND=${rate})`,
     ],
+    [
+      'calls per second, first call to last (mean)',
+      m.meanCallsPerSecond === undefined ? '—' : m.meanCallsPerSecond.toFixed(1),
+    ],
+    [
+      'called in the order they fell asleep (share of neighbours in order)',
+      m.inPostingOrder === undefined ? '—' : `${(m.inPostingOrder * 100).toFixed(1)}%`,
+    ],
     ['leads with exactly one call / more than one', `${m.exactlyOne} / ${m.moreThanOne}`],
     ['where the leads ended up (LeadStatus)', m.statuses],
     [

@@ -136,6 +136,10 @@ export interface MorningResult {
   moreThanOne: number;
   maxPerSecondBucket: number;
   maxPerSlidingSecond: number;
+  /** first calls per second from the morning's first call to its last */
+  meanCallsPerSecond?: number;
+  /** of the leads called, in the order they were posted: the share of neighbours called in that order */
+  inPostingOrder?: number;
   /** LeadStatus of this phase's leads once no call was in flight any more (bounded wait) */
   statuses: string;
 }
@@ -343,6 +347,12 @@ async function theMorning(
     sliding = Math.max(sliding, i - j + 1);
   }
   const counts = phones.map((p) => ledger.count(p));
+  // In the order they fell asleep (the order posted): a queue served first come, first served.
+  const calledInPostingOrder = phones.map((p) => ledger.first(p)).filter((t): t is number => t !== undefined);
+  let inOrder = 0;
+  for (let i = 1; i < calledInPostingOrder.length; i++) {
+    if (calledInPostingOrder[i]! >= calledInPostingOrder[i - 1]!) inOrder += 1;
+  }
   // Let the calls' results land, then see where the leads ended up.
   const since = `StartTime >= '${new Date(t0 - 5_000).toISOString()}'`;
   const inCall = `WorkflowType = 'processLead' AND ${since} AND LeadStatus IN ('Calling', 'WaitingForResult')`;
@@ -368,6 +378,11 @@ async function theMorning(
     moreThanOne: counts.filter((c) => c > 1).length,
     maxPerSecondBucket: Math.max(0, ...buckets.values()),
     maxPerSlidingSecond: sliding,
+    meanCallsPerSecond:
+      first !== undefined && last !== undefined && last > first
+        ? (firstCalls.length - 1) / ((last - first) / 1000)
+        : undefined,
+    inPostingOrder: calledInPostingOrder.length > 1 ? inOrder / (calledInPostingOrder.length - 1) : undefined,
     statuses: byStatus.join(', '),
   };
 }

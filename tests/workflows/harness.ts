@@ -254,11 +254,10 @@ export class Stubs {
       notifySellersCrmLead: this.stub('notifySellersCrmLead', b.notifySellersCrmLead, () => ({
         messageId: this.alerts.length,
       })),
-      takeWakeSlot: this.stub(
-        'takeWakeSlot',
-        b.takeWakeSlot,
-        ({ windowStart }): WakeSlot => ({ place: 0, wakeAt: windowStart }),
-      ),
+      takeWakeSlot: this.stub('takeWakeSlot', b.takeWakeSlot, ({ windowStart }): WakeSlot => ({
+        place: 0,
+        wakeAt: windowStart,
+      })),
     };
   }
 
