@@ -65,7 +65,7 @@ export function createLeadActivities(
  * window opens takes its place in the morning's queue (support/wakeSlots).
  */
 export function createWakeSlotActivities(config: Pick<AppConfig, 'dataDir' | 'call'>) {
-  const slots = openWakeSlots({ dir: config.dataDir, callsPerSecond: config.call.callsPerSecond });
+  const slots = openWakeSlots({ dir: config.dataDir, perSecond: config.call.morningLeadsPerSecond });
   return {
     async takeWakeSlot(input: { windowStart: number }): Promise<WakeSlot> {
       return slots.take(input.windowStart);

@@ -180,6 +180,10 @@ const envSchema = z.object({
   CALL_RESULT_TIMEOUT: duration('10m'),
   CALLS_PER_SECOND: z.coerce.number().positive().max(1000).default(5),
   MAX_CONCURRENT_CALLS: z.coerce.number().int().min(1).max(10000).default(20),
+  // A lead woken costs its whole morning's work (a replay, the call, claim, report, SMS, notes);
+  // two cores carry about ten a second. Waking them faster than the workers carry only queues that
+  // work, and a scenario whose claim waits past its minute of retries does not dial.
+  MORNING_LEADS_PER_SECOND: z.coerce.number().positive().max(1000).default(10),
   MANUAL_HANDLING_TIMEOUT: duration('7d'),
 
   SMS_NIGHT_TEXT: z
@@ -385,6 +389,8 @@ const configSchema = envSchema.transform((e, ctx) => {
       resultTimeoutMs: e.CALL_RESULT_TIMEOUT,
       callsPerSecond: e.CALLS_PER_SECOND,
       maxConcurrentCalls: e.MAX_CONCURRENT_CALLS,
+      /** leads asleep for a window wake at this pace: calls cannot go faster, nor the workers carry more */
+      morningLeadsPerSecond: Math.min(e.CALLS_PER_SECOND, e.MORNING_LEADS_PER_SECOND),
       manualHandlingTimeoutMs: e.MANUAL_HANDLING_TIMEOUT,
     },
     texts: {

@@ -3,8 +3,8 @@
 // workflow tasks at once, most of them replays of leads the cache no longer holds, and the calls
 // they schedule wait in the call queue while the later wake-ups push the earlier leads out of the
 // cache again. A lead that falls asleep takes the next place for its window instead, and wakes at
-// `windowStart + place / callsPerSecond`: the leads wake in the order they came, at the pace their
-// calls can go. The counter lives in DATA_DIR (under a lock, as the providers' budgets do), so the
+// `windowStart + place / perSecond`: the leads wake in the order they came, at the pace their calls
+// can go and the workers can carry their mornings. The counter lives in DATA_DIR (under a lock, as the providers' budgets do), so the
 // worker processes sharing it hand out one sequence; without a directory it is this process's own.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,8 +27,8 @@ export interface WakeSlots {
 export interface WakeSlotOptions {
   /** DATA_DIR; without it the places are counted in this process only. */
   dir?: string;
-  /** The calls the call queue lets through per second (CALLS_PER_SECOND). */
-  callsPerSecond: number;
+  /** Leads woken per second: the lesser of CALLS_PER_SECOND and MORNING_LEADS_PER_SECOND. */
+  perSecond: number;
   clock?: Clock;
 }
 
@@ -48,7 +48,7 @@ type Counters = z.output<typeof Counters>;
 
 export function openWakeSlots(opts: WakeSlotOptions): WakeSlots {
   const clock = opts.clock ?? systemClock;
-  const spacingMs = 1000 / opts.callsPerSecond;
+  const spacingMs = 1000 / opts.perSecond;
   const update = opts.dir ? fileCounters(opts.dir) : memoryCounters();
   // One at a time within the process: the lock is then only ever contended by other processes.
   let queue: Promise<unknown> = Promise.resolve();

@@ -17,7 +17,7 @@ function tmpDir(): string {
 }
 
 test('each lead asleep for a window takes the next place, spaced at the call rate', async () => {
-  const slots = openWakeSlots({ callsPerSecond: 50, clock: evening() });
+  const slots = openWakeSlots({ perSecond: 50, clock: evening() });
   const taken = [];
   for (let i = 0; i < 4; i++) taken.push(await slots.take(OPENING));
   expect(taken).toEqual([
@@ -32,7 +32,7 @@ test('each lead asleep for a window takes the next place, spaced at the call rat
 });
 
 test('a rate that does not divide a second: places at whole milliseconds, never drifting', async () => {
-  const slots = openWakeSlots({ callsPerSecond: 3, clock: evening() });
+  const slots = openWakeSlots({ perSecond: 3, clock: evening() });
   const wakeAts = [];
   for (let i = 0; i < 7; i++) wakeAts.push((await slots.take(OPENING)).wakeAt - OPENING);
   expect(wakeAts).toEqual([0, 333, 666, 1000, 1333, 1666, 2000]);
@@ -42,20 +42,20 @@ test('processes sharing DATA_DIR hand out one sequence, with no place given twic
   const dir = tmpDir();
   // Two instances on one directory: what two worker processes have.
   const clock = evening();
-  const a = openWakeSlots({ dir, callsPerSecond: 10, clock });
-  const b = openWakeSlots({ dir, callsPerSecond: 10, clock });
+  const a = openWakeSlots({ dir, perSecond: 10, clock });
+  const b = openWakeSlots({ dir, perSecond: 10, clock });
   const taken = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).take(OPENING)));
   expect(taken.map((t) => t.place).sort((x, y) => x - y)).toEqual(Array.from({ length: 40 }, (_, i) => i));
   for (const t of taken) expect(t.wakeAt).toBe(OPENING + t.place * 100);
   // A process started later goes on from there.
-  const c = openWakeSlots({ dir, callsPerSecond: 10, clock });
+  const c = openWakeSlots({ dir, perSecond: 10, clock });
   expect(await c.take(OPENING)).toEqual({ place: 40, wakeAt: OPENING + 4_000 });
 });
 
 test('a window a day past its opening is forgotten; a torn file starts the count afresh', async () => {
   const dir = tmpDir();
   const clock = new VirtualClock(OPENING - 3_600_000);
-  const slots = openWakeSlots({ dir, callsPerSecond: 1, clock });
+  const slots = openWakeSlots({ dir, perSecond: 1, clock });
   await slots.take(OPENING);
   await slots.take(OPENING + 86_400_000);
   const file = path.join(dir, 'limits', 'wake-slots.json');

@@ -143,13 +143,13 @@ export function nightTable(night: SleeperResult): string {
       ['night SMS sent / CRM leads created so far', `${night.nightSms} / ${night.crmLeadsSoFar}`],
       ['leads called before the window opened', night.callsAtNight],
       ...(morning
-        ? morningRows(morning, n, night.configuredRate)
+        ? morningRows(morning, n, night.configuredRate, night.wakeRate)
         : [['the morning', 'not run (--no-morning)']]),
     ],
   );
 }
 
-function morningRows(m: MorningResult, n: number, rate: number): (string | number)[][] {
+function morningRows(m: MorningResult, n: number, rate: number, wakeRate: number): (string | number)[][] {
   return [
     [
       'first call after window start',
@@ -161,7 +161,10 @@ function morningRows(m: MorningResult, n: number, rate: number): (string | numbe
         ? `not all: ${m.missingCalls} missing${m.stalled ? ' (no new call for a while: gave up)' : ''}`
         : seconds(m.allCallsAfterMs),
     ],
-    ['ideal at the configured rate', seconds((n / rate) * 1000)],
+    [
+      `ideal at the configured rates (MORNING_LEADS_PER_SECOND=${wakeRate})`,
+      seconds((n / Math.min(rate, wakeRate)) * 1000),
+    ],
     [
       'max calls in one 1-s bucket / any sliding 1 s',
       `${m.maxPerSecondBucket} / ${m.maxPerSlidingSecond} (CALLS_PER_SECOND=${rate})`,

@@ -65,6 +65,8 @@ export type BenchSettings = typeof FULL & {
   sleepRate: number;
   /** false with --no-morning: the night ends with its at-rest figures, no window opens */
   morning: boolean;
+  /** MORNING_LEADS_PER_SECOND of the night's service: the pace its sleeping leads wake at */
+  morningLeadsPerSecond: number;
   keepData: boolean;
   logLevel: string;
   /** dynamic config values the dev server runs with over the project's own */
@@ -89,6 +91,11 @@ const OPTIONS = {
     type: 'boolean',
     env: 'BENCH_NO_MORNING',
     help: 'the night only: memory at rest, no morning (for 50000 asleep)',
+  },
+  'morning-leads': {
+    type: 'string',
+    env: 'BENCH_MORNING_LEADS',
+    help: "the night's MORNING_LEADS_PER_SECOND (the service's default, 10)",
   },
   'burst-leads': {
     type: 'string',
@@ -136,8 +143,10 @@ export function benchSettings(
 ): BenchSettings & { help: boolean } {
   const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
   const fromEnv = (name: keyof typeof OPTIONS) => (OPTIONS[name].env ? env[OPTIONS[name].env] : undefined);
-  const text = (name: 'only' | 'sleepers' | 'sleep-rate' | 'log-level' | 'burst-leads' | 'server-config') =>
-    values[name] ?? fromEnv(name);
+  const text = (
+    name:
+      'only' | 'sleepers' | 'sleep-rate' | 'morning-leads' | 'log-level' | 'burst-leads' | 'server-config',
+  ) => values[name] ?? fromEnv(name);
   const flag = (name: 'quick' | 'keep-data' | 'no-morning') =>
     values[name] ?? !['', '0', 'false'].includes(fromEnv(name) ?? '');
 
@@ -159,6 +168,7 @@ export function benchSettings(
       : base.burst,
     sleepRate: positive('sleep-rate', text('sleep-rate') ?? '8'),
     morning: !flag('no-morning'),
+    morningLeadsPerSecond: positive('morning-leads', text('morning-leads') ?? '10'),
     serverConfig: parsePairs(text('server-config') ?? ''),
     keepData: flag('keep-data'),
     logLevel: text('log-level') ?? 'warn',

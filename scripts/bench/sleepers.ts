@@ -122,6 +122,8 @@ export interface SleeperResult {
   /** leads called before the window opened (at night): must be 0 */
   callsAtNight: number;
   configuredRate: number;
+  /** MORNING_LEADS_PER_SECOND: the leads wake at the lesser of it and CALLS_PER_SECOND */
+  wakeRate: number;
   /** absent with --no-morning */
   morning?: MorningResult;
 }
@@ -164,6 +166,7 @@ export async function measureSleepers(
 ): Promise<SleeperResult> {
   const { sleepers: n, minNightSeconds, maxNightSeconds, morning, restSeconds } = bench.settings;
   const rate = bench.settings.morningCallsPerSecond;
+  const wakeRate = bench.settings.morningLeadsPerSecond;
   const needed = (n / Math.max(1, leadsPerSecond)) * 1.2 + 60;
   // With a morning the night is capped (the whole run stays within an hour or so); without one the
   // window only has to open after the night at rest has been read, however long the evening takes.
@@ -180,7 +183,9 @@ export async function measureSleepers(
     `  room for ${n} leads to fall asleep at ~${leadsPerSecond.toFixed(1)} leads/s (from phase 2's CPU per lead); ` +
       `window ${window.hours} in ${window.zone}: opens at ${new Date(window.startMs).toISOString()} ` +
       `(in ${Math.round((window.startMs - Date.now()) / 1000)} s); ` +
-      (morning ? `CALLS_PER_SECOND=${rate}` : 'no morning: the night ends with its figures at rest'),
+      (morning
+        ? `CALLS_PER_SECOND=${rate}, MORNING_LEADS_PER_SECOND=${wakeRate}`
+        : 'no morning: the night ends with its figures at rest'),
   );
   // Fresh task queues: leads of the earlier phases that are still open (stuck ones included) are not
   // polled by the restarted service, so they neither help nor hinder this phase. Same server.
@@ -190,6 +195,7 @@ export async function measureSleepers(
       WORKING_HOURS: window.hours,
       DEFAULT_TIMEZONE: window.zone,
       CALLS_PER_SECOND: String(rate),
+      MORNING_LEADS_PER_SECOND: String(wakeRate),
       TEMPORAL_TASK_QUEUE: 'night-leads',
       TEMPORAL_CALL_TASK_QUEUE: 'night-calls',
       TEMPORAL_CRM_TASK_QUEUE: 'night-crm',
@@ -295,6 +301,7 @@ async function night(
       return t !== undefined && t < window.startMs;
     }).length,
     configuredRate: rate,
+    wakeRate: settings.morningLeadsPerSecond,
   };
   if (!settings.morning) return night;
   return { ...night, morning: await theMorning(bench, service, window, phones, asleepMemory, t0) };
@@ -311,7 +318,8 @@ async function theMorning(
   const { settings } = bench;
   const ledger = bench.ledger!;
   const n = settings.sleepers;
-  const rate = settings.morningCallsPerSecond;
+  // The leads wake at the lesser of the two rates: that is the pace the morning can keep.
+  const rate = Math.min(settings.morningCallsPerSecond, settings.morningLeadsPerSecond);
   const peak: Memory = { ...asleepMemory };
   const samplePeak = async () => {
     const m = await memory(bench, service);

@@ -170,7 +170,7 @@ test('leads asleep for one window wake in turn: with five asleep before it, a le
   const zone = zoneAtLocalHour(now, 3);
   const opening = localTime(now, zone, '09:00');
   // The real counter, at one call a second; five leads fell asleep for this window before this one.
-  const slots = openWakeSlots({ callsPerSecond: 1 });
+  const slots = openWakeSlots({ perSecond: 1 });
   for (let i = 0; i < 5; i++) await slots.take(opening);
   const stubs = new Stubs({ takeWakeSlot: ({ windowStart }) => slots.take(windowStart) });
   await withLead(env(), stubs, leadInput(zone), async ({ handle }) => {
