@@ -4,8 +4,9 @@
 // they schedule wait in the call queue while the later wake-ups push the earlier leads out of the
 // cache again. A lead that falls asleep takes the next place for its window instead, and wakes at
 // `windowStart + place / perSecond`: the leads wake in the order they came, at the pace their calls
-// can go and the workers can carry their mornings. The counter lives in DATA_DIR (under a lock, as the providers' budgets do), so the
-// worker processes sharing it hand out one sequence; without a directory it is this process's own.
+// can go and the workers can carry their mornings. The counter lives in DATA_DIR (under a lock, as
+// the providers' budgets do), so the worker processes sharing it hand out one sequence; without a
+// directory it is this process's own.
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -15,7 +16,7 @@ import { safeJson, withFileLock } from './fileLock';
 export interface WakeSlot {
   /** 0 for the first lead asleep for this window, 1 for the next, and so on. */
   place: number;
-  /** Epoch ms this lead wakes at: the window's opening plus its place at the call rate. */
+  /** Epoch ms this lead wakes at: the window's opening plus its place at the morning's pace. */
   wakeAt: number;
 }
 

@@ -169,7 +169,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
   /**
    * When this lead wakes for the window opening at `windowStart` (1.3.0 on): at its place in the
    * morning's queue, so the leads asleep for one window wake in the order they fell asleep, at the
-   * pace the call queue lets their calls go, not all at the opening. Without a place (DATA_DIR
+   * morning's pace (MORNING_LEADS_PER_SECOND), not all at the opening. Without a place (DATA_DIR
    * unwritable), or past the window's end (a queue longer than the window), at the opening.
    */
   async function wakeTimeFor(windowStart: number): Promise<number> {
