@@ -7,7 +7,7 @@ import { ActivityFailure, ApplicationFailure, condition, log, patched } from '@t
 import { isWorkingTime, nextWorkingTime } from '../domain/workingHours';
 import { activity, takeWakeSlot } from './activityOptions';
 import { createCrmNoteQueue } from './crmNotes';
-import { RELEASE_1_2_0, RELEASE_1_3_0 } from './patches';
+import { follows1_2_0, RELEASE_1_3_0 } from './patches';
 import {
   FINAL_STATUSES,
   type CallClaim,
@@ -156,7 +156,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
     crmNotes.add(comment, final === 'WrongNumber' ? 'JUNK' : undefined);
     // From 1.2.0 the notes go now, beside the last SMS rather than after it: the lead closes a
     // workflow task sooner.
-    if (patched(RELEASE_1_3_0) || patched(RELEASE_1_2_0)) crmNotes.flush();
+    if (follows1_2_0()) crmNotes.flush();
     progress(final, comment);
   }
 

@@ -2,6 +2,7 @@
 // meets costs it a marker and an upsert of the TemporalChangeVersion search attribute (the SDK's
 // core adds one per new id), so a release's changes share one id, checked wherever they differ.
 // An id is removed only after `deprecatePatch` ran for a release and no lead older than it runs.
+import { patched } from '@temporalio/workflow';
 
 /** 1.1.0: the new-lead alert goes beside registerLead; the CRM link follows as its own activity. */
 export const ALERT_BEFORE_CRM = 'alert-before-crm';
@@ -19,3 +20,11 @@ export const RELEASE_1_2_0 = 'release-1.2.0';
  * Implies 1.2.0: a lead started by 1.3.0 checks only this id.
  */
 export const RELEASE_1_3_0 = 'release-1.3.0';
+
+/**
+ * Whether this run follows 1.2.0 or later. The newest id is asked first, so a run started by 1.3.0
+ * records that id alone; a run of 1.2.0 finds its own marker.
+ */
+export function follows1_2_0(): boolean {
+  return patched(RELEASE_1_3_0) || patched(RELEASE_1_2_0);
+}

@@ -14,7 +14,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { activity } from './activityOptions';
-import { ALERT_BEFORE_CRM, RELEASE_1_2_0, RELEASE_1_3_0 } from './patches';
+import { ALERT_BEFORE_CRM, follows1_2_0 } from './patches';
 import { createCallProcess, failureMessage } from './callProcess';
 import {
   claimCallUpdate,
@@ -153,7 +153,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   // within a second, and then one message carries the lead, its CRM link and the partner Bitrix24
   // knows, instead of an alert, an edit and two more workflow tasks.
   // A lead started by 1.3.0 records its id here, in its first task, and no other.
-  const alertWithCrmLead = patched(RELEASE_1_3_0) || patched(RELEASE_1_2_0);
+  const alertWithCrmLead = follows1_2_0();
   const alertBeforeCrm = alertWithCrmLead || patched(ALERT_BEFORE_CRM);
   const alert = (kind: 'new_lead' | 'manual_handling', reason?: string) => ({
     kind,

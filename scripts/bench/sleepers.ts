@@ -342,8 +342,9 @@ async function theMorning(
   await sleep(settings.duplicateGraceMs);
   ledger.sync();
 
-  const firstCalls = phones.map((p) => ledger.first(p)).filter((t): t is number => t !== undefined);
-  firstCalls.sort((a, b) => a - b);
+  // In the order posted, which is the order they fell asleep.
+  const calledInPostingOrder = phones.map((p) => ledger.first(p)).filter((t): t is number => t !== undefined);
+  const firstCalls = [...calledInPostingOrder].sort((a, b) => a - b);
   const buckets = new Map<number, number>();
   for (const t of firstCalls) {
     const b = Math.floor(t / 1000);
@@ -355,8 +356,7 @@ async function theMorning(
     sliding = Math.max(sliding, i - j + 1);
   }
   const counts = phones.map((p) => ledger.count(p));
-  // In the order they fell asleep (the order posted): a queue served first come, first served.
-  const calledInPostingOrder = phones.map((p) => ledger.first(p)).filter((t): t is number => t !== undefined);
+  // A queue served first come, first served calls neighbours in that order.
   let inOrder = 0;
   for (let i = 1; i < calledInPostingOrder.length; i++) {
     if (calledInPostingOrder[i]! >= calledInPostingOrder[i - 1]!) inOrder += 1;
