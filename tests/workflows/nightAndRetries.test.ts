@@ -78,7 +78,11 @@ test('the timer to the window fires at the opening sharp, however long the night
     await operatorAction(handle, { action: 'cancel' });
     await handle.result();
     expect(tries).toBe(2);
-    expect(timer.firesAt).toBe(opening);
+    // The SMS's retry took two seconds or more; the timer makes up for them. Since 1.3.0 it may
+    // start a workflow task after the lead fell asleep (its place in the morning's queue is a local
+    // activity), which on a busy worker is a few milliseconds later: never before the opening.
+    expect(timer.firesAt).toBeGreaterThanOrEqual(opening);
+    expect(timer.firesAt).toBeLessThan(opening + 1_000);
   });
 });
 
@@ -178,7 +182,10 @@ test('leads asleep for one window wake in turn: with five asleep before it, a le
     // Shown as due at the opening: the place only orders it among the others.
     expect(asleep.nextCallAt).toBe(opening);
     const timer = await waitForTimer(handle, (t) => t.durationMs > HOUR);
-    expect(timer.firesAt).toBe(opening + 5_000);
+    // At its place, before the next one's; a little after it when the place came in a later
+    // workflow task than the one that put the lead to sleep (a busy worker), never before.
+    expect(timer.firesAt).toBeGreaterThanOrEqual(opening + 5_000);
+    expect(timer.firesAt).toBeLessThan(opening + 6_000);
     expect(stubs.of('takeWakeSlot').map((c) => c.input)).toEqual([{ windowStart: opening }]);
 
     await skipTo(env(), timer.firesAt);
@@ -213,7 +220,9 @@ test.each([
   await withLead(env(), stubs, leadInput(zone), async ({ handle }) => {
     await waitForStatus(handle, 'WaitingForWorkingHours');
     const timer = await waitForTimer(handle, (t) => t.durationMs > HOUR);
-    expect(timer.firesAt).toBe(opening);
+    // At the opening (a busy worker may start the timer a task later, never earlier), not 13 h on.
+    expect(timer.firesAt).toBeGreaterThanOrEqual(opening);
+    expect(timer.firesAt).toBeLessThan(opening + MINUTE);
     expect(stubs.of('takeWakeSlot').length).toBeGreaterThanOrEqual(1);
     await operatorAction(handle, { action: 'cancel' });
     expect(await handle.result()).toMatchObject({ status: 'Cancelled' });
