@@ -224,6 +224,27 @@ describe('partner cache', () => {
     expect(state.leads.map((l) => l.COMPANY_ID)).toEqual(['1', undefined, '1', undefined, '1', undefined]);
   });
 
+  test('holds only the codes seen within the TTL, however many distinct codes come', async () => {
+    const crm = createBitrix24Batcher(config({ partnerCacheTtlMs: 60_000 }), { dataDir, clock });
+    await driveUntil(crm.registerLead(lead('a1', 'early-1')));
+    await driveUntil(crm.registerLead(lead('a2', 'early-2')));
+    expect(crm.partnersCached()).toBe(2);
+    await clock.advance(40_000);
+    await driveUntil(crm.registerLead(lead('b1', 'late-1')));
+    expect(crm.partnersCached()).toBe(3);
+    // Past the early codes' TTL: the next look-up drops them, the late one stays.
+    await clock.advance(40_000);
+    await driveUntil(crm.registerLead(lead('c1', 'later-1')));
+    expect(crm.partnersCached()).toBe(2);
+    // A code asked again after it expired is cached once, at its new place in the expiry order.
+    await clock.advance(40_000);
+    await driveUntil(crm.registerLead(lead('b2', 'late-1')));
+    expect(crm.partnersCached()).toBe(2);
+    await clock.advance(40_000);
+    await driveUntil(crm.registerLead(lead('d1', 'last-1')));
+    expect(crm.partnersCached()).toBe(2);
+  });
+
   test('a TTL of 0 asks Bitrix24 every time', async () => {
     const crm = createBitrix24Activities(config({ partnerCacheTtlMs: 0 }), { dataDir, clock });
     await crm.registerLead(lead('1', 'nobody'));

@@ -61,6 +61,8 @@ export interface Bitrix24Batcher {
   recordNote(leadId: number, note: CallAttemptNote, progress: Params): Promise<void>;
   /** Leads queued and not yet added. */
   leadsWaiting(): number;
+  /** Partner codes whose look-up is cached. */
+  partnersCached(): number;
 }
 
 const log = logger.child({ component: 'bitrix24' });
@@ -277,7 +279,15 @@ export function createBitrix24Batcher(
   function resolvePartner(code: string, outcome: PartnerOutcome): void {
     partnersLooking.delete(code);
     if (outcome.status !== 'lookup_failed' && cfg.partnerCacheTtlMs > 0) {
-      partnerCache.set(code, { lookup: outcome, until: clock.now() + cfg.partnerCacheTtlMs });
+      // Kept in the order the entries expire (one TTL for all), so the expired ones are dropped from
+      // the front: the cache holds the codes seen within the TTL, however many distinct codes come.
+      const now = clock.now();
+      for (const [cached, { until }] of partnerCache) {
+        if (until > now) break;
+        partnerCache.delete(cached);
+      }
+      partnerCache.delete(code);
+      partnerCache.set(code, { lookup: outcome, until: now + cfg.partnerCacheTtlMs });
     }
     for (const job of leads.values()) {
       if (job.code === code && !job.partner && job.stage !== 'queued') {
@@ -668,6 +678,7 @@ export function createBitrix24Batcher(
       if (m) metrics = m;
     },
     leadsWaiting: () => leads.size,
+    partnersCached: () => partnerCache.size,
 
     registerLead(input) {
       const code = input.partnerCode?.trim();
