@@ -47,6 +47,8 @@ export interface ScenarioCustomData {
   token: string;
   resultUrl: string;
   claimUrl: string;
+  /** epoch ms: until when the scenario asks again for a claim the service has not answered */
+  claimUntil: number;
   attempt: number;
   callKey: string;
   recordingUrl?: string;
@@ -254,6 +256,7 @@ export function createVoximplantActivities(
         token,
         resultUrl: input.resultUrl,
         claimUrl: input.claimUrl,
+        claimUntil: now() + cfg.claimPatienceMs,
         attempt: input.attempt,
         callKey,
         ...(cfg.recordingUrl ? { recordingUrl: cfg.recordingUrl } : {}),

@@ -52,16 +52,23 @@ function attemptOf(req: Request, secret: string): ResultTokenClaims {
   return check.claims;
 }
 
-/** Sends the scenario's update to the attempt's run; 409 when the workflow refuses it. */
+/**
+ * Sends the scenario's update to the attempt's run; 409 when the workflow refuses it. An `updateId`
+ * names what is asked (this attempt's claim by this session), so a request the scenario repeats
+ * because the answer was slow joins the update already under way, or gets the outcome of the one
+ * already taken, instead of queueing one more: a busy service would otherwise pile the repeats
+ * of a patient claim onto the workflow until Temporal refuses its updates (10 in flight).
+ */
 async function updateAttempt<Args extends [unknown, ...unknown[]]>(
   client: Client,
   { wf, run, a }: ResultTokenClaims,
   update: UpdateDefinition<unknown, Args>,
   args: Args,
+  updateId: string | undefined,
   refusal: string,
 ): Promise<void> {
   try {
-    await client.workflow.getHandle(wf, run).executeUpdate(update, { args });
+    await client.workflow.getHandle(wf, run).executeUpdate(update, { args, updateId });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
       throw new HttpError(409, err.cause?.message ?? `call attempt ${a} ${refusal}`);
@@ -90,6 +97,8 @@ export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): 
       attempt,
       claimCallUpdate,
       [{ attempt: attempt.a, sessionId }],
+      // A claim that names no session is never merged with another: each is judged on its own.
+      sessionId === undefined ? undefined : `claim-${attempt.a}-${sessionId}`,
       'is not awaited',
     );
     logger.info({ workflowId: attempt.wf, attempt: attempt.a, sessionId }, 'call claimed');
@@ -105,7 +114,9 @@ export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): 
       code: parsed.code ?? undefined,
       duration: parsed.duration ?? undefined,
     };
-    await updateAttempt(client, attempt, reportCallResultUpdate, [report], 'is not awaited');
+    // A repeated report is judged again (409 once one is taken, as the contract says): the
+    // scenario tries five times at most, well under Temporal's 10 updates in flight.
+    await updateAttempt(client, attempt, reportCallResultUpdate, [report], undefined, 'is not awaited');
     metrics.callResults.inc({ result: report.result });
     logger.info(
       { workflowId: attempt.wf, attempt: attempt.a, result: report.result, code: report.code },

@@ -234,6 +234,18 @@ const envSchema = z.object({
   CODEC_CORS_ORIGINS: origins,
 });
 
+/**
+ * A granted call's session at its longest, in scenario.js: its safety net (5 min) and the report's
+ * deadline after it (90 s). The claim is asked for only as long as the rest of the result timeout
+ * leaves, so a late claim's report still lands before the lead stops waiting for it.
+ */
+const CALL_SESSION_MAX_MS = 6.5 * 60_000;
+/** What the scenario asked for before it learned claimUntil: seven tries over about a minute. */
+const MIN_CLAIM_PATIENCE_MS = 60_000;
+export function claimPatienceMs(resultTimeoutMs: number): number {
+  return Math.max(MIN_CLAIM_PATIENCE_MS, resultTimeoutMs - CALL_SESSION_MAX_MS);
+}
+
 type Env = z.output<typeof envSchema>;
 /** Every variable the service reads: the keys of the one schema. */
 export const CONFIG_VARIABLES = Object.keys(envSchema.shape) as ReadonlyArray<keyof Env>;
@@ -352,6 +364,8 @@ const configSchema = envSchema.transform((e, ctx) => {
       recordingUrl: e.VOXIMPLANT_RECORDING_URL,
       ttsText: e.VOXIMPLANT_TTS_TEXT,
       callerId: e.VOXIMPLANT_CALLER_ID,
+      /** how long the scenario asks for its claim before giving the attempt up (`claimUntil`) */
+      claimPatienceMs: claimPatienceMs(e.CALL_RESULT_TIMEOUT),
     }),
     sms: optionalWhenUndefined({
       mode: mode(emulated.sms),

@@ -120,10 +120,14 @@ const DEFAULT_CODES: Record<CallResult, number> = {
 const DEFAULT_DURATIONS: Partial<Record<CallResult, number>> = { answered: 12, voicemail: 20 };
 const INITIAL_OUTCOME: ScriptedOutcome = { result: 'answered', delayMs: 50 };
 const FIRST_SESSION_ID = 1_000_000_001;
-// scenario.js retries its report 5 times, waiting 1, 2, 4 and 8 s in between, and its claim for a
-// minute (a service restarting after a crash may have granted it and died before answering).
+// scenario.js retries its report 5 times, waiting 1, 2, 4 and 8 s in between, and its claim until
+// the custom data's claimUntil (at most 15 minutes), or seven times over a minute without it (a
+// service short of CPU answers late; one restarting after a crash may have granted it and died
+// before answering).
 const REPORT_TRIES = 5;
 const CLAIM_WAITS = [1, 2, 4, 8, 15, 30];
+const CLAIM_TRIES_WITHOUT_DEADLINE = CLAIM_WAITS.length + 1;
+const CLAIM_PATIENCE_MAX_MS = 15 * 60 * 1000;
 const REPORT_BACKOFF_MS = 1000;
 const DOWN_PAGE = '<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>';
 
@@ -228,9 +232,19 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
       return false;
     }
     const body = { token: call.customData?.token, sessionId: call.callSessionHistoryId };
-    for (let attempt = 0; attempt <= CLAIM_WAITS.length; attempt++) {
+    const until = Number(call.customData?.claimUntil);
+    const deadline =
+      Number.isFinite(until) && until > 0 ? Math.min(until, Date.now() + CLAIM_PATIENCE_MAX_MS) : null;
+    for (let attempt = 0; ; attempt++) {
       if (attempt > 0) {
-        await new Promise((r) => setTimeout(r, reportBackoffMs * CLAIM_WAITS[attempt - 1]!).unref());
+        let wait = reportBackoffMs * CLAIM_WAITS[Math.min(attempt, CLAIM_WAITS.length) - 1]!;
+        if (deadline === null) {
+          if (attempt >= CLAIM_TRIES_WITHOUT_DEADLINE) break;
+        } else {
+          if (Date.now() >= deadline) break;
+          wait = Math.min(wait, deadline - Date.now());
+        }
+        await new Promise((r) => setTimeout(r, wait).unref());
       }
       const entry: VoximplantEmulatorState['claims'][number] = {
         callSessionHistoryId: call.callSessionHistoryId,

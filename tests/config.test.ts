@@ -272,3 +272,14 @@ test('the workflow cache is sized from WORKFLOW_CACHE_MEMORY_MB unless WORKFLOW_
   );
   expect(problemsOf({ WORKFLOW_CACHE_MEMORY_MB: '0' }).join('\n')).toContain('WORKFLOW_CACHE_MEMORY_MB');
 });
+
+test("the scenario asks for its claim as long as CALL_RESULT_TIMEOUT leaves after a call's session", () => {
+  const patience = (env: Record<string, string>) =>
+    loadConfig({ DATA_DIR: dataDir(), ...env }).voximplant.claimPatienceMs;
+  // The call's session at its longest (5 min, then 90 s for the report) is kept out of it.
+  expect(patience({})).toBe(10 * 60_000 - 6.5 * 60_000);
+  expect(patience({ CALL_RESULT_TIMEOUT: '20m' })).toBe(13.5 * 60_000);
+  // Never less than the minute the scenario asked for before it learned claimUntil.
+  expect(patience({ CALL_RESULT_TIMEOUT: '7m' })).toBe(60_000);
+  expect(patience({ CALL_RESULT_TIMEOUT: '3m' })).toBe(60_000);
+});

@@ -215,6 +215,31 @@ test('forged and missing tokens are refused with 401 and change nothing', async 
   await finalStatus(phone, 'Answered');
 });
 
+test('a session repeating its claim joins the claim it made: one update in the history, not one per try', async () => {
+  const phone = uniquePhone();
+  stack.emulators.voximplant.control.scriptFor(phone, [{ result: 'answered', hold: true }]);
+  const res = await postJson(`${stack.url}/api/leads`, { name: 'Ия', phone });
+  await eventually(() => expect(callsTo(phone)[0]?.claim?.outcome).toBe('granted'));
+  const call = callsTo(phone)[0]!;
+  const claimUrl = `${stack.url}/api/voximplant/claim`;
+  const token = String(call.customData!.token);
+  // The scenario's own claim was granted; its repeats (an answer lost on the way) are granted too.
+  const repeats = await Promise.all(
+    [1, 2, 3].map(() => postJson(claimUrl, { token, sessionId: call.callSessionHistoryId })),
+  );
+  expect(repeats.map((r) => r.status)).toEqual([200, 200, 200]);
+  // Another session is refused, and so is a claim that names no session.
+  expect((await postJson(claimUrl, { token, sessionId: 1 })).status).toBe(409);
+  expect((await postJson(claimUrl, { token })).status).toBe(409);
+  const history = await stack.service.client.workflow.getHandle(String(res.body.workflowId)).fetchHistory();
+  const claimsAccepted = (history.events ?? []).filter(
+    (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'claimCall',
+  );
+  expect(claimsAccepted).toHaveLength(1);
+  stack.emulators.voximplant.control.release();
+  await finalStatus(phone, 'Answered');
+});
+
 test('the shop’s PHP snippet request gives a lead and a Corezoid-shaped answer', async () => {
   // Without COREZOID_PUBLIC_KEY the path is disabled.
   const disabled = await fetch(`${stack.url}/api/1/json/public/31754/anykey`, { method: 'POST', body: '{}' });

@@ -126,6 +126,7 @@ describe('VoxImplant', () => {
     apiKey: EMULATOR_CREDENTIALS.voximplantApiKey,
     ruleId: EMULATOR_CREDENTIALS.voximplantRuleId,
     resultSecret: SECRET,
+    claimPatienceMs: 60_000,
     ...over,
   });
   const input = (over: Partial<PlaceCallInput> = {}): PlaceCallInput => ({
@@ -142,7 +143,10 @@ describe('VoxImplant', () => {
   const retry = { activityInfo: () => ({ attempt: 2, scheduledTimestampMs: Date.now() - 5_000 }) };
 
   test('StartScenarios carries the contract custom data and a token the service accepts', async () => {
-    const result = await createVoximplantActivities(cfg()).placeRobotCall(input({ attempt: 3 }));
+    const now = Date.now();
+    const result = await createVoximplantActivities(cfg({ claimPatienceMs: 210_000 }), {
+      now: () => now,
+    }).placeRobotCall(input({ attempt: 3 }));
 
     expect(vox.state.calls).toHaveLength(1);
     const call = vox.state.calls[0]!;
@@ -154,6 +158,8 @@ describe('VoxImplant', () => {
       name: 'Иван "Ваня" <Петров>',
       resultUrl,
       claimUrl: resultUrl.replace(/result$/, 'claim'),
+      // The scenario asks for its claim until then: the result timeout less the call's own session.
+      claimUntil: now + 210_000,
       attempt: 3,
       callKey: callKeyOf('call-203.0.113.7', 3),
     });
@@ -340,6 +346,37 @@ describe('VoxImplant', () => {
       expect(report).toMatchObject({ ok: false, url: deadUrl, body: { result: 'voicemail' } });
       expect(report.error).toMatch(/ECONNREFUSED/);
     }
+  });
+
+  test('an unanswered claim is asked again until claimUntil, like scenario.js; without it, seven times', async () => {
+    const deadClaimUrl = `${await closedPortUrl()}/api/voximplant/claim`;
+    await createVoximplantActivities(cfg({ claimPatienceMs: 3_000 })).placeRobotCall(
+      input({ phone: '79990000001', claimUrl: deadClaimUrl }),
+    );
+    await vox.control.settled();
+    const patient = vox.state.calls[0]!;
+    const claimUntil = Number(patient.customData!.claimUntil);
+    const tries = vox.state.claims.map((c) => c.at.getTime());
+    expect(patient.claim).toEqual({ outcome: 'unreachable' });
+    expect(patient.dialledAt).toBeUndefined();
+    // The waits (5 ms × 1, 2, 4 … 30 here) would end seven tries within a second: it went on.
+    expect(tries.length).toBeGreaterThan(7);
+    expect(tries.at(-1)! - tries[0]!).toBeGreaterThan(2_000);
+    expect(tries.at(-1)!).toBeLessThanOrEqual(claimUntil + 1_000);
+
+    vox.control.reset();
+    const rawData = JSON.stringify({ ...patient.customData, claimUntil: undefined });
+    await axios.post(
+      `${voxUrl}/StartScenarios`,
+      new URLSearchParams({
+        account_id: EMULATOR_CREDENTIALS.voximplantAccountId,
+        api_key: EMULATOR_CREDENTIALS.voximplantApiKey,
+        rule_id: EMULATOR_CREDENTIALS.voximplantRuleId,
+        script_custom_data: rawData,
+      }).toString(),
+    );
+    await vox.control.settled();
+    expect(vox.state.claims).toHaveLength(7);
   });
 
   test('GetCallHistory filters by custom data and dates, in the real answer shape', async () => {

@@ -476,6 +476,60 @@ describe('the claim before dialling', () => {
     expect(h.terminated).toBe(true);
   });
 
+  test('with claimUntil: 5xx every time is asked again until then (waits capped at 30 s), the last try at it', async () => {
+    const h = new Harness(customData({ claimUntil: Date.now() + 180_000 }));
+    for (let i = 0; i < 20; i++) h.claimAnswers.push({ code: 503, text: 'busy' });
+    await h.start();
+    await wait(20 * 60 * 1000);
+
+    expect(h.claims.map((c) => c.at / 1000)).toEqual([0, 1, 3, 7, 15, 30, 60, 90, 120, 150, 180]);
+    expect(h.calls).toEqual([]);
+    expect(h.posts).toEqual([]);
+    expect(h.terminated).toBe(true);
+  });
+
+  test('a claim granted after minutes: the call still gets the whole of its session', async () => {
+    const h = new Harness(customData({ claimUntil: Date.now() + 8 * 60_000 }));
+    // Tries at 0, 1, 3, 7, 15, 30, 60 … 330 s answered 503; the one at 360 s is granted.
+    for (let i = 0; i < 16; i++) h.claimAnswers.push({ code: 503, text: 'busy' });
+    await h.start();
+    await wait(360_000);
+    expect(h.claims).toHaveLength(17);
+    expect(h.claims.at(-1)?.at).toBe(360_000);
+    expect(h.calls).toHaveLength(1);
+
+    // The safety net counts from the grant, not from the session's start.
+    await wait(5 * 60 * 1000 - 1);
+    expect(h.terminated).toBe(false);
+    expect(h.posts).toEqual([]);
+    await wait(1);
+    expectSingleReport(h, { result: 'failed', code: null, duration: 0 });
+  });
+
+  test('a claimUntil hours away is capped: the claim is asked for 15 minutes at most', async () => {
+    const h = new Harness(customData({ claimUntil: Date.now() + 24 * 3_600_000 }));
+    for (let i = 0; i < 60; i++) h.claimAnswers.push({ code: 502, text: 'bad gateway' });
+    await h.start();
+    await wait(60 * 60 * 1000);
+
+    expect(h.claims.at(-1)?.at).toBe(15 * 60 * 1000);
+    expect(h.calls).toEqual([]);
+    expect(h.terminated).toBe(true);
+  });
+
+  test('with claimUntil, a claim that never answers ends the session just after it, not at 5 min', async () => {
+    const h = new Harness(customData({ claimUntil: Date.now() + 60_000 }));
+    h.claimAnswers.push('hang');
+    await h.start();
+    // The deadline, the last try's 5 s timeout, and a second of grace.
+    await wait(66_000 - 1);
+    expect(h.terminated).toBe(false);
+    await wait(1);
+    expect(h.terminated).toBe(true);
+    expect(h.calls).toEqual([]);
+    expect(h.posts).toEqual([]);
+  });
+
   test.each([undefined, ''])(
     'claimUrl %p: nothing claimed, dialled or reported, and the log says why',
     async (claimUrl) => {

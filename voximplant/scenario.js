@@ -11,6 +11,7 @@
  *   token        opaque signed token, echoed back in the claim and the report (required)
  *   resultUrl    where the report is POSTed: ${PUBLIC_URL}/api/voximplant/result (required)
  *   claimUrl     where the claim is POSTed before dialling                    (required to dial)
+ *   claimUntil   optional: epoch ms until which the claim is asked again (else about a minute)
  *   ref, name    the lead's ref (logged) and the customer's name (used in the default text)
  *   attempt      call attempt number (logged)
  *   callKey      optional: what the session's custom data is reduced to, for the call history
@@ -24,9 +25,10 @@
  *   Only an HTTP 200 lets the scenario dial: a retried StartScenarios may start a second session
  *   for the same attempt, and the service grants the first claim only, so only one session rings
  *   the customer. 409 (already claimed, or the attempt is no longer awaited), 401 and any other
- *   answer are final. Network errors, 5xx, 408 and 429 are tried again a few times. A session that
- *   did not get its 200 ends without dialling and without a report: the other session, or the
- *   service's result timeout, settles the attempt. Without a claimUrl the scenario cannot prove it
+ *   answer are final. Network errors, 5xx, 408 and 429 are tried again until claimUntil (at most
+ *   15 minutes), or seven times over about a minute without it. A session that did not get its
+ *   200 ends without dialling and without a report: the other session, or the service's result
+ *   timeout, settles the attempt. Without a claimUrl the scenario cannot prove it
  *   is the only session, so it does not dial either, and logs why.
  *
  * Report: POST resultUrl, Content-Type application/json, body {token, result, code, duration}
@@ -75,12 +77,17 @@ var AMD_GRACE_MS = 3000;
 // is at most a couple of minutes); past it, report what is known and stop the session.
 var SESSION_TIMEOUT_MS = 5 * 60 * 1000;
 
-// The claim: attempts, the waits between them (ms) and each request's timeout (s). They span about
-// a minute, so a service that granted the claim and crashed before answering can be back to
-// grant it again to this session (the customer waits for the call meanwhile).
+// The claim: the waits between tries (ms; the last one repeats) and each request's timeout (s).
+// The scenario asks until `claimUntil` (epoch ms in the custom data): the service sets it from its
+// result timeout, leaving room for the call and its report, because a service short of CPU (a
+// morning queue, a burst) may take minutes to answer, and a late call is better than none. A
+// service that granted the claim and crashed before answering is asked again meanwhile and grants
+// it again to this session. Without `claimUntil`, seven tries over about a minute.
 var CLAIM_MAX_ATTEMPTS = 7;
 var CLAIM_BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
 var CLAIM_HTTP_TIMEOUT_S = 5;
+// However far away `claimUntil` is, the session never waits longer for its claim.
+var CLAIM_PATIENCE_MAX_MS = 15 * 60 * 1000;
 
 // Report delivery: attempts and the waits between them (ms).
 var REPORT_MAX_ATTEMPTS = 5;
@@ -233,10 +240,17 @@ function isClaimRetryable(code) {
   return code <= 0 || code >= 500 || code === 408 || code === 429;
 }
 
+// When the last claim try may start (epoch ms), or null: seven tries then.
+function claimDeadline(now) {
+  var until = Number(data.claimUntil);
+  if (!data.claimUntil || !isFinite(until)) return null;
+  return Math.min(until, now + CLAIM_PATIENCE_MAX_MS);
+}
+
 // Resolves true only after an HTTP 200.
-async function requestClaim() {
+async function requestClaim(deadline) {
   var body = { token: data.token, sessionId: sessionId };
-  for (var attempt = 1; attempt <= CLAIM_MAX_ATTEMPTS; attempt++) {
+  for (var attempt = 1; ; attempt++) {
     var res;
     try {
       res = await Net.httpRequestAsync(String(data.claimUrl), httpOptions(body, CLAIM_HTTP_TIMEOUT_S));
@@ -251,10 +265,18 @@ async function requestClaim() {
     }
     log('claim attempt ' + attempt + ': ' + code + ' ' + ((res && (res.error || res.text)) || ''));
     if (!isClaimRetryable(code)) return false;
-    if (attempt < CLAIM_MAX_ATTEMPTS) await delay(CLAIM_BACKOFF_MS[attempt - 1] || 4000);
+    var wait = CLAIM_BACKOFF_MS[Math.min(attempt, CLAIM_BACKOFF_MS.length) - 1];
+    if (deadline === null) {
+      if (attempt >= CLAIM_MAX_ATTEMPTS) return false;
+    } else {
+      var left = deadline - Date.now();
+      if (left <= 0) return false;
+      // The last try goes at the deadline itself.
+      wait = Math.min(wait, left);
+    }
+    await delay(wait);
     if (terminated) return false;
   }
-  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -412,7 +434,10 @@ function start(e) {
   }
 
   claim = 'pending';
-  requestClaim().then(
+  var deadline = claimDeadline(Date.now());
+  // The safety net must not end a patient claim: it waits for the last try's answer too.
+  if (deadline !== null) armSafetyNet(deadline - Date.now() + CLAIM_HTTP_TIMEOUT_S * 1000 + 1000);
+  requestClaim(deadline).then(
     function (granted) {
       if (terminated) return;
       claim = granted ? 'granted' : 'refused';
@@ -421,6 +446,8 @@ function start(e) {
         terminate();
         return;
       }
+      // The call has the whole of its own budget, however long the claim took.
+      armSafetyNet(SESSION_TIMEOUT_MS);
       dial(phone, callerId);
     },
     function (err) {
@@ -471,8 +498,15 @@ function dial(phone, callerId) {
 
 VoxEngine.addEventListener(AppEvents.Started, start);
 
-// Safety net: if no call event ever comes, report what is known instead of hanging on.
-setTimeout(function () {
+// Safety net: if no call event ever comes, report what is known instead of hanging on. Armed for
+// SESSION_TIMEOUT_MS from the start, for longer while a patient claim is being asked, and again
+// for SESSION_TIMEOUT_MS once the claim is granted.
+var safetyNet = null;
+function armSafetyNet(ms) {
+  if (safetyNet !== null) clearTimeout(safetyNet);
+  safetyNet = setTimeout(onSessionTimeout, Math.max(ms, 0));
+}
+function onSessionTimeout() {
   if (report) return;
   log('session timeout');
   // Only a session that holds the claim has a call to report.
@@ -482,7 +516,8 @@ setTimeout(function () {
   }
   if (connectedAt !== null) finish(connectedOutcome(), 200);
   else finish('failed', null);
-}, SESSION_TIMEOUT_MS);
+}
+armSafetyNet(SESSION_TIMEOUT_MS);
 
 // The platform may end the session itself (limits, an operator stopping it). Timers are gone by
 // then but one HTTP request is still allowed: use it if the report has not gone through yet.

@@ -322,6 +322,13 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
         throw new Error(`call attempt ${c.attempt} is already claimed`);
       }
       if (stopRequested()) throw new Error(`an operator's ${pendingAction!.action} stopped the call`);
+      // A busy service answers a claim late, and the scenario asks for minutes: one that comes after
+      // the customer's window closed is refused, so nobody is rung at night. The attempt then ends
+      // without a report (the result timeout hands the lead to a person). Validators run only when
+      // a claim arrives, never on replay: no patch needed.
+      if (!isWorkingTime(Date.now(), input.timezone, policy.workingSchedule)) {
+        throw new Error('outside working hours in the customer’s time zone: no calls at night');
+      }
     },
     validateAction(action) {
       if (closed || FINAL_STATUSES.includes(state.status)) {

@@ -10,19 +10,24 @@ import {
   claimCall,
   historyLines,
   leadInput,
+  localTime,
   operatorAction,
   operatorActionAccepted,
   refusal,
   reportResult,
+  skipTo,
   state,
   useTimeSkippingServer,
   waitForRinging,
   waitForStatus,
   withLead,
+  zoneAtLocalHour,
 } from './harness';
 import type { CallResult } from '../../workflows/types';
 
 const env = useTimeSkippingServer();
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
 const who = { by: 'Ирина', note: 'клиент перезвонил сам' };
 const closing = [
   {
@@ -187,6 +192,24 @@ test('the claim before dialling: granted once per attempt, again only to the ses
     expect(historyLines(final).filter((l) => l.startsWith('звонок'))).toEqual([
       'звонок, попытка 1 (сессия session-a)',
     ]);
+  });
+});
+
+test('a claim that comes after the working window closed is refused: nobody is rung at night', async () => {
+  const stubs = new Stubs();
+  const now = await env().currentTimeMs();
+  // The window closes within the hour; the lead waits two hours for its report.
+  const zone = zoneAtLocalHour(now, 20);
+  const input = leadInput(zone, { policy: { resultTimeoutMs: 2 * HOUR } });
+  await withLead(env(), stubs, input, async ({ handle }) => {
+    await waitForRinging(handle, 1);
+    await skipTo(env(), localTime(now, zone, '21:00') + MINUTE);
+    expect(await refusal(claimCall(handle, 1, 'session-a'))).toBe(
+      'outside working hours in the customer’s time zone: no calls at night',
+    );
+    const s = await state(handle);
+    expect(s.status).toBe('WaitingForResult');
+    expect(historyLines(s).filter((l) => l.startsWith('звонок'))).toEqual([]);
   });
 });
 
