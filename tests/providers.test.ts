@@ -359,10 +359,12 @@ describe('VoxImplant', () => {
     const tries = vox.state.claims.map((c) => c.at.getTime());
     expect(patient.claim).toEqual({ outcome: 'unreachable' });
     expect(patient.dialledAt).toBeUndefined();
-    // The waits (5 ms × 1, 2, 4 … 30 here) would end seven tries within a second: it went on.
+    // The waits (5 ms × 1, 2, 4 … 30 here) would end seven tries within a second: it went on
+    // until claimUntil (a refused connection takes far less than the second allowed here).
     expect(tries.length).toBeGreaterThan(7);
-    expect(tries.at(-1)! - tries[0]!).toBeGreaterThan(2_000);
-    expect(tries.at(-1)!).toBeLessThanOrEqual(claimUntil + 1_000);
+    expect(tries.at(-1)!).toBeGreaterThanOrEqual(claimUntil - 1_000);
+    // And stopped there (the last try goes at claimUntil; a busy machine may start it late).
+    expect(tries.at(-1)!).toBeLessThanOrEqual(claimUntil + 3_000);
 
     vox.control.reset();
     const rawData = JSON.stringify({ ...patient.customData, claimUntil: undefined });
