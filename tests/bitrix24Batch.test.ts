@@ -226,23 +226,20 @@ describe('partner cache', () => {
 
   test('holds only the codes seen within the TTL, however many distinct codes come', async () => {
     const crm = createBitrix24Batcher(config({ partnerCacheTtlMs: 60_000 }), { dataDir, clock });
-    await driveUntil(crm.registerLead(lead('a1', 'early-1')));
-    await driveUntil(crm.registerLead(lead('a2', 'early-2')));
-    expect(crm.partnersCached()).toBe(2);
-    await clock.advance(40_000);
-    await driveUntil(crm.registerLead(lead('b1', 'late-1')));
-    expect(crm.partnersCached()).toBe(3);
+    /** After `ms`, a lead with partner `code`; then how many codes the cache holds. */
+    const cachedAfterLead = async (ms: number, ref: string, code: string) => {
+      await clock.advance(ms);
+      await driveUntil(crm.registerLead(lead(ref, code)));
+      return crm.partnersCached();
+    };
+    await cachedAfterLead(0, 'a1', 'early-1');
+    expect(await cachedAfterLead(0, 'a2', 'early-2')).toBe(2);
+    expect(await cachedAfterLead(40_000, 'b1', 'late-1')).toBe(3);
     // Past the early codes' TTL: the next look-up drops them, the late one stays.
-    await clock.advance(40_000);
-    await driveUntil(crm.registerLead(lead('c1', 'later-1')));
-    expect(crm.partnersCached()).toBe(2);
+    expect(await cachedAfterLead(40_000, 'c1', 'later-1')).toBe(2);
     // A code asked again after it expired is cached once, at its new place in the expiry order.
-    await clock.advance(40_000);
-    await driveUntil(crm.registerLead(lead('b2', 'late-1')));
-    expect(crm.partnersCached()).toBe(2);
-    await clock.advance(40_000);
-    await driveUntil(crm.registerLead(lead('d1', 'last-1')));
-    expect(crm.partnersCached()).toBe(2);
+    expect(await cachedAfterLead(40_000, 'b2', 'late-1')).toBe(2);
+    expect(await cachedAfterLead(40_000, 'd1', 'last-1')).toBe(2);
   });
 
   test('a TTL of 0 asks Bitrix24 every time', async () => {
