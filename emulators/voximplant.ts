@@ -23,6 +23,11 @@ export interface ScriptedOutcome {
   report?: 'once' | 'twice' | 'none';
   /** the call goes on until `control.release()`, whatever delayMs says */
   hold?: boolean;
+  /**
+   * The session ends before it claims its attempt (the scenario crashed, VoxImplant stopped it):
+   * nothing is dialled and nothing reported, as a claim that never gets through ends it.
+   */
+  endsBeforeClaim?: boolean;
 }
 
 export interface EmulatedCall {
@@ -202,7 +207,7 @@ export function createVoximplantEmulator(opts: VoximplantEmulatorOptions = {}): 
   function playScenario(call: EmulatedCall): void {
     const startedIn = generation;
     const done = (async () => {
-      if (!(await claim(call)) || startedIn !== generation) return;
+      if (call.outcome.endsBeforeClaim || !(await claim(call)) || startedIn !== generation) return;
       call.dialledAt = new Date();
       await new Promise<void>((resolve) => {
         if (call.outcome.hold && !released.has(call)) {

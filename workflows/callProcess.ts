@@ -7,7 +7,7 @@ import { ActivityFailure, ApplicationFailure, condition, log, patched } from '@t
 import { isWorkingTime, nextWorkingTime } from '../domain/workingHours';
 import { activity, takeWakeSlot } from './activityOptions';
 import { createCrmNoteQueue } from './crmNotes';
-import { follows1_2_0, RELEASE_1_3_0 } from './patches';
+import { follows1_2_0, RELEASE_1_3_0, RELEASE_1_5_0 } from './patches';
 import {
   FINAL_STATUSES,
   type CallClaim,
@@ -248,6 +248,25 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
         );
       }
       if (stopRequested()) continue;
+      // No claim granted for this attempt: its scenario never dialled (it dials only after a 200 on
+      // its claim: a crashed session, a claim lost on the way or answered too late by a busy
+      // service, or refused after the window closed), so nobody was rung and the lead is tried
+      // again at once instead of waiting for a person; at night the loop puts it to sleep first.
+      // The attempts still count, so a scenario that never claims ends with a person after
+      // CALL_MAX_ATTEMPTS of them.
+      if (!r && claimed?.attempt !== state.attempts && patched(RELEASE_1_5_0)) {
+        const what = `Попытка ${state.attempts}: звонка не было (сценарий не получил разрешения позвонить)`;
+        log.warn('the call scenario never claimed its attempt: nobody was rung', { attempt: state.attempts });
+        crmNotes.add(what);
+        hooks.record(what);
+        if (state.attempts < policy.maxAttempts) continue;
+        const decision = await awaitOperator(
+          'no_call_result',
+          `звонка не было (попытка ${state.attempts}, сценарий не получил разрешения позвонить), попытки исчерпаны`,
+        );
+        if (decision?.action === 'call_now') continue;
+        return finishAfterManual(decision);
+      }
       if (!r) {
         crmNotes.add(`Попытка ${state.attempts}: нет отчёта о звонке`);
         const decision = await awaitOperator(
@@ -324,8 +343,8 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
       if (stopRequested()) throw new Error(`an operator's ${pendingAction!.action} stopped the call`);
       // A busy service answers a claim late, and the scenario asks for minutes: one that comes after
       // the customer's window closed is refused, so nobody is rung at night. The attempt then ends
-      // without a report (the result timeout hands the lead to a person). Validators run only when
-      // a claim arrives, never on replay: no patch needed.
+      // without a report and, unclaimed, is tried again in the morning. Validators run only when a
+      // claim arrives, never on replay: no patch needed.
       if (!isWorkingTime(Date.now(), input.timezone, policy.workingSchedule)) {
         throw new Error('outside working hours in the customer’s time zone: no calls at night');
       }

@@ -22,6 +22,13 @@ export const RELEASE_1_2_0 = 'release-1.2.0';
 export const RELEASE_1_3_0 = 'release-1.3.0';
 
 /**
+ * 1.5.0: an attempt that ends without a report and without a granted claim was never dialled (the
+ * scenario dials only after its claim), so it is tried again at once, as an attempt, instead of
+ * going to a person. Asked only where the two versions part, after such an attempt.
+ */
+export const RELEASE_1_5_0 = 'release-1.5.0';
+
+/**
  * Whether this run follows 1.2.0 or later. The newest id is asked first, so a run started by 1.3.0
  * records that id alone; a run of 1.2.0 finds its own marker.
  */

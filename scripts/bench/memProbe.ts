@@ -47,7 +47,8 @@ async function main(): Promise<void> {
       .filter(Boolean)
       .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
   );
-  const outDir = path.join(tmp, 'threads');
+  // MEMPROBE_OUT keeps each thread's figures (one line every 5 s) after the run.
+  const outDir = process.env.MEMPROBE_OUT ?? path.join(tmp, 'threads');
   const leads = Number(process.env.MEMPROBE_LEADS ?? 0);
   const window = chooseWindow(Date.now(), 40 * 60_000);
   const service = await bench.startServiceProcess(
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
           ? await openLoop(rate, leads / rate, () => postLead(service.url, fields(nextPhone()), 30))
           : await volley(service.url, { amount: leads, connections: 50, timeoutSeconds: 30, fields });
       const ok = posts.filter(ok2xx).length;
+      const posted = Date.now();
       let asleep = 0;
       for (;;) {
         asleep = (
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
             "WorkflowType = 'processLead' AND LeadStatus = 'WaitingForWorkingHours'",
           )
         ).count;
-        if (asleep >= ok || Date.now() - t0 > 30 * 60_000) break;
+        if (asleep >= ok || Date.now() - posted > 30 * 60_000) break;
         await sleep(2000);
       }
       console.log(

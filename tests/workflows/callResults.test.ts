@@ -5,6 +5,7 @@ import {
   DAY,
   MINUTE,
   Stubs,
+  claimCall,
   historyLines,
   leadInput,
   operatorAction,
@@ -176,10 +177,12 @@ test('the attempt limit: ManualHandling(attempts_exhausted), then closed as unha
   });
 });
 
-test('no report within the result timeout: ManualHandling(no_call_result); a late report is refused', async () => {
+test('a claimed call with no report within the result timeout: ManualHandling(no_call_result); a late report is refused', async () => {
   const stubs = new Stubs();
   await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
     await waitForRinging(handle, 1);
+    // The scenario was let dial: the customer may have been rung, so a person decides.
+    await claimCall(handle, 1, 'session-a');
     const timeout = await waitForTimer(handle, () => true);
     expect(timeout.durationMs).toBe(10 * MINUTE);
     await skipTo(env(), timeout.firesAt);
@@ -200,6 +203,58 @@ test('no report within the result timeout: ManualHandling(no_call_result); a lat
       'Нужна ручная обработка: нет отчёта о звонке (попытка 1)',
       'Обработано вручную (Ирина): перезвонила сама',
     ]);
+  });
+});
+
+describe('an attempt whose scenario never claimed it (never dialled) ends without a report', () => {
+  const UNCLAIMED = 'Попытка 1: звонка не было (сценарий не получил разрешения позвонить)';
+
+  test('it is tried again at once, with no alert to the sellers', async () => {
+    const stubs = new Stubs();
+    const input = leadInput(await dayZone());
+    await withLead(env(), stubs, input, async ({ handle }) => {
+      await waitForRinging(handle, 1);
+      const timeout = await waitForTimer(handle, () => true);
+      await skipTo(env(), timeout.firesAt);
+      await waitForRinging(handle, 2);
+      // At once, not after a missed call's retry delay (the server's clock runs on meanwhile).
+      expect(stubs.robotCalls[1]!.at).toBeGreaterThanOrEqual(timeout.firesAt);
+      expect(stubs.robotCalls[1]!.at).toBeLessThan(timeout.firesAt + input.policy.retryDelayMs);
+      expect(await refusal(claimCall(handle, 1, 'late-session'))).toBe('call attempt 1 is not awaited');
+      await claimCall(handle, 2, 'session-b');
+      await reportResult(handle, 2, 'answered');
+      const final = await handle.result();
+      expect(final).toMatchObject({ status: 'Answered', attempts: 2 });
+      expect(final.manualReason).toBeUndefined();
+      expect(historyLines(final)).toContain(UNCLAIMED);
+      expect(stubs.alertsOf('manual_handling')).toEqual([]);
+      expect(stubs.crmNotes.map((n) => n.comment)).toEqual([
+        UNCLAIMED,
+        'Попытка 2: answered, 12 с',
+        'Клиент ответил: SMS с подтверждением',
+      ]);
+      expect(stubs.smsKinds).toEqual(['confirmation']);
+    });
+  });
+
+  test('at the last attempt: ManualHandling(no_call_result), the sellers alerted', async () => {
+    const stubs = new Stubs();
+    const input = leadInput(await dayZone(), { policy: { maxAttempts: 1 } });
+    await withLead(env(), stubs, input, async ({ handle }) => {
+      await waitForRinging(handle, 1);
+      await skipTo(env(), (await waitForTimer(handle, () => true)).firesAt);
+      const manual = await waitForStatus(handle, 'ManualHandling');
+      expect(manual).toMatchObject({ manualReason: 'no_call_result', attempts: 1 });
+      await stubs.waitForCalls('notifySellers', 2);
+      const detail =
+        'звонка не было (попытка 1, сценарий не получил разрешения позвонить), попытки исчерпаны';
+      expect(stubs.alertsOf('manual_handling')).toEqual([
+        expect.objectContaining({ reason: `no_call_result: ${detail}` }),
+      ]);
+      await operatorAction(handle, { action: 'cancel' });
+      expect(await handle.result()).toMatchObject({ status: 'Cancelled', attempts: 1 });
+      expect(stubs.robotCalls).toHaveLength(1);
+    });
   });
 });
 

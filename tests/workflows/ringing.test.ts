@@ -19,6 +19,7 @@ import {
   state,
   useTimeSkippingServer,
   waitForRinging,
+  waitForTimer,
   waitForStatus,
   withLead,
   zoneAtLocalHour,
@@ -195,7 +196,7 @@ test('the claim before dialling: granted once per attempt, again only to the ses
   });
 });
 
-test('a claim that comes after the working window closed is refused: nobody is rung at night', async () => {
+test('a claim that comes after the working window closed is refused: nobody is rung at night, the lead is called in the morning', async () => {
   const stubs = new Stubs();
   const now = await env().currentTimeMs();
   // The window closes within the hour; the lead waits two hours for its report.
@@ -210,6 +211,20 @@ test('a claim that comes after the working window closed is refused: nobody is r
     const s = await state(handle);
     expect(s.status).toBe('WaitingForResult');
     expect(historyLines(s).filter((l) => l.startsWith('звонок'))).toEqual([]);
+    // Nobody was rung, so at the result timeout the lead sleeps until the morning like a night
+    // lead (the text saying so, no alert to the sellers) instead of waiting for a person.
+    await skipTo(env(), (await waitForTimer(handle, (t) => t.durationMs === 2 * HOUR)).firesAt);
+    const asleep = await waitForStatus(handle, 'WaitingForWorkingHours');
+    expect(asleep).toMatchObject({ attempts: 1, nextCallAt: localTime(now, zone, '09:00', 1) });
+    expect(asleep.manualReason).toBeUndefined();
+    expect(stubs.smsKinds).toEqual(['night']);
+    expect(stubs.alertsOf('manual_handling')).toEqual([]);
+    await skipTo(env(), localTime(now, zone, '09:00', 1));
+    await waitForRinging(handle, 2);
+    await claimCall(handle, 2, 'session-b');
+    await reportResult(handle, 2, 'answered');
+    expect(await handle.result()).toMatchObject({ status: 'Answered', attempts: 2 });
+    expect(stubs.robotCalls).toHaveLength(2);
   });
 });
 
