@@ -381,6 +381,18 @@ describe('VoxImplant', () => {
     expect(vox.state.claims).toHaveLength(7);
   });
 
+  test('a session scripted to end before its claim asks nothing, dials nothing and reports nothing', async () => {
+    vox.control.scriptFor('79990000002', [{ result: 'answered', endsBeforeClaim: true }]);
+    await createVoximplantActivities(cfg()).placeRobotCall(input({ phone: '79990000002' }));
+    await vox.control.settled();
+    const [call] = vox.state.calls;
+    expect(call!.finishedAt).toBeDefined();
+    expect(call!.claim).toBeUndefined();
+    expect(call!.dialledAt).toBeUndefined();
+    expect(vox.state.claims).toEqual([]);
+    expect(vox.state.reports).toEqual([]);
+  });
+
   test('GetCallHistory filters by custom data and dates, in the real answer shape', async () => {
     await createVoximplantActivities(cfg()).placeRobotCall(input());
     const raw = vox.state.calls[0]!.rawCustomData;
