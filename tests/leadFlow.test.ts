@@ -6,6 +6,7 @@ import { startDevServer, startStack, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { received } from './support/received';
 import { timelineOf } from './support/history';
+import { signResultToken } from '../domain/resultToken';
 
 let env: TestWorkflowEnvironment;
 let stack: TestStack;
@@ -238,6 +239,33 @@ test('a session repeating its claim joins the claim it made: one update in the h
   expect(claimsAccepted).toHaveLength(1);
   stack.emulators.voximplant.control.release();
   await finalStatus(phone, 'Answered');
+});
+
+test('a claim or report its workflow cannot take yet is answered 503 (asked again), not held open', async () => {
+  // A lead whose workflow tasks nobody runs: the state of one behind a long backlog.
+  const handle = await stack.service.client.workflow.start('processLead', {
+    taskQueue: `nobody-polls-${uniquePhone()}`,
+    workflowId: `stalled-${uniquePhone()}`,
+    args: [],
+  });
+  const token = signResultToken(
+    {
+      wf: handle.workflowId,
+      run: handle.firstExecutionRunId,
+      a: 1,
+      exp: Math.floor(Date.now() / 1000) + 600,
+    },
+    stack.config.voximplant.resultSecret,
+  );
+  // Answered within the service's few seconds, however slow the machine: an answer held until the
+  // workflow takes the update (never, here) runs into the test's timeout instead.
+  const claim = postJson(`${stack.url}/api/voximplant/claim`, { token, sessionId: 7 });
+  const report = postJson(`${stack.url}/api/voximplant/result`, { token, result: 'busy' });
+  for (const res of await Promise.all([claim, report])) {
+    expect(res.status).toBe(503);
+    expect(res.body.error).toMatch(/retry/);
+  }
+  await handle.terminate('test over');
 });
 
 test('the shop’s PHP snippet request gives a lead and a Corezoid-shaped answer', async () => {

@@ -50,7 +50,12 @@ async function main(): Promise<void> {
   // MEMPROBE_OUT keeps each thread's figures (one line every 5 s) after the run.
   const outDir = process.env.MEMPROBE_OUT ?? path.join(tmp, 'threads');
   const leads = Number(process.env.MEMPROBE_LEADS ?? 0);
-  const window = chooseWindow(Date.now(), 40 * 60_000);
+  const rate = Number(process.env.MEMPROBE_RATE ?? 0);
+  const settleMs = Number(process.env.MEMPROBE_SETTLE_MS ?? 10_000);
+  // The window opens well after the night is posted and measured (at 8/s when posted all at once):
+  // a morning that starts while leads are still posted measures a morning, not a night.
+  const postingMs = (leads / (rate > 0 ? rate : 8)) * 1000;
+  const window = chooseWindow(Date.now(), Math.max(40 * 60_000, postingMs + 2 * settleMs + 30 * 60_000));
   const service = await bench.startServiceProcess(
     {
       WORKING_HOURS: window.hours,
@@ -62,11 +67,10 @@ async function main(): Promise<void> {
     path.join(tmp, 'service.log'),
   );
   try {
-    await sleep(Number(process.env.MEMPROBE_SETTLE_MS ?? 10_000));
+    await sleep(settleMs);
     if (leads > 0) {
       report('idle');
       const t0 = Date.now();
-      const rate = Number(process.env.MEMPROBE_RATE ?? 0);
       const fields = (phone: string) => leadFields(phone, { timezone: window.zone });
       const posts =
         rate > 0
@@ -87,7 +91,7 @@ async function main(): Promise<void> {
       console.log(
         `${ok} accepted, ${asleep} asleep after ${((Date.now() - t0) / 1000).toFixed(0)} s; load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}`,
       );
-      await sleep(Number(process.env.MEMPROBE_SETTLE_MS ?? 10_000));
+      await sleep(settleMs);
     }
     report(leads > 0 ? `${leads} asleep` : 'idle');
     if (process.env.MEMPROBE_GC) {
