@@ -112,6 +112,9 @@ export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): 
       sessionId === undefined ? undefined : `claim-${attempt.a}-${sessionId}`,
       'is not awaited',
     );
+    // Beside stl_calls_placed_total: calls placed and never claimed were never dialled (a scenario
+    // that cannot reach PUBLIC_URL), which the lead itself shows only after its last attempt.
+    metrics.callClaimsGranted.inc();
     logger.info({ workflowId: attempt.wf, attempt: attempt.a, sessionId }, 'call claimed');
     res.json({ status: 'claimed' });
   });

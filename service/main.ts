@@ -6,6 +6,7 @@ import { loadConfig } from '../config';
 import { startService } from '.';
 import { installTemporalRuntime } from './runtime';
 import { logger } from '../support/logger';
+import { mallocOf } from '../support/malloc';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -13,7 +14,12 @@ async function main(): Promise<void> {
   const { sdkMetrics } = installTemporalRuntime(config);
   const service = await startService(config, { role, extraMetrics: sdkMetrics });
   logger.info(
-    { role, url: service.url, temporal: config.temporal.address ?? `127.0.0.1:${config.temporal.port}` },
+    {
+      role,
+      url: service.url,
+      temporal: config.temporal.address ?? `127.0.0.1:${config.temporal.port}`,
+      malloc: mallocOf(),
+    },
     'service started',
   );
   // Not through the logger, which never prints secrets: this one exists so that a person can log in.

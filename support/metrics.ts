@@ -51,6 +51,11 @@ export function createMetrics() {
       help: 'StartScenarios requests that started a call',
       registers: [registry],
     }),
+    callClaimsGranted: new Counter({
+      name: 'stl_call_claims_granted_total',
+      help: 'Claims granted to the call scenario, which dials only after one (a session asking again counts again)',
+      registers: [registry],
+    }),
     smsSent: new Counter({
       name: 'stl_sms_sent_total',
       help: 'SMS accepted by the gateway',

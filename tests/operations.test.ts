@@ -263,6 +263,7 @@ test('dashboard JSON and /metrics reflect the leads made', async () => {
     'stl_leads_deduplicated_total',
     'stl_leads_rejected_total',
     'stl_calls_placed_total',
+    'stl_call_claims_granted_total',
     'stl_sms_sent_total',
     'stl_intake_to_call_request_seconds_count',
   ];
@@ -299,7 +300,8 @@ test('dashboard JSON and /metrics reflect the leads made', async () => {
   expect(partners.find((p) => p.key === partner)).toMatchObject({ leads: 2, orderTotal: 3500.5 });
   expect((await getJson(`${stack.url}/api/dashboard?from=yesterday`, stack.operator)).status).toBe(400);
 
-  // Exact increments for the known sequence: 3 leads, 1 duplicate, 1 rejected, 3 calls and 3 SMS.
+  // Exact increments for the known sequence: 3 leads, 1 duplicate, 1 rejected, 3 calls (each
+  // claimed once by its scenario) and 3 SMS.
   for (const phone of phones) {
     await eventually(async () =>
       expect((await getJson(`${stack.url}/api/leads/${phone}`, stack.operator)).body.status).toBe('Answered'),
@@ -310,6 +312,7 @@ test('dashboard JSON and /metrics reflect the leads made', async () => {
   expect(await delta('stl_leads_deduplicated_total')).toBe(1);
   expect(await delta('stl_leads_rejected_total')).toBe(1);
   expect(await delta('stl_calls_placed_total')).toBe(3);
+  expect(await delta('stl_call_claims_granted_total')).toBe(3);
   expect(await delta('stl_sms_sent_total')).toBe(3);
   expect(await delta('stl_intake_to_call_request_seconds_count')).toBe(3);
 });

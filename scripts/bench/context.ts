@@ -12,6 +12,7 @@ import { freePort, type DevServer } from '../../support/temporalServer';
 import { workflowCacheSize } from '../../worker/cacheSize';
 import { CallLedger } from './load';
 import type { BenchSettings } from './settings';
+import { mallocOf } from '../../support/malloc';
 import { cpuSecondsOf, rssOf } from './stats';
 
 /** Every provider on its emulator, whatever the caller's shell exports. */
@@ -82,6 +83,8 @@ export interface ServiceProcess {
   emulators: RunningEmulators;
   /** resident set of the service process, bytes */
   rss(): number;
+  /** the malloc it runs with (scripts/node.sh preloads jemalloc when the system has it) */
+  malloc: 'jemalloc' | 'system';
   /** the service's V8 heap in use, from its /metrics (prom-client's default metrics) */
   heapUsed(): Promise<number | undefined>;
   /** the text of its /metrics (ours and the SDK's) */
@@ -226,6 +229,7 @@ export class Bench {
       client,
       emulators,
       rss: () => rssOf(pid) ?? 0,
+      malloc: mallocOf(pid),
       metrics,
       cacheCapacity: workflowCacheSize(this.config(overrides)),
       heapUsed: async () => {

@@ -223,6 +223,7 @@ async function night(
   // Settled after its start (the workflow bundle is built at start-up).
   await sleep(settings.serviceSettleMs);
   const baseline = await memory(bench, service);
+  say(`  the service's malloc: ${service.malloc} (scripts/node.sh)`);
 
   const t0 = Date.now();
   // Posted evenly at the pace the night is sized for: what the service carries, so the leads fall
