@@ -84,6 +84,8 @@ const envSchema = z.object({
   TEMPORAL_TLS_CERT: optionalString,
   TEMPORAL_TLS_KEY: optionalString,
   TEMPORAL_API_KEY: optionalString,
+  /** gzip of every gRPC request and response between the service and Temporal (the SDK's default) */
+  TEMPORAL_GRPC_COMPRESSION: z.enum(['none', 'gzip']).default('none'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('leads'),
   TEMPORAL_CALL_TASK_QUEUE: z.string().min(1).default('lead-calls'),
   TEMPORAL_CRM_TASK_QUEUE: z.string().min(1).default('lead-crm'),
@@ -333,6 +335,7 @@ const configSchema = envSchema.transform((e, ctx) => {
       tlsCert: e.TEMPORAL_TLS_CERT,
       tlsKey: e.TEMPORAL_TLS_KEY,
       apiKey: e.TEMPORAL_API_KEY,
+      grpcCompression: e.TEMPORAL_GRPC_COMPRESSION,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       callTaskQueue: e.TEMPORAL_CALL_TASK_QUEUE,
       crmTaskQueue: e.TEMPORAL_CRM_TASK_QUEUE,

@@ -6,6 +6,7 @@ import { parse } from 'dotenv';
 import { CONFIG_VARIABLES, ConfigError, loadConfig, logLevelOf } from '../config';
 import { readOrCreateSecret } from '../config/secrets';
 import { CACHED_LEAD_BYTES, workflowCacheSize } from '../worker/cacheSize';
+import { nativeConnectionOptions } from '../worker/connection';
 
 const ROOT = path.join(__dirname, '..');
 const dataDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'stl-config-'));
@@ -282,4 +283,12 @@ test("the scenario asks for its claim as long as CALL_RESULT_TIMEOUT leaves afte
   // Never less than the minute the scenario asked for before it learned claimUntil.
   expect(patience({ CALL_RESULT_TIMEOUT: '7m' })).toBe(60_000);
   expect(patience({ CALL_RESULT_TIMEOUT: '3m' })).toBe(60_000);
+});
+
+test('gRPC to Temporal is uncompressed unless TEMPORAL_GRPC_COMPRESSION=gzip; anything else is refused', () => {
+  const compressionOf = (env: Record<string, string>) =>
+    nativeConnectionOptions(loadConfig({ DATA_DIR: dataDir(), ...env })).grpcCompression;
+  expect(compressionOf({})).toEqual({ codec: 'none' });
+  expect(compressionOf({ TEMPORAL_GRPC_COMPRESSION: 'gzip' })).toEqual({ codec: 'gzip' });
+  expect(problemsOf({ TEMPORAL_GRPC_COMPRESSION: 'zstd' }).join('\n')).toMatch(/TEMPORAL_GRPC_COMPRESSION/);
 });
