@@ -38,8 +38,13 @@ export async function measureFloor(
   serverCpu: () => number | undefined,
   /** runs while the bare worker still exists (its metrics vanish with it) */
   beforeShutdown: () => Promise<void>,
+  /** the service's TEMPORAL_GRPC_COMPRESSION: the floor pays for the same transport as the leads */
+  grpcCompression: 'none' | 'gzip',
 ): Promise<FloorRun[]> {
-  const connection = await NativeConnection.connect({ address: server.address });
+  const connection = await NativeConnection.connect({
+    address: server.address,
+    grpcCompression: { codec: grpcCompression },
+  });
   const client = new Client({ connection, namespace: server.namespace });
   const activityStartedAt = new Map<string, number>();
   const worker = await Worker.create({

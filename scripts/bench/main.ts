@@ -261,6 +261,7 @@ async function run(settings: BenchSettings): Promise<void> {
     async () => {
       floorMetrics = await notes.metrics();
     },
+    bench!.config().temporal.grpcCompression,
   );
   for (const r of floor) say(`  ${r.rate}/s: ${probeText(r.probe)}`);
   await notes.print(floorMetrics);
