@@ -8,11 +8,11 @@ import { Client, Connection } from '@temporalio/client';
 import { loadConfig, type AppConfig } from '../../config';
 import { emulatorProviderEnv, startEmulators, type RunningEmulators } from '../../emulators';
 import { startService, type RunningService } from '../../service';
+import { mallocOf } from '../../support/malloc';
 import { freePort, type DevServer } from '../../support/temporalServer';
 import { workflowCacheSize } from '../../worker/cacheSize';
 import { CallLedger } from './load';
 import type { BenchSettings } from './settings';
-import { mallocOf } from '../../support/malloc';
 import { cpuSecondsOf, rssOf } from './stats';
 
 /** Every provider on its emulator, whatever the caller's shell exports. */
