@@ -3,7 +3,7 @@
 // Found by the events' own links (the workflow task that scheduled placeRobotCall), so it follows
 // the workflow whatever its shape.
 import type { Client } from '@temporalio/client';
-import type { temporal } from '@temporalio/proto';
+import { temporal } from '@temporalio/proto';
 import { leadWorkflowId } from '../../api/intake';
 import { median, ms, num, percentiles, table } from './stats';
 
@@ -48,10 +48,18 @@ export async function latencyBreakdown(client: Client, samples: BreakdownSample[
   const tasksBeforeCall: number[] = [];
   const leadEvents: number[] = [];
   const workflowTasks: number[] = [];
+  // A task that waited on the worker's sticky queue past stickyQueueScheduleToStartTimeout is timed
+  // out and scheduled again on the shared queue, whose task carries the whole history.
+  let stickyTimeouts = 0;
   for (const s of samples) {
     const lead = await events(client, leadWorkflowId(s.phone));
     leadEvents.push(lead.length);
     workflowTasks.push(lead.filter((e) => e.workflowTaskCompletedEventAttributes != null).length);
+    stickyTimeouts += lead.filter(
+      (e) =>
+        e.workflowTaskTimedOutEventAttributes?.timeoutType ===
+        temporal.api.enums.v1.TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
+    ).length;
     const first = (list: HistoryEvent[], key: keyof HistoryEvent) => list.find((e) => e[key] != null);
     const byId = (list: HistoryEvent[], id: unknown) => list.find((e) => idOf(e.eventId) === idOf(id));
     const scheduled = lead.find(isCallScheduled);
@@ -95,6 +103,7 @@ export async function latencyBreakdown(client: Client, samples: BreakdownSample[
     table(['step (server event times, per lead)', 'p50', 'p90', 'n'], out),
     `workflow tasks up to and including the one that schedules the call: median ${num(median(tasksBeforeCall))}`,
     `per lead so far (median): ${num(median(leadEvents))} history events, ` +
-      `${num(median(workflowTasks))} workflow tasks (the bare workflow: 11 and 2)`,
+      `${num(median(workflowTasks))} workflow tasks (the bare workflow: 11 and 2); ` +
+      `${stickyTimeouts} workflow tasks timed out on the sticky queue (schedule-to-start) in these ${samples.length} histories`,
   ].join('\n');
 }
