@@ -21,6 +21,7 @@ const UNIT_FILES = [
   'securityConfig',
   'sharedLimit',
   'telegramOutbox',
+  'timezone',
   'wakeSlots',
   'workingHours',
 ].map((name) => `<rootDir>/tests/${name}.test.ts`);

@@ -20,6 +20,7 @@ import { telegramWebhookRoutes } from './telegramWebhook';
 import { operatorAuth } from './operatorAuth';
 import { captchaOrigins, captchaWidgetHtml } from './captcha';
 import { intakeGuards } from './intakeGuards';
+import { legacyLeadGuard } from './leadIds';
 
 export function buildApp(deps: AppDeps): express.Express {
   const { config, logger, metrics, client } = deps;
@@ -65,15 +66,39 @@ export function buildApp(deps: AppDeps): express.Express {
 
   const bodyLimit = config.maxBodySize;
   // Browsers may post leads only from the shop's own origins; server-to-server posts carry none.
+  const shopOrigins = new Set([...config.allowedOrigins, new URL(config.publicUrl).origin]);
   const allowCors = cors({
-    origin: (origin, done) => done(null, !origin || config.allowedOrigins.includes(origin)),
+    origin: (origin, done) => done(null, !origin || shopOrigins.has(origin)),
     methods: ['POST'],
     credentials: true,
   });
+  // CORS only hides the answer from another site's script: a plain form or a no-cors fetch from
+  // any page would still post, each visitor a new address for the per-IP limit. A browser names
+  // the page it posts from, so a post from a page that is not the shop's is refused unread. The
+  // service's own form (its own host) is the shop's too.
+  const refuseForeignOrigin = (req: Request, _res: Response, next: NextFunction) => {
+    const origin = req.get('origin');
+    if (
+      origin === undefined ||
+      shopOrigins.has(origin) ||
+      origin === `${req.protocol}://${req.get('host')}`
+    ) {
+      next();
+      return;
+    }
+    metrics.refusals.inc({ rule: 'cross_origin' });
+    next(
+      new HttpError(403, "leads are accepted only from the shop's own pages", {
+        details: [{ field: 'origin', message: `${origin.slice(0, 200)} is not in ALLOWED_ORIGINS` }],
+      }),
+    );
+  };
+  const legacyLeads = legacyLeadGuard(client, logger);
   app.options('/api/leads', allowCors);
   app.post(
     '/api/leads',
     allowCors,
+    refuseForeignOrigin,
     ...guards.beforeBody,
     requireContentType(['application/json', 'application/x-www-form-urlencoded']),
     express.json({ limit: bodyLimit, strict: true }),
@@ -89,6 +114,7 @@ export function buildApp(deps: AppDeps): express.Express {
         cookies: (req.cookies ?? {}) as Record<string, string>,
         clientIp: req.ip,
         source: req.is('application/x-www-form-urlencoded') ? 'form' : 'api',
+        ...(res.locals.intakeKey === 'valid' ? { proof: 'intake_key' as const } : {}),
       };
       const outcome = await acceptLead(raw, () => guards.requireCaptcha(req, res));
       if (req.is('application/x-www-form-urlencoded') && req.accepts(['json', 'html']) === 'html') {
@@ -114,12 +140,14 @@ export function buildApp(deps: AppDeps): express.Express {
     }
     await gate?.();
     try {
-      const { notCalled, ...outcome } = await startLead(client, config, lead);
+      const { notCalled, ...outcome } = await startLead(client, config, lead, legacyLeads);
       if (outcome.status === 'duplicate') metrics.leadsDeduplicated.inc();
       else metrics.leadsReceived.inc({ source: raw.source });
       if (
         outcome.status === 'started' &&
-        (notCalled === 'country_not_allowed' || notCalled === 'daily_limit_reached')
+        (notCalled === 'country_not_allowed' ||
+          notCalled === 'daily_limit_reached' ||
+          notCalled === 'not_a_personal_number')
       )
         metrics.refusals.inc({ rule: notCalled });
       logger.info(

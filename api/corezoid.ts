@@ -88,6 +88,7 @@ export function corezoidRoutes(
             cookies: stringRecord(op.data.cookies),
             clientIp: clientIpFrom(op.data.server) ?? req.ip,
             source: 'corezoid',
+            proof: 'corezoid_key',
           });
           answers.push(
             outcome.status === 'started'

@@ -1,17 +1,17 @@
 // Turning what a shop posts into a LeadInput, and starting its workflow exactly once per ref.
 // Required fields that are wrong reject the lead (400); optional fields that are wrong fall back to
 // the shop's defaults and the lead records it, so a typo in a time zone never loses a customer.
-import crypto from 'node:crypto';
 import { z } from 'zod';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { AppConfig } from '../config';
 import { normalizePhone, phoneCountry } from '../domain/phone';
-import { isValidTimeZone } from '../domain/timezone';
+import { defaultZoneOfCountry, isValidTimeZone, isZoneOfCountry } from '../domain/timezone';
 import { isWorkingTime } from '../domain/workingHours';
 import { lookupIp } from './geoip';
 import { fieldProblems, type FieldProblem } from './http';
 import { maskPhone } from '../support/logger';
 import { grantCall } from './phoneLimit';
+import { leadWorkflowId, type LegacyLeadGuard } from './leadIds';
 import type { LeadInput, LeadPolicy } from '../workflows/types';
 import {
   LeadPartnerKey,
@@ -63,6 +63,11 @@ export interface RawLead {
   cookies: Record<string, string | undefined>;
   clientIp?: string;
   source: LeadInput['source'];
+  /**
+   * How the caller proved it is the shop: only such a caller chooses the ref a lead is
+   * deduplicated by, and only the shop backend's key lifts the per-phone daily limit.
+   */
+  proof?: 'intake_key' | 'corezoid_key';
 }
 
 /** Applies the shop's field-name map and drops empty strings (a blank form field is no value). */
@@ -101,15 +106,26 @@ export async function parseLead(
   if (!phone.ok) throw new LeadValidationError([{ field: 'phone', message: phone.error }]);
 
   const warnings: string[] = [];
+  // Night is judged in the zone the number is in: a zone from the post (or the IP) counts only
+  // when it is one of the number's country's, or a stranger's "Pacific/Honolulu" would have a
+  // Moscow number rung at 3 a.m.
+  const country = phone.ok ? phoneCountry(phone.digits) : undefined;
+  const fitsNumber = (zone: string) => !country || isZoneOfCountry(zone, country);
+  const countryZone = country ? defaultZoneOfCountry(country, config.defaultTimezone) : undefined;
+  const fallbackZone = countryZone ?? config.defaultTimezone;
   let timezone = lead.timezone;
   if (timezone && !isValidTimeZone(timezone)) {
-    warnings.push(`неизвестный часовой пояс "${timezone}": взят ${config.defaultTimezone}`);
+    warnings.push(`неизвестный часовой пояс "${timezone}": взят ${fallbackZone}`);
+    timezone = undefined;
+  } else if (timezone && !fitsNumber(timezone)) {
+    warnings.push(`часовой пояс "${timezone}" не страны номера (${country}): взят ${fallbackZone}`);
     timezone = undefined;
   }
   let city = lead.city;
   if ((!timezone || !city) && raw.clientIp) {
     const geo = await lookupIp(raw.clientIp);
-    if (!timezone && geo?.timezone && isValidTimeZone(geo.timezone)) timezone = geo.timezone;
+    if (!timezone && geo?.timezone && isValidTimeZone(geo.timezone) && fitsNumber(geo.timezone))
+      timezone = geo.timezone;
     if (!city && geo?.city) city = geo.city;
   }
   let orderAmount: number | undefined;
@@ -125,30 +141,40 @@ export async function parseLead(
   }
 
   // Numbers of other countries are where "SMS pumping" and toll fraud send a shop's money.
+  // A number of a country not allowed is that, whatever its type; of an allowed country, only a
+  // person's line is rung (premium-rate and shared-cost ranges bill the shop, toll-free and
+  // service numbers reach nobody).
   let phoneIssue: LeadInput['phoneIssue'] = phone.callable ? undefined : phone.reason;
-  if (!phoneIssue) {
-    const country = phoneCountry(phone.digits);
+  if (!phoneIssue || phoneIssue === 'not_a_personal_number') {
     if (!country || !config.phoneRules.allowedCountries.includes(country)) {
       phoneIssue = 'country_not_allowed';
       warnings.push(
         `номер ${country ? `страны ${country}` : 'международной сети без страны'}: не звоним и не пишем (разрешены ${config.phoneRules.allowedCountries.join(', ')})`,
       );
+    } else if (phoneIssue) {
+      warnings.push(`номер не личный (${phone.type ?? 'UNKNOWN'}): не звоним и не пишем`);
     }
   }
 
+  // A ref chosen by anyone could be a real customer's (their phone, the shop's order id): a
+  // stranger's lead asleep under it would make the customer's own post a "duplicate". Only the
+  // shop, by its key, names the ref; anyone else's lead is one per phone, their ref kept aside.
+  const shopChoosesRef = raw.proof !== undefined;
   return {
-    ref: lead.ref ?? phone.digits,
+    ref: (shopChoosesRef ? lead.ref : undefined) ?? phone.digits,
+    ...(!shopChoosesRef && lead.ref ? { clientRef: lead.ref } : {}),
     name: lead.name,
     phone: phone.digits,
     phoneCallable: !phoneIssue,
     phoneIssue,
     city,
-    timezone: timezone ?? config.defaultTimezone,
+    timezone: timezone ?? fallbackZone,
     partnerCode,
     site: lead.site,
     orderAmount,
     comment: lead.comment,
     source: raw.source,
+    ...(raw.proof === 'intake_key' ? { shopReported: true } : {}),
     receivedAt: now,
     warnings,
   };
@@ -161,17 +187,6 @@ export function isPossibleRef(ref: string): boolean {
     ref.length <= 128 &&
     ![...ref].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127)
   );
-}
-
-/**
- * A ref that is a phone number must not appear in Temporal in plain text, so such refs are hashed
- * into the workflow id; any other ref is used as it is, so operators recognise it.
- */
-export function leadWorkflowId(ref: string): string {
-  if (/^\+?\d[\d\s\-()]{6,}$/.test(ref)) {
-    return `lead-h${crypto.createHash('sha256').update(ref.replace(/\D/g, '')).digest('hex').slice(0, 24)}`;
-  }
-  return `lead-${ref}`;
 }
 
 export function leadPolicy(config: AppConfig): LeadPolicy {
@@ -199,10 +214,18 @@ export async function startLead(
   client: Client,
   config: AppConfig,
   parsed: Omit<LeadInput, 'policy'>,
+  legacyLeads?: LegacyLeadGuard,
 ): Promise<StartOutcome & { notCalled?: NotCalled }> {
-  const workflowId = leadWorkflowId(parsed.ref);
+  const legacy = await legacyLeads?.runningLegacyLead(parsed.ref);
+  if (legacy) return { status: 'duplicate', ref: parsed.ref, workflowId: legacy };
+  const workflowId = leadWorkflowId(parsed.ref, config.phoneIdKey);
   let lead = parsed;
-  const grant = lead.phoneCallable ? await grantCall(client, config, lead.phone, workflowId) : undefined;
+  // The shop's own leads are not limited: three junk posts of a stranger must not silence a
+  // customer the shop itself reports.
+  const grant =
+    lead.phoneCallable && !lead.shopReported
+      ? await grantCall(client, config, lead.phone, workflowId)
+      : undefined;
   if (grant && !grant.granted) {
     lead = {
       ...lead,
@@ -269,6 +292,7 @@ async function startLeadWorkflow(
         city: lead.city ?? '',
         partner: lead.partnerCode ?? '',
         ...(lead.phoneIssue ? { notCalled: lead.phoneIssue } : {}),
+        ...(lead.clientRef ? { clientRef: lead.clientRef } : {}),
       },
       staticSummary: `${maskPhone(lead.phone)} · ${lead.city ?? '—'} · ${lead.partnerCode ?? 'без партнёра'}`,
     });

@@ -2,14 +2,10 @@
 // it runs, its result once closed), so the API keeps no state of its own.
 import express, { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
-import {
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  type Client,
-  type WorkflowExecutionDescription,
-} from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { HttpError, parseOr400, requireContentType, type AppDeps } from './http';
-import { isPossibleRef, leadWorkflowId } from './intake';
+import { isPossibleRef } from './intake';
+import { describeLead, leadWorkflowId } from './leadIds';
 import { getLeadStateQuery, operatorActionUpdate } from '../workflows/definitions';
 import type { LeadState, OperatorAction } from '../workflows/types';
 
@@ -23,19 +19,15 @@ const actionBody = z
 export async function readLead(
   client: Client,
   ref: string,
+  phoneIdKey: string,
 ): Promise<
   { workflowId: string; execution: string; notCalledReason?: string; state?: LeadState } | undefined
 > {
   if (!isPossibleRef(ref)) return undefined;
-  const workflowId = leadWorkflowId(ref);
+  const found = await describeLead(client, ref, phoneIdKey);
+  if (!found) return undefined;
+  const { workflowId, description } = found;
   const handle = client.workflow.getHandle(workflowId);
-  let description: WorkflowExecutionDescription;
-  try {
-    description = await handle.describe();
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return undefined;
-    throw err;
-  }
   const execution = description.status.name;
   // The intake notes in the memo why a lead it started is not called (see api/intake.ts).
   const notCalled = description.memo?.notCalled;
@@ -50,10 +42,10 @@ export async function readLead(
 }
 
 /** Lead status and the operator actions; `requireOperator` guards every one of them. */
-export function leadRoutes({ client }: AppDeps, requireOperator: RequestHandler): Router {
+export function leadRoutes({ client, config }: AppDeps, requireOperator: RequestHandler): Router {
   const router = Router();
   router.get('/api/leads/:ref', requireOperator, async (req: Request<{ ref: string }>, res) => {
-    const lead = await readLead(client, req.params.ref);
+    const lead = await readLead(client, req.params.ref, config.phoneIdKey);
     if (!lead) throw new HttpError(404, `no lead with ref ${req.params.ref.slice(0, 128)}`);
     res.json({
       ref: req.params.ref,
@@ -82,7 +74,10 @@ export function leadRoutes({ client }: AppDeps, requireOperator: RequestHandler)
       async (req: Request<{ ref: string }>, res) => {
         const body = parseOr400(actionBody, req.body ?? {}, 'invalid action');
         if (!isPossibleRef(req.params.ref)) throw new HttpError(404, 'no lead with that ref');
-        const workflowId = leadWorkflowId(req.params.ref);
+        // A lead 1.6 started runs under its legacy id: act on it where it is.
+        const workflowId =
+          (await describeLead(client, req.params.ref, config.phoneIdKey))?.workflowId ??
+          leadWorkflowId(req.params.ref, config.phoneIdKey);
         const handle = client.workflow.getHandle(workflowId);
         try {
           const state = await handle.executeUpdate(operatorActionUpdate, {
@@ -92,7 +87,7 @@ export function leadRoutes({ client }: AppDeps, requireOperator: RequestHandler)
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) {
             // Unknown ref → 404; a closed lead is found by describe and is a 409.
-            const lead = await readLead(client, req.params.ref);
+            const lead = await readLead(client, req.params.ref, config.phoneIdKey);
             if (!lead) throw new HttpError(404, `no lead with ref ${req.params.ref.slice(0, 128)}`);
             throw new HttpError(409, `the lead is ${lead.state?.status ?? lead.execution}: nothing to do`);
           }

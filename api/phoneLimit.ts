@@ -1,6 +1,6 @@
 // PHONE_DAILY_LIMIT: at most N leads of one phone number in any 24 hours get calls and SMS, across
 // every API process. The count lives in Temporal, as N "slots" per number: slot k is a workflow
-// with the id phone-slot-<hash of the number>-<k> and an execution timeout of 24 hours. Taking a
+// with the id phone-slot-k<HMAC of the number>-<k> and an execution timeout of 24 hours. Taking a
 // slot is starting that workflow; Temporal lets only one run of an id be open, so two intakes can
 // never take the same slot, and the server itself closes it when the day is over. No worker ever
 // runs one: its start is delayed past its timeout, so no workflow task is ever scheduled. A slot
@@ -10,7 +10,6 @@
 // a retried request) shares its slot instead of taking another while the lead has not yet been
 // started or is still in progress; a slot taken by a post that turned out to be a duplicate is
 // given back.
-import crypto from 'node:crypto';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
@@ -18,16 +17,11 @@ import {
   type WorkflowExecutionDescription,
 } from '@temporalio/client';
 import type { AppConfig } from '../config';
+import { phoneSlotId, slotLeadTag } from './leadIds';
 
 export const PHONE_SLOT_WORKFLOW = 'phoneCallSlot';
 /** No task ever reaches this queue (see above); nothing needs to poll it. */
 export const PHONE_SLOT_TASK_QUEUE = 'phone-call-slots';
-
-const hash = (text: string) => crypto.createHash('sha256').update(text).digest('hex').slice(0, 24);
-
-export function phoneSlotId(phone: string, slot: number): string {
-  return `phone-slot-${hash(`phone-slot:${phone}`)}-${slot}`;
-}
 
 export interface CallGrant {
   granted: boolean;
@@ -40,13 +34,13 @@ const NOTHING_TO_RELEASE = async () => undefined;
 /** Whether the lead `leadWorkflowId` may be called: takes or shares one of its number's slots. */
 export async function grantCall(
   client: Client,
-  config: Pick<AppConfig, 'phoneRules'>,
+  config: Pick<AppConfig, 'phoneRules' | 'phoneIdKey'>,
   phone: string,
   leadWorkflowId: string,
 ): Promise<CallGrant> {
   const { dailyLimit, windowMs } = config.phoneRules;
   for (let slot = 1; slot <= dailyLimit; slot++) {
-    const workflowId = phoneSlotId(phone, slot);
+    const workflowId = phoneSlotId(phone, slot, config.phoneIdKey);
     // A slot that closes between our failed start and the describe is free: take it then.
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
@@ -59,8 +53,8 @@ export async function grantCall(
           startDelay: windowMs + 3_600_000,
           workflowIdConflictPolicy: 'FAIL',
           workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-          // Hashed: a lead's workflow id is its ref, and a ref may hold the number.
-          memo: { lead: hash(leadWorkflowId) },
+          // Keyed: a lead's workflow id is its ref, and a ref may hold the number.
+          memo: { lead: slotLeadTag(leadWorkflowId, config.phoneIdKey) },
           staticSummary: `PHONE_DAILY_LIMIT: slot ${slot} of one number, held ${Math.round(windowMs / 3_600_000)} h (no worker runs it)`,
         });
         return {
@@ -86,7 +80,7 @@ export async function grantCall(
       }
       if (held.status.name !== 'RUNNING') continue;
       if (
-        held.memo?.lead === hash(leadWorkflowId) &&
+        held.memo?.lead === slotLeadTag(leadWorkflowId, config.phoneIdKey) &&
         !(await leadFinishedSince(client, leadWorkflowId, held))
       ) {
         return { granted: true, release: NOTHING_TO_RELEASE };

@@ -10,7 +10,7 @@ import express, { Router } from 'express';
 import axios from 'axios';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { HttpError, type AppDeps } from './http';
-import { leadWorkflowId } from './intake';
+import { leadWorkflowId } from './leadIds';
 import { safeEqual } from '../domain/safeEqual';
 import { operatorActionUpdate } from '../workflows/definitions';
 import type { OperatorAction } from '../workflows/types';
@@ -129,10 +129,12 @@ export function telegramWebhookRoutes({ client, config, logger }: AppDeps): Rout
         : [from.first_name, from.last_name].filter(Boolean).join(' ')
       : undefined;
     try {
-      await client.workflow.getHandle(leadWorkflowId(ref)).executeUpdate(operatorActionUpdate, {
-        args: [{ action, by: by ? `${by} (Telegram)` : 'Telegram' }],
-        updateId: pressUpdateId(query.id),
-      });
+      await client.workflow
+        .getHandle(leadWorkflowId(ref, config.phoneIdKey))
+        .executeUpdate(operatorActionUpdate, {
+          args: [{ action, by: by ? `${by} (Telegram)` : 'Telegram' }],
+          updateId: pressUpdateId(query.id),
+        });
       await answer(query.id, ANSWERS[action]);
       return { ok: true, action, ref };
     } catch (err) {

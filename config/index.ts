@@ -164,6 +164,10 @@ const envSchema = z.object({
       return codes;
     }),
   PHONE_DAILY_LIMIT: z.coerce.number().int().min(1).max(1000).default(3),
+  /** HMAC key of the workflow ids derived from phone numbers; the same on every API process. */
+  PHONE_ID_KEY: optionalString.refine((v) => v === undefined || v.length >= 32, {
+    error: 'must be at least 32 characters',
+  }),
   CAPTCHA_PROVIDER: z.enum(['smartcaptcha', 'hcaptcha', 'turnstile']).optional().or(blank),
   CAPTCHA_SITE_KEY: optionalString,
   CAPTCHA_SECRET: optionalString,
@@ -302,14 +306,22 @@ const configSchema = envSchema.transform((e, ctx) => {
       'VOXIMPLANT_RESULT_SECRET',
     );
   }
+  // Generated per host, two API processes would give one customer's posts two workflow ids.
+  if (production && !e.PHONE_ID_KEY) {
+    problem(
+      'required when NODE_ENV=production (the HMAC key of workflow ids derived from phone numbers, the same on every API process)',
+      'PHONE_ID_KEY',
+    );
+  }
   const captcha = captchaConfig(e, production, problem);
 
   const configuredKeys = configuredEncryptionKeys(e, production, problem);
   if (failed || !workingSchedule) return z.NEVER;
   // Secrets are generated only for a configuration that will run, and once, into DATA_DIR.
-  let encryption: EncryptionKeys, resultSecret: string, operatorToken: string;
+  let encryption: EncryptionKeys, resultSecret: string, operatorToken: string, phoneIdKey: string;
   try {
     encryption = configuredKeys ?? generatedEncryptionKey(e.DATA_DIR);
+    phoneIdKey = e.PHONE_ID_KEY ?? readOrCreateSecret(e.DATA_DIR, 'phone-id.key');
     resultSecret = e.VOXIMPLANT_RESULT_SECRET ?? readOrCreateSecret(e.DATA_DIR, 'voximplant-result.secret');
     operatorToken = e.OPERATOR_TOKEN ?? readOrCreateSecret(e.DATA_DIR, OPERATOR_TOKEN_FILE);
   } catch (err) {
@@ -396,6 +408,8 @@ const configSchema = envSchema.transform((e, ctx) => {
       /** the "day" of PHONE_DAILY_LIMIT; tests shorten it */
       windowMs: 24 * 3_600_000,
     },
+    /** HMAC key of ids derived from phone numbers (api/leadIds.ts) */
+    phoneIdKey,
     ...optionalWhenUndefined({ captcha }),
     workingSchedule,
     workingHoursText: e.WORKING_HOURS,

@@ -1,12 +1,22 @@
 // Phone rules of the original process (leading 8 → 7; ten digits starting with 9 → prefix 7; more
 // than 11 digits → do not call), with libphonenumber-js deciding what those rules cannot: whether a
-// number that is not Russian-shaped is dialable at all.
-import { parsePhoneNumberFromString } from 'libphonenumber-js/min';
+// number that is not Russian-shaped is dialable at all, and whether it is a person's. The full
+// ("max") metadata is what tells a mobile or fixed line from premium-rate, shared-cost, toll-free
+// and other ranges where a call or an SMS costs the shop money or reaches nobody.
+import { parsePhoneNumberFromString, type NumberType } from 'libphonenumber-js/max';
+
+export type NotDialableReason = 'phone_too_long' | 'not_a_dialable_number' | 'not_a_personal_number';
 
 export type PhoneVerdict =
-  | { ok: true; digits: string; callable: true }
-  | { ok: true; digits: string; callable: false; reason: 'phone_too_long' | 'not_a_dialable_number' }
+  | { ok: true; digits: string; callable: true; type: PersonalNumberType }
+  | { ok: true; digits: string; callable: false; reason: NotDialableReason; type?: NumberType }
   | { ok: false; error: string };
+
+/** The number types a shop may ring or text: a person's line. */
+export const PERSONAL_NUMBER_TYPES = ['MOBILE', 'FIXED_LINE', 'FIXED_LINE_OR_MOBILE'] as const;
+export type PersonalNumberType = (typeof PERSONAL_NUMBER_TYPES)[number];
+const isPersonal = (type: NumberType): type is PersonalNumberType =>
+  (PERSONAL_NUMBER_TYPES as readonly string[]).includes(type ?? '');
 
 export const MIN_PHONE_DIGITS = 10;
 export const MAX_DIALABLE_DIGITS = 11;
@@ -48,7 +58,12 @@ export function normalizePhone(raw: unknown): PhoneVerdict {
   // The library may drop a trunk zero ("+61 0…"): the number dialled must pass the rule too.
   const dialled = parsed.number.slice(1);
   if (lengthProblem(dialled)) return { ok: true, digits, callable: false, reason: 'not_a_dialable_number' };
-  return { ok: true, digits: dialled, callable: true };
+  // Undefined for a number in no range the plan assigns (an unallocated block): nobody's either.
+  const type = parsed.getType();
+  if (!isPersonal(type)) {
+    return { ok: true, digits: dialled, callable: false, reason: 'not_a_personal_number', type };
+  }
+  return { ok: true, digits: dialled, callable: true, type };
 }
 
 /**

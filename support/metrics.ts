@@ -119,5 +119,7 @@ export type RefusalRule =
   | 'intake_key'
   | 'ip_rate_limit'
   | 'captcha'
+  | 'cross_origin'
+  | 'not_a_personal_number'
   | 'country_not_allowed'
   | 'daily_limit_reached';

@@ -3,11 +3,16 @@
 // one timer, and is called when that zone's working window opens.
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startStack, startTimeSkippingServer, type TestStack } from './support/env';
-import { eventually, getJson, postJson, uniquePhone } from './support/http';
+import { eventually, getJson, postJson } from './support/http';
 import { timelineOf, type Timeline } from './support/history';
 import { parseWorkingSchedule } from '../domain/workingHours';
 import { ALERT_WAITS_FOR_CRM_MS } from '../workflows/processLead';
-import { dayZone as dayZoneFor, nightZone as nightZoneFor } from './support/zones';
+import {
+  dayZone as dayZoneFor,
+  nightZone as nightZoneFor,
+  phoneOfZone,
+  ZONE_COUNTRIES,
+} from './support/zones';
 
 let env: TestWorkflowEnvironment;
 let stack: TestStack;
@@ -21,6 +26,7 @@ beforeAll(async () => {
   env = await startTimeSkippingServer();
   stack = await startStack(env, {
     WORKING_HOURS: HOURS,
+    ALLOWED_PHONE_COUNTRIES: ZONE_COUNTRIES,
     CALL_RESULT_TIMEOUT: '10m',
     CALL_RETRY_DELAY: '30m',
   });
@@ -32,9 +38,9 @@ afterAll(async () => {
 });
 
 test('a night lead: one night SMS, no call, then the call when the customer’s window opens', async () => {
-  const phone = uniquePhone();
   const now = await env.currentTimeMs();
   const { zone, opensAt } = nightZoneFor(now, schedule);
+  const phone = phoneOfZone(zone);
   const res = await postJson(`${stack.url}/api/leads`, { name: 'Ночной', phone, timezone: zone });
   expect(res.status).toBe(202);
   const workflowId = String(res.body.workflowId);
@@ -106,8 +112,8 @@ test('a night lead: one night SMS, no call, then the call when the customer’s 
 }, 60_000);
 
 test('busy three times then answered: four calls, each retry on a 30-minute timer', async () => {
-  const phone = uniquePhone();
   const zone = dayZoneFor(await env.currentTimeMs(), schedule);
+  const phone = phoneOfZone(zone);
   stack.emulators.voximplant.control.scriptFor(phone, [
     { result: 'busy', delayMs: 5 },
     { result: 'busy', delayMs: 5 },

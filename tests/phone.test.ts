@@ -10,7 +10,7 @@ describe('phone rules of the original process', () => {
     ['7-916-123-45-67', '79161234567'],
     ['+1 202 555 0147', '12025550147'],
   ])('%s → %s, callable', (raw, digits) => {
-    expect(normalizePhone(raw)).toEqual({ ok: true, digits, callable: true });
+    expect(normalizePhone(raw)).toMatchObject({ ok: true, digits, callable: true });
   });
 
   test('more than 11 digits is kept for the CRM but not called', () => {
@@ -88,5 +88,42 @@ describe('phone rules of the original process', () => {
         return a.ok && b.ok && a.digits === b.digits && a.digits === `7${digits}`;
       }),
     );
+  });
+});
+
+describe('only a person’s number is called or texted', () => {
+  test.each([
+    ['+7 916 123-45-67', 'MOBILE'],
+    ['+7 495 123-45-67', 'FIXED_LINE'],
+    ['+1 202 555 0147', 'FIXED_LINE_OR_MOBILE'],
+  ])('%s is %s: callable', (raw, type) => {
+    expect(normalizePhone(raw)).toMatchObject({ ok: true, callable: true, type });
+  });
+
+  test.each([
+    ['8 809 123-45-67', '78091234567', 'PREMIUM_RATE'],
+    ['8 803 123-45-67', '78031234567', 'PREMIUM_RATE'],
+    ['8 800 123-45-67', '78001234567', 'TOLL_FREE'],
+    ['+1 500 555 1234', '15005551234', 'PERSONAL_NUMBER'],
+    ['+31 85 123 4567', '31851234567', 'VOIP'],
+    ['+33 8 06 12 34 56', '33806123456', 'UAN'],
+    ['+46 771 123 456', '46771123456', 'SHARED_COST'],
+    ['+1 900 555 1234', '19005551234', 'PREMIUM_RATE'],
+  ])('%s (%s) is %s: recorded, not called', (raw, digits, type) => {
+    expect(normalizePhone(raw)).toEqual({
+      ok: true,
+      digits,
+      callable: false,
+      reason: 'not_a_personal_number',
+      type,
+    });
+  });
+
+  test('a number in no range the plan assigns is nobody’s', () => {
+    expect(normalizePhone('+7 880 123-45-67')).toMatchObject({
+      callable: false,
+      reason: 'not_a_personal_number',
+      type: undefined,
+    });
   });
 });

@@ -24,7 +24,7 @@ import {
   type TestStack,
 } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
-import { dayZone, nightZone } from './support/zones';
+import { dayZone, nightZone, phoneOfZone, ZONE_COUNTRIES } from './support/zones';
 import type { ScriptedOutcome } from '../emulators/voximplant';
 import { parseWorkingSchedule } from '../domain/workingHours';
 import { AesGcmPayloadCodec, parseEncryptionKeys } from '../support/codec';
@@ -48,6 +48,7 @@ const schedule = parseWorkingSchedule(HOURS);
 const config = {
   ENCRYPTION_KEYS: FIXTURE_KEYS,
   WORKING_HOURS: HOURS,
+  ALLOWED_PHONE_COUNTRIES: ZONE_COUNTRIES,
   CALL_MAX_ATTEMPTS: '2',
   // Long enough that a lead is still waiting when the test acts on it.
   CALL_RESULT_TIMEOUT: '10m',
@@ -76,12 +77,17 @@ interface Lead {
 }
 
 async function startLead(on: TestStack, fields: Record<string, unknown>, script?: ScriptedOutcome[]) {
-  const phone = uniquePhone();
+  const phone = typeof fields.timezone === 'string' ? phoneOfZone(fields.timezone) : uniquePhone();
   if (script) on.emulators.voximplant.control.scriptFor(phone, script);
-  const ref = `replay-${phone}`;
-  const { status, body } = await postJson(`${on.url}/api/leads`, { name: 'Реплей', phone, ref, ...fields });
+  // A browser's ref is kept as its clientRef; the lead is the phone's.
+  const { status, body } = await postJson(`${on.url}/api/leads`, {
+    name: 'Реплей',
+    phone,
+    ref: `replay-${phone}`,
+    ...fields,
+  });
   expect(status).toBe(202);
-  return { ref, phone, workflowId: String(body.workflowId) } satisfies Lead;
+  return { ref: String(body.ref), phone, workflowId: String(body.workflowId) } satisfies Lead;
 }
 
 async function statusOf(on: TestStack, lead: Lead): Promise<Record<string, unknown>> {

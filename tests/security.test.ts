@@ -7,7 +7,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startDevServer, startStack, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { received } from './support/received';
-import { PHONE_SLOT_WORKFLOW, phoneSlotId } from '../api/phoneLimit';
+import { PHONE_SLOT_WORKFLOW } from '../api/phoneLimit';
+import { phoneSlotId } from '../api/leadIds';
 
 const INTAKE_KEY = `shop-backend-${crypto.randomBytes(12).toString('hex')}`;
 const COREZOID_KEY = 'corezoid-key-security';
@@ -294,7 +295,9 @@ describe('numbers that are not called', () => {
       const states = await Promise.all(refs.map(settled));
       expect(states.filter((s) => s.notCalledReason === 'daily_limit_reached')).toHaveLength(1);
       expect(callsTo(phone)).toHaveLength(3);
-      const slots = [1, 2, 3].map((k) => stack.service.client.workflow.getHandle(phoneSlotId(phone, k)));
+      const slots = [1, 2, 3].map((k) =>
+        stack.service.client.workflow.getHandle(phoneSlotId(phone, k, stack.config.phoneIdKey)),
+      );
       const described = await Promise.all(slots.map((h) => h.describe()));
       expect(described.map((d) => d.type)).toEqual([
         PHONE_SLOT_WORKFLOW,

@@ -78,9 +78,18 @@ describe('ALLOWED_PHONE_COUNTRIES and PHONE_DAILY_LIMIT', () => {
   });
 
   test('a valid international number after "+8" keeps its country code; "+8 916 …" is still Russian', () => {
-    expect(normalizePhone('+882 16 123456')).toEqual({ ok: true, digits: '88216123456', callable: true });
-    expect(normalizePhone('+8 916 123-45-67')).toEqual({ ok: true, digits: '79161234567', callable: true });
-    expect(normalizePhone('8 916 123-45-67')).toEqual({ ok: true, digits: '79161234567', callable: true });
+    expect(normalizePhone('+882 16 123456')).toMatchObject({ ok: true, digits: '88216123456' });
+    expect(normalizePhone('+8 916 123-45-67')).toEqual({
+      ok: true,
+      digits: '79161234567',
+      callable: true,
+      type: 'MOBILE',
+    });
+    expect(normalizePhone('8 916 123-45-67')).toMatchObject({
+      ok: true,
+      digits: '79161234567',
+      callable: true,
+    });
   });
 });
 

@@ -102,7 +102,14 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     const own = call?.state ?? notCalled;
     return { ...own, manualReason: own.manualReason ?? ownManualReason };
   }
-  const leadState = (): LeadState => ({ ref: input.ref, ...callState(), partner, crmLeadId, history });
+  const leadState = (): LeadState => ({
+    ref: input.ref,
+    ...(input.clientRef ? { clientRef: input.clientRef } : {}),
+    ...callState(),
+    partner,
+    crmLeadId,
+    history,
+  });
 
   setHandler(getLeadStateQuery, leadState);
   setHandler(reportCallResultUpdate, (r) => call!.accept(r), {
@@ -142,7 +149,9 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
           ? 'без звонка и SMS: номер не из разрешённых стран'
           : input.phoneIssue === 'daily_limit_reached'
             ? 'без звонка и SMS: лимит заявок с номера за сутки'
-            : 'номер не для звонка',
+            : input.phoneIssue === 'not_a_personal_number'
+              ? 'без звонка и SMS: номер не личный (платный, бесплатный или служебный)'
+              : 'номер не для звонка',
     );
     publish();
   }
@@ -190,7 +199,14 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     partnerCode: input.partnerCode,
     site: input.site,
     orderAmount: input.orderAmount,
-    comment: [input.comment, ...input.warnings].filter(Boolean).join('\n') || undefined,
+    comment:
+      [
+        input.comment,
+        input.clientRef ? `номер заявки на сайте: ${input.clientRef}` : undefined,
+        ...input.warnings,
+      ]
+        .filter(Boolean)
+        .join('\n') || undefined,
     receivedAt: input.receivedAt,
   });
   function crmAnswered(registered: Awaited<ReturnType<typeof registerLead>>): void {

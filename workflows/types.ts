@@ -83,13 +83,23 @@ export interface LeadPolicy {
 }
 
 export interface LeadInput {
+  /** What the lead is deduplicated by: the shop's ref (posted with its key), else the phone's digits. */
   ref: string;
+  /** The ref a caller without the shop's key sent: kept for the CRM and the operators, never an id. */
+  clientRef?: string;
+  /** Posted by the shop's backend with INTAKE_API_KEY: not refused by the per-phone daily limit. */
+  shopReported?: boolean;
   name: string;
   /** Normalised digits, e.g. 79161234567. */
   phone: string;
   phoneCallable: boolean;
   /** Why a lead is not called or texted (the intake decides; the lead is still recorded and alerted). */
-  phoneIssue?: 'phone_too_long' | 'not_a_dialable_number' | 'country_not_allowed' | 'daily_limit_reached';
+  phoneIssue?:
+    | 'phone_too_long'
+    | 'not_a_dialable_number'
+    | 'not_a_personal_number'
+    | 'country_not_allowed'
+    | 'daily_limit_reached';
   city?: string;
   timezone: string;
   partnerCode?: string;
@@ -124,6 +134,7 @@ export interface CallState {
 /** What the lead-state query and the workflow's result tell. */
 export interface LeadState extends CallState {
   ref: string;
+  clientRef?: string;
   partner?:
     { status: 'found'; id: number; title: string } | { status: 'not_found' } | { status: 'lookup_failed' };
   crmLeadId?: number;

@@ -4,7 +4,7 @@
 // the workflow whatever its shape.
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { leadWorkflowId } from '../../api/intake';
+import { leadWorkflowId } from '../../api/leadIds';
 import { median, ms, num, percentiles, table } from './stats';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -43,7 +43,11 @@ const STEPS = [
 const isCallScheduled = (e: HistoryEvent) =>
   e.activityTaskScheduledEventAttributes?.activityType?.name === 'placeRobotCall';
 
-export async function latencyBreakdown(client: Client, samples: BreakdownSample[]): Promise<string> {
+export async function latencyBreakdown(
+  client: Client,
+  samples: BreakdownSample[],
+  phoneIdKey: string,
+): Promise<string> {
   const rows: Array<Record<string, number | undefined>> = [];
   const tasksBeforeCall: number[] = [];
   const leadEvents: number[] = [];
@@ -52,7 +56,7 @@ export async function latencyBreakdown(client: Client, samples: BreakdownSample[
   // out and scheduled again on the shared queue, whose task carries the whole history.
   let stickyTimeouts = 0;
   for (const s of samples) {
-    const lead = await events(client, leadWorkflowId(s.phone));
+    const lead = await events(client, leadWorkflowId(s.phone, phoneIdKey));
     leadEvents.push(lead.length);
     workflowTasks.push(lead.filter((e) => e.workflowTaskCompletedEventAttributes != null).length);
     stickyTimeouts += lead.filter(

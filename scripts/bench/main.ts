@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@temporalio/client';
 import { NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
-import { leadWorkflowId } from '../../api/intake';
+import { leadWorkflowId } from '../../api/leadIds';
 import { installTemporalRuntime } from '../../service/runtime';
 import { workflowBundleOptions } from '../../worker/bundle';
 import { AesGcmPayloadCodec } from '../../support/codec';
@@ -285,7 +285,7 @@ async function run(settings: BenchSettings): Promise<void> {
       replayLeads = runs[0]!.posts
         .filter((p) => ok2xx(p) && bench!.ledger!.first(p.phone) !== undefined)
         .slice(0, settings.replaySample)
-        .map((p) => leadWorkflowId(p.phone));
+        .map((p) => leadWorkflowId(p.phone, bench!.config().phoneIdKey));
     }
     byProfile.push(runs);
     for (const r of runs) say(`  ${r.rate}/s: ${probeText(r.probe)}`);
@@ -296,7 +296,7 @@ async function run(settings: BenchSettings): Promise<void> {
       say(
         `\n  where the time goes at ${r.rate}/s (${sample.length} leads that got a call, from their histories):`,
       );
-      say(indent(await latencyBreakdown(bench.service!.client, sample)));
+      say(indent(await latencyBreakdown(bench.service!.client, sample, bench.config().phoneIdKey)));
     }
   }
   const [instant, paced] = byProfile as [LatencyRun[], LatencyRun[]];
