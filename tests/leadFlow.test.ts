@@ -1,6 +1,7 @@
 // The whole loop on a real Temporal dev server: intake over HTTP → processLead → CRM lead in the
 // Bitrix24 emulator → processLead (call process) → StartScenarios at the VoxImplant emulator → the scenario's
 // report posted back to our result endpoint → SMS at the SMS.ru emulator.
+import crypto from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startDevServer, startStack, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
@@ -10,13 +11,14 @@ import { signResultToken } from '../domain/resultToken';
 
 let env: TestWorkflowEnvironment;
 let stack: TestStack;
+const INTAKE_KEY = `shop-backend-${crypto.randomBytes(16).toString('hex')}`;
 
 const { callsTo, smsTo, crmLeadsFor: leadsFor } = received(() => stack.emulators);
 
 beforeAll(async () => {
   env = await startDevServer();
   // A report is never raced against its timeout: a lead waits for its report as long as a test needs.
-  stack = await startStack(env, { CALL_RESULT_TIMEOUT: '10m' });
+  stack = await startStack(env, { CALL_RESULT_TIMEOUT: '10m', INTAKE_API_KEY: INTAKE_KEY });
 }, 60_000);
 
 afterAll(async () => {
@@ -52,7 +54,7 @@ test('a lead is called, answered, confirmed by SMS and recorded in the CRM exact
   );
   expect(res.status).toBe(202);
   expect(res.body).toMatchObject({ ref: phone, status: 'started' });
-  expect(String(res.body.workflowId)).toMatch(/^lead-h[0-9a-f]{24}$/); // the phone is not the id
+  expect(String(res.body.workflowId)).toMatch(/^lead-k[0-9a-f]{24}$/); // the phone is not the id
 
   const state = await finalStatus(phone, 'Answered');
   expect(state).toMatchObject({
@@ -85,11 +87,17 @@ test('a lead is called, answered, confirmed by SMS and recorded in the CRM exact
   expect(alerts.length).toBeGreaterThanOrEqual(1);
 });
 
-test('20 concurrent posts of one ref start exactly one workflow and place one call', async () => {
+test('20 concurrent posts of one ref (the shop backend’s, with its key) start exactly one workflow and place one call', async () => {
   const phone = uniquePhone();
   const ref = `order-${phone}`;
   const answers = await Promise.all(
-    Array.from({ length: 20 }, () => postJson(`${stack.url}/api/leads`, { name: 'Борис', phone, ref })),
+    Array.from({ length: 20 }, () =>
+      postJson(
+        `${stack.url}/api/leads`,
+        { name: 'Борис', phone, ref },
+        { authorization: `Bearer ${INTAKE_KEY}` },
+      ),
+    ),
   );
   const statuses = answers.map((a) => a.status).sort();
   expect(statuses.filter((s) => s === 202)).toHaveLength(1);
