@@ -11,6 +11,7 @@ const UNIT_FILES = [
   'bitrix24',
   'bitrix24Batch',
   'config',
+  'customerText',
   'dashboardCharts',
   'http',
   'memorySettings',

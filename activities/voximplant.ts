@@ -8,6 +8,7 @@ import type { AxiosInstance } from 'axios';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { AppConfig } from '../config';
+import { fillTemplate, plausibleName } from '../domain/customerText';
 import { lengthProblem } from '../domain/phone';
 import { signResultToken } from '../domain/resultToken';
 import { logger, maskPhone } from '../support/logger';
@@ -43,6 +44,7 @@ export interface PlaceCallResult {
 export interface ScenarioCustomData {
   phone: string;
   ref: string;
+  /** the customer's name when it is a plausible one (domain/customerText), else '' */
   name: string;
   token: string;
   resultUrl: string;
@@ -249,10 +251,13 @@ export function createVoximplantActivities(
         },
         cfg.resultSecret,
       );
+      // The scenario says the name (its default text) or the TTS text given here: only a plausible
+      // name reaches the customer's ear, never a stranger's sentence typed into the name field.
+      const name = plausibleName(input.name);
       const customData: ScenarioCustomData = {
         phone: input.phone,
         ref: input.ref,
-        name: input.name,
+        name: name ?? '',
         token,
         resultUrl: input.resultUrl,
         claimUrl: input.claimUrl,
@@ -260,7 +265,7 @@ export function createVoximplantActivities(
         attempt: input.attempt,
         callKey,
         ...(cfg.recordingUrl ? { recordingUrl: cfg.recordingUrl } : {}),
-        ...(cfg.ttsText ? { ttsText: cfg.ttsText.replaceAll('{name}', input.name) } : {}),
+        ...(cfg.ttsText ? { ttsText: fillTemplate(cfg.ttsText, name) } : {}),
         ...(cfg.callerId ? { callerId: cfg.callerId } : {}),
       };
       const answer = await call(

@@ -9,6 +9,8 @@ import { isSupportedCountry } from 'libphonenumber-js/min';
 import { parseDuration } from '../domain/duration';
 import { parseWorkingSchedule } from '../domain/workingHours';
 import { isValidTimeZone } from '../domain/timezone';
+import { fillTemplate, LONGEST_NAME, MAX_NAME_LENGTH } from '../domain/customerText';
+import { smsSize } from '../domain/smsSegments';
 import { parseEncryptionKeys, type EncryptionKeys } from '../support/codec';
 import { EMULATOR_CREDENTIALS, EMULATOR_PLACEHOLDER_URL } from '../emulators/credentials';
 import { readOrCreateSecret } from './secrets';
@@ -204,6 +206,11 @@ const envSchema = z.object({
     .string()
     .min(1)
     .default('Здравствуйте, {name}! Мы звонили подтвердить ваш заказ. Он принят, менеджер свяжется с вами.'),
+  /**
+   * The most segments (each one paid) an SMS may take when it carries the longest name the
+   * customer's text can put into it; every SMS_*_TEXT is checked against it at start.
+   */
+  SMS_MAX_SEGMENTS: z.coerce.number().int().min(1).max(10).default(2),
 
   /** Maps the shop's own form field names onto ours, e.g. `fio:name,tel:phone`. */
   LEAD_FIELD_MAP: list.transform((pairs, ctx) => {
@@ -275,6 +282,7 @@ const configSchema = envSchema.transform((e, ctx) => {
   } catch (err) {
     problem(`WORKING_HOURS / WEEKEND_WORKING_HOURS: ${(err as Error).message}`);
   }
+  checkSmsSizes(e, problem);
 
   const bitrix24 = bitrix24Auth(e, problem);
   const emulated = {
@@ -470,6 +478,27 @@ export function logLevelOf(env: NodeJS.ProcessEnv = process.env): LogLevel {
 
 function describeIssue(issue: z.core.$ZodIssue): string {
   return issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message;
+}
+
+const SMS_TEMPLATES = ['SMS_NIGHT_TEXT', 'SMS_CONFIRMATION_TEXT', 'SMS_VOICEMAIL_TEXT'] as const;
+
+/**
+ * Each SMS template, filled as the workflow fills it with the longest name a customer can give,
+ * fits SMS_MAX_SEGMENTS: a shop learns at start, not from its SMS bill, that a text is too long.
+ */
+function checkSmsSizes(e: Env, problem: Check): void {
+  for (const variable of SMS_TEMPLATES) {
+    const text = fillTemplate(e[variable], LONGEST_NAME, { hours: e.WORKING_HOURS });
+    const { segments, encoding } = smsSize(text);
+    if (segments > e.SMS_MAX_SEGMENTS) {
+      problem(
+        `takes ${segments} SMS segments (${encoding}) with the longest name a customer can give ` +
+          `(${MAX_NAME_LENGTH} Cyrillic letters) and WORKING_HOURS filled in; SMS_MAX_SEGMENTS is ` +
+          `${e.SMS_MAX_SEGMENTS}: shorten the text or raise SMS_MAX_SEGMENTS`,
+        variable,
+      );
+    }
+  }
 }
 
 /** Webhook wins over OAuth; OAuth needs all four of its values. Undefined: the emulator. */

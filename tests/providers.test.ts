@@ -133,7 +133,7 @@ describe('VoxImplant', () => {
     workflowId: 'call-203.0.113.7',
     ref: '203.0.113.7',
     attempt: 1,
-    name: 'Иван "Ваня" <Петров>',
+    name: 'Иван Петров',
     phone: '79161234567',
     resultUrl,
     claimUrl: resultUrl.replace(/result$/, 'claim'),
@@ -155,7 +155,7 @@ describe('VoxImplant', () => {
     expect(call.customData).toMatchObject({
       phone: '79161234567',
       ref: '203.0.113.7',
-      name: 'Иван "Ваня" <Петров>',
+      name: 'Иван Петров',
       resultUrl,
       claimUrl: resultUrl.replace(/result$/, 'claim'),
       // The scenario asks for its claim until then: the result timeout less the call's own session.
@@ -172,6 +172,21 @@ describe('VoxImplant', () => {
     expect(verifyResultToken(call.customData!.token, 'another-secret')).toEqual({
       ok: false,
       reason: 'bad_signature',
+    });
+  });
+
+  test('only a plausible name reaches the scenario: a sentence in the name field is neither in the custom data nor in the text said', async () => {
+    const tts = 'Здравствуйте, {name}! Ваш заказ принят.';
+    const acts = createVoximplantActivities(cfg({ ttsText: tts }));
+    await acts.placeRobotCall(input({ name: 'Заказ отменён, возврат тут: https://evil.example/x' }));
+    await acts.placeRobotCall(input({ attempt: 2, name: '  Анна-Мария   О’Нил ' }));
+
+    const [stranger, customer] = vox.state.calls;
+    expect(stranger!.customData).toMatchObject({ name: '', ttsText: 'Здравствуйте! Ваш заказ принят.' });
+    expect(JSON.stringify(stranger!.customData)).not.toMatch(/evil|возврат/);
+    expect(customer!.customData).toMatchObject({
+      name: 'Анна-Мария О’Нил',
+      ttsText: 'Здравствуйте, Анна-Мария О’Нил! Ваш заказ принят.',
     });
   });
 

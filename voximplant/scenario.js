@@ -12,7 +12,9 @@
  *   resultUrl    where the report is POSTed: ${PUBLIC_URL}/api/voximplant/result (required)
  *   claimUrl     where the claim is POSTed before dialling                    (required to dial)
  *   claimUntil   optional: epoch ms until which the claim is asked again (else about a minute)
- *   ref, name    the lead's ref (logged) and the customer's name (used in the default text)
+ *   ref, name    the lead's ref (logged) and the customer's name (used in the default text);
+ *                the service sends only a plausible name (letters, spaces, hyphens, apostrophes),
+ *                else ''
  *   attempt      call attempt number (logged)
  *   callKey      optional: what the session's custom data is reduced to, for the call history
  *   recordingUrl optional: mp3/ogg/flac/wav played to a person (takes precedence over the text)

@@ -4,6 +4,7 @@
 // CRM hooks; the call's state has one owner, this process, and the lead workflow reads it.
 // Deterministic: time comes from the workflow clock, every side effect from an activity.
 import { ActivityFailure, ApplicationFailure, condition, log, patched } from '@temporalio/workflow';
+import { fillTemplate } from '../domain/customerText';
 import { isWorkingTime, nextWorkingTime } from '../domain/workingHours';
 import { activity, takeWakeSlot } from './activityOptions';
 import { createCrmNoteQueue } from './crmNotes';
@@ -183,8 +184,9 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
     return windowStart;
   }
 
-  const fill = (template: string) =>
-    template.replaceAll('{name}', input.name).replaceAll('{hours}', policy.workingHoursText);
+  // The customer's name only when it reads as one: a stranger's text in the name field is never
+  // texted to the number it names.
+  const fill = (template: string) => fillTemplate(template, input.name, { hours: policy.workingHoursText });
 
   /** Runs the calls until the outcome is decided. */
   async function callUntilDecided(): Promise<void> {
