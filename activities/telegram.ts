@@ -159,6 +159,7 @@ export function createTelegramActivities(
     });
   const outbox = createOutbox({
     transport,
+    callbackKey: cfg.callbackKey,
     limit,
     clock: opts.clock,
     metrics: opts.metrics,
