@@ -20,6 +20,7 @@ const UNIT_FILES = [
   'scenario',
   'securityConfig',
   'sharedLimit',
+  'telegramCallbackData',
   'telegramOutbox',
   'wakeSlots',
   'workingHours',
