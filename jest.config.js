@@ -21,6 +21,7 @@ const UNIT_FILES = [
   'scenario',
   'securityConfig',
   'sharedLimit',
+  'telegramCallbackData',
   'telegramOutbox',
   'timezone',
   'wakeSlots',

@@ -116,7 +116,12 @@ export function createTelegramActivities(
       const newChat = err?.parameters?.migrate_to_chat_id;
       if (newChat !== undefined && !migrated) {
         migrated = true;
-        log.warn({ newChatId: newChat }, 'telegram chat migrated; set TELEGRAM_CHAT_ID to the new id');
+        // The API takes button presses only from TELEGRAM_CHAT_ID: until it names the new chat,
+        // presses there are refused.
+        log.warn(
+          { newChatId: newChat },
+          'telegram chat migrated; set TELEGRAM_CHAT_ID to the new id (its button presses are refused until then)',
+        );
         chatId = String(newChat);
         continue;
       }
@@ -159,6 +164,7 @@ export function createTelegramActivities(
     });
   const outbox = createOutbox({
     transport,
+    callbackKey: cfg.callbackKey,
     limit,
     clock: opts.clock,
     metrics: opts.metrics,

@@ -6,6 +6,7 @@
 // digests; each lead still gets its own entry with everything a seller acts on (name, phone, city,
 // partner, site, amount, CRM id, ref), and a lead that needs a person keeps its buttons, one
 // numbered row per lead.
+import { signCallbackData } from '../domain/telegramCallback';
 
 export interface SellerAlert {
   kind: 'new_lead' | 'manual_handling';
@@ -22,7 +23,7 @@ export interface SellerAlert {
   webUiUrl?: string;
   /** when the lead was accepted (epoch ms): measures intake to alert */
   receivedAt?: number;
-  /** add inline buttons call_now/handled/cancel with callback_data `${action}:${ref}` */
+  /** add inline buttons call_now/handled/cancel with signed callback_data (domain/telegramCallback.ts) */
   actions?: boolean;
 }
 
@@ -51,8 +52,6 @@ const LIMIT = {
   reason: 1500,
 };
 export const TELEGRAM_MAX_MESSAGE = 4096;
-/** Telegram's limit for callback_data, in bytes. */
-const MAX_CALLBACK_DATA = 64;
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
 
 /** Escapes for Telegram HTML and cuts to `max` escaped characters without splitting an entity. */
@@ -105,11 +104,12 @@ export interface InlineKeyboard {
   inline_keyboard: Array<Array<{ text: string; callback_data: string }>>;
 }
 
-export function sellerAlertKeyboard(ref: string): InlineKeyboard | undefined {
-  const data = (action: (typeof BUTTONS)[number]['action']) => `${action}:${ref}`;
+/** The buttons under a lead's alert, signed with `key`; none when the ref is too long for them. */
+export function sellerAlertKeyboard(ref: string, key: Buffer): InlineKeyboard | undefined {
+  const data = BUTTONS.map((b) => signCallbackData(key, b.action, ref));
   // A ref too long for callback_data would make Telegram reject the whole message.
-  if (BUTTONS.some((b) => Buffer.byteLength(data(b.action)) > MAX_CALLBACK_DATA)) return undefined;
-  const [callNow, handled, cancel] = BUTTONS.map((b) => ({ text: b.text, callback_data: data(b.action) }));
+  if (data.some((d) => d === undefined)) return undefined;
+  const [callNow, handled, cancel] = BUTTONS.map((b, i) => ({ text: b.text, callback_data: data[i]! }));
   return { inline_keyboard: [[callNow!, handled!], [cancel!]] };
 }
 
@@ -188,11 +188,12 @@ export function formatLinkLine(part: Extract<DigestPart, { type: 'link' }>): str
 }
 
 /**
- * The digest's HTML and buttons. `reserveCrmIds` sizes it as if every lead without a CRM id had
- * one, so an edit adding the ids later cannot push it past Telegram's limit.
+ * The digest's HTML and buttons (signed with `key`). `reserveCrmIds` sizes it as if every lead
+ * without a CRM id had one, so an edit adding the ids later cannot push it past Telegram's limit.
  */
 export function renderDigest(
   parts: DigestPart[],
+  key: Buffer,
   reserveCrmIds = false,
 ): { text: string; keyboard?: InlineKeyboard } {
   const blocks: string[] = [DIGEST_TITLE];
@@ -206,7 +207,7 @@ export function renderDigest(
       n += 1;
       const reserve = reserveCrmIds && part.alert.kind === 'new_lead';
       blocks.push(formatDigestEntry(part.alert, n, reserve));
-      const keyboard = part.alert.actions ? sellerAlertKeyboard(part.alert.ref) : undefined;
+      const keyboard = part.alert.actions ? sellerAlertKeyboard(part.alert.ref, key) : undefined;
       if (keyboard) {
         const buttons = keyboard.inline_keyboard.flat();
         rows.push(
@@ -229,8 +230,8 @@ export function telegramTextLength(html: string): number {
 }
 
 /** Whether `parts` fit one message (text and buttons), sized for the CRM ids still to come. */
-export function digestFits(parts: DigestPart[]): boolean {
-  const { text, keyboard } = renderDigest(parts, true);
+export function digestFits(parts: DigestPart[], key: Buffer): boolean {
+  const { text, keyboard } = renderDigest(parts, key, true);
   return (
     telegramTextLength(text) <= TELEGRAM_MAX_MESSAGE &&
     (keyboard?.inline_keyboard.length ?? 0) <= MAX_BUTTON_ROWS

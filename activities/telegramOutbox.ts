@@ -50,6 +50,8 @@ export interface Delivered {
 
 export interface OutboxOptions {
   transport: OutboxTransport;
+  /** signs the buttons' callback_data (domain/telegramCallback.ts) */
+  callbackKey: Buffer;
   limit: SharedLimit;
   clock?: Clock;
   metrics?: OutboxMetrics;
@@ -358,7 +360,7 @@ export function createOutbox(opts: OutboxOptions) {
     const chosen: Item[] = [];
     const parts: DigestPart[] = [];
     for (const item of candidates) {
-      if (!digestFits([...parts, item.part])) continue;
+      if (!digestFits([...parts, item.part], opts.callbackKey)) continue;
       chosen.push(item);
       parts.push(item.part);
     }
@@ -378,7 +380,7 @@ export function createOutbox(opts: OutboxOptions) {
       const text =
         batch.target.single && only?.type === 'alert'
           ? formatSellerAlert(only.alert)
-          : renderDigest(parts).text;
+          : renderDigest(parts, opts.callbackKey).text;
       return { text, keyboard: batch.target.keyboard, parts };
     }
     const parts = batch.items.map((i) => snapshot(i.part));
@@ -386,12 +388,14 @@ export function createOutbox(opts: OutboxOptions) {
     if (batch.kind === 'single') {
       if (only.type === 'chat') return { text: only.html, parts };
       if (only.type === 'alert') {
-        const keyboard = only.alert.actions ? sellerAlertKeyboard(only.alert.ref) : undefined;
+        const keyboard = only.alert.actions
+          ? sellerAlertKeyboard(only.alert.ref, opts.callbackKey)
+          : undefined;
         if (only.alert.actions && !keyboard) log.warn({ ref: only.alert.ref }, 'ref too long for buttons');
         return { text: formatSellerAlert(only.alert), keyboard, parts };
       }
     }
-    return { ...renderDigest(parts), parts };
+    return { ...renderDigest(parts, opts.callbackKey), parts };
   }
 
   async function deliver(batch: Batch): Promise<void> {

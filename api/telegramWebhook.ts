@@ -6,26 +6,37 @@
 // another API process, so a press is applied once: the workflow update carries the press's id as
 // its update id, which Temporal de-duplicates on the run (a resend gets the first outcome, wherever
 // it lands), and each process remembers the presses it answered lately to answer a repeat at once.
+//
+// The webhook's secret only proves that Telegram sent the update, not who pressed: anyone can add
+// the bot to a group of their own, and a modified client sends any callback_data. So a press is
+// taken only from TELEGRAM_CHAT_ID, only from TELEGRAM_OPERATOR_IDS when that is set, and only with
+// callback_data the bot signed (domain/telegramCallback.ts).
 import express, { Router } from 'express';
 import axios from 'axios';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { HttpError, type AppDeps } from './http';
 import { leadWorkflowId } from './leadIds';
 import { safeEqual } from '../domain/safeEqual';
+import { verifyCallbackData, type ButtonAction } from '../domain/telegramCallback';
+import type { RefusalRule } from '../support/metrics';
 import { operatorActionUpdate } from '../workflows/definitions';
 import type { OperatorAction } from '../workflows/types';
 
 interface CallbackQuery {
   id: string;
-  from?: { id: number; username?: string; first_name?: string; last_name?: string };
+  from?: { id?: unknown; username?: string; first_name?: string; last_name?: string };
+  /** the message the button is under; absent for an inline-mode message, which is never ours */
+  message?: { message_id?: unknown; chat?: { id?: unknown } };
   data?: string;
 }
 
-const ACTIONS: Record<string, OperatorAction['action']> = {
+const ACTIONS: Record<ButtonAction, OperatorAction['action']> = {
   call_now: 'call_now',
   handled: 'handled',
   cancel: 'cancel',
 };
+/** What a refused presser reads: the same for every rule, so it teaches a stranger nothing. */
+const REFUSED = 'Нет доступа к этой кнопке';
 const ANSWERS: Record<OperatorAction['action'], string> = {
   call_now: 'Звоним ещё раз',
   handled: 'Отмечено как обработанное',
@@ -65,9 +76,12 @@ export function pressUpdateId(callbackQueryId: string): string {
   return `tg-${callbackQueryId}`;
 }
 
-export function telegramWebhookRoutes({ client, config, logger }: AppDeps): Router {
+export function telegramWebhookRoutes({ client, config, logger, metrics }: AppDeps): Router {
   const router = Router();
   const secret = config.telegram.webhookSecret;
+  const chatId = String(config.telegram.chatId);
+  const operators = new Set(config.telegram.operatorIds);
+  const { callbackKey } = config.telegram;
   // An answer in progress is shared too: a resend that overtakes the first delivery waits for it.
   const answered = createLru<Promise<WebhookAnswer>>(REMEMBERED_UPDATES);
 
@@ -114,14 +128,32 @@ export function telegramWebhookRoutes({ client, config, logger }: AppDeps): Rout
     }
   });
 
-  async function apply(query: CallbackQuery & { data: string }): Promise<WebhookAnswer> {
-    const i = query.data.indexOf(':');
-    const action = ACTIONS[query.data.slice(0, i)];
-    const ref = query.data.slice(i + 1);
-    if (i <= 0 || !action || !ref) {
-      await answer(query.id, 'Неизвестная команда');
-      return { ok: true, ignored: true };
+  /** The press's action and lead, or the rule that refuses it (the chat first, then the presser). */
+  function check(
+    query: CallbackQuery & { data: string },
+  ): { action: ButtonAction; ref: string } | { refused: RefusalRule } {
+    const chat = query.message?.chat?.id;
+    // Group ids are negative and supergroup ids exceed 32 bits: compared as the strings they print as.
+    if ((typeof chat !== 'number' && typeof chat !== 'string') || String(chat) !== chatId) {
+      return { refused: 'telegram_chat' };
     }
+    if (operators.size > 0 && !(typeof query.from?.id === 'number' && operators.has(query.from.id))) {
+      return { refused: 'telegram_operator' };
+    }
+    return verifyCallbackData(callbackKey, query.data) ?? { refused: 'telegram_signature' };
+  }
+
+  async function apply(query: CallbackQuery & { data: string }): Promise<WebhookAnswer> {
+    const press = check(query);
+    if ('refused' in press) {
+      metrics.refusals.inc({ rule: press.refused });
+      // Neither the presser's id nor the chat's: both identify a person.
+      logger.warn({ rule: press.refused, callbackQueryId: query.id }, 'telegram button press refused');
+      await answer(query.id, REFUSED);
+      return { ok: true, refused: press.refused };
+    }
+    const action = ACTIONS[press.action];
+    const { ref } = press;
     const from = query.from;
     const by = from
       ? from.username

@@ -11,6 +11,7 @@ import { parseWorkingSchedule } from '../domain/workingHours';
 import { isValidTimeZone } from '../domain/timezone';
 import { fillTemplate, LONGEST_NAME, MAX_NAME_LENGTH } from '../domain/customerText';
 import { smsSize } from '../domain/smsSegments';
+import { telegramCallbackKey } from '../domain/telegramCallback';
 import { parseEncryptionKeys, type EncryptionKeys } from '../support/codec';
 import { EMULATOR_CREDENTIALS, EMULATOR_PLACEHOLDER_URL } from '../emulators/credentials';
 import { readOrCreateSecret } from './secrets';
@@ -143,6 +144,21 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9_-]{1,256}$/, "Telegram's secret_token alphabet: A-Z, a-z, 0-9, _ and -")
     .optional()
     .or(blank),
+  /** Telegram user ids whose button presses are taken; unset: any member of TELEGRAM_CHAT_ID. */
+  TELEGRAM_OPERATOR_IDS: list.transform((items, ctx) => {
+    // Telegram's user ids are positive integers of up to 52 bits: a name or @username is a mistake.
+    const bad = items.filter(
+      (id) => !/^\d{1,16}$/.test(id) || !Number.isSafeInteger(Number(id)) || Number(id) === 0,
+    );
+    if (bad.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `Telegram user ids (positive integers, comma-separated, e.g. 123456789,987654321), not: ${bad.join(', ')}`,
+      });
+      return z.NEVER;
+    }
+    return items.map(Number);
+  }),
 
   COREZOID_PUBLIC_KEY: optionalString,
   OPERATOR_TOKEN: chosenSecret,
@@ -403,6 +419,10 @@ const configSchema = envSchema.transform((e, ctx) => {
       chatId: e.TELEGRAM_CHAT_ID ?? EMULATOR_CREDENTIALS.telegramChatId,
       webhookSecret: e.TELEGRAM_WEBHOOK_SECRET,
       messagesPerMinute: e.TELEGRAM_MESSAGES_PER_MINUTE,
+      /** empty: any member of chatId may press the buttons */
+      operatorIds: e.TELEGRAM_OPERATOR_IDS,
+      /** signs the buttons' callback_data; derived from resultSecret (see telegramCallbackKey) */
+      callbackKey: telegramCallbackKey(resultSecret),
     }),
     ...optionalWhenUndefined({ corezoidPublicKey: e.COREZOID_PUBLIC_KEY, intakeApiKey: e.INTAKE_API_KEY }),
     operator: optionalWhenUndefined({

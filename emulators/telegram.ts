@@ -3,6 +3,11 @@
 // over-long messages are refused), so a formatting bug fails a test instead of an alert. Telegram's
 // flood limits are enforced by default (20 messages a minute to a group, about one a second to any
 // chat, edits included), answered with 429 and retry_after as Telegram does.
+//
+// A button press is delivered as Telegram delivers it: an Update with a callback_query posted to the
+// URL given to setWebhook, with its secret_token in X-Telegram-Bot-Api-Secret-Token. A test chooses
+// who presses, in which chat, under which message and with which callback_data: a modified client
+// sends any data, and a bot can be added to anyone's group.
 import express, { type Request, type Response } from 'express';
 import { systemClock, type Clock } from '../support/clock';
 import { EMULATOR_CREDENTIALS } from './credentials';
@@ -41,6 +46,48 @@ export interface TelegramEmulatorState {
   }>;
   /** successful editMessageText calls */
   edits: Array<{ messageId: number; chatId: string; at: Date }>;
+  /** the webhook set with setWebhook, as getWebhookInfo tells it */
+  webhook?: { url: string; secretToken?: string; allowedUpdates?: string[] };
+  /** updates posted to the webhook, with the status it answered */
+  deliveredUpdates: Array<{ update: TelegramUpdate; status: number; at: Date }>;
+}
+
+/** A user as Telegram describes one in an update. */
+export interface TelegramUser {
+  id: number;
+  is_bot?: boolean;
+  first_name?: string;
+  last_name?: string;
+  username?: string;
+  language_code?: string;
+}
+
+/** The Update Telegram posts for a press of an inline button. */
+export interface TelegramUpdate {
+  update_id: number;
+  callback_query: {
+    id: string;
+    from: TelegramUser;
+    message: Record<string, unknown> & { message_id: number; chat: { id: number; type: string } };
+    chat_instance: string;
+    data: string;
+  };
+}
+
+export interface ButtonPress {
+  /** who presses */
+  from: TelegramUser;
+  /**
+   * the message the button is under: one the bot sent (its chat, text and keyboard are taken from
+   * it) or, with `chatId`, any message id in any chat
+   */
+  messageId: number;
+  /** the chat the message is in; default: the chat of the bot's message `messageId` */
+  chatId?: string;
+  /** what the client sends; default: the callback_data of the button `button` picks */
+  data?: string;
+  /** picks the message's first button whose text starts with this, when `data` is not given */
+  button?: string;
 }
 
 export interface TelegramRateLimits {
@@ -76,6 +123,11 @@ export interface TelegramEmulatorControl {
   setRateLimits(limits: Partial<TelegramRateLimits> | false): void;
   /** Clears the record and the faults; the flood limits stay as set. */
   reset(): void;
+  /**
+   * Presses a button: posts the Update to the webhook (setWebhook) and resolves with the webhook's
+   * answer. Telegram would resend an update answered with anything but 2xx; a test sees the status.
+   */
+  press(press: ButtonPress): Promise<{ status: number; body: unknown; update: TelegramUpdate }>;
 }
 
 export interface TelegramEmulator {
@@ -129,7 +181,10 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
     requests: [],
     tooManyRequests: [],
     edits: [],
+    deliveredUpdates: [],
   };
+  let nextUpdateId = 1;
+  let nextQueryId = 1;
   const migrated = new Map<string, string>();
   const faults = new FaultMode();
   let retryAfter = 1;
@@ -266,6 +321,90 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
     return { status: 200, body: { ok: true, result: resultOf(message) } };
   }
 
+  function setWebhook(p: Record<string, unknown>): Answer {
+    const url = typeof p.url === 'string' ? p.url : '';
+    if (url === '') {
+      delete state.webhook;
+      return { status: 200, body: { ok: true, result: true, description: 'Webhook was deleted' } };
+    }
+    // Telegram wants https; the emulator also takes the tests' loopback http.
+    if (!/^https?:\/\//i.test(url)) {
+      return fail(400, 'Bad Request: bad webhook: An HTTPS URL must be provided for webhook');
+    }
+    const secretToken =
+      typeof p.secret_token === 'string' && p.secret_token !== '' ? p.secret_token : undefined;
+    if (secretToken !== undefined && !/^[A-Za-z0-9_-]{1,256}$/.test(secretToken)) {
+      return fail(400, 'Bad Request: secret token contains unallowed characters');
+    }
+    const allowed = typeof p.allowed_updates === 'string' ? safeJson(p.allowed_updates) : p.allowed_updates;
+    state.webhook = {
+      url,
+      ...(secretToken ? { secretToken } : {}),
+      ...(Array.isArray(allowed) ? { allowedUpdates: allowed.map(String) } : {}),
+    };
+    return { status: 200, body: { ok: true, result: true, description: 'Webhook was set' } };
+  }
+
+  /** The Update of a press, built as Telegram builds it. */
+  function updateOf(press: ButtonPress): TelegramUpdate {
+    const sent = state.messages.find(
+      (m) => m.messageId === press.messageId && (press.chatId === undefined || m.chatId === press.chatId),
+    );
+    const chatId = press.chatId ?? sent?.chatId;
+    if (chatId === undefined) throw new Error(`no message ${press.messageId} of the bot: give its chatId`);
+    let data = press.data;
+    if (data === undefined) {
+      const markup = sent?.replyMarkup as
+        { inline_keyboard?: Array<Array<{ text: string; callback_data?: string }>> } | undefined;
+      const button = markup?.inline_keyboard
+        ?.flat()
+        .find((b) => press.button === undefined || b.text.startsWith(press.button));
+      if (button?.callback_data === undefined) {
+        throw new Error(`message ${press.messageId} has no such button`);
+      }
+      data = button.callback_data;
+    }
+    const id = Number(chatId);
+    const chat =
+      id < 0
+        ? { id, title: 'Продавцы', type: chatId.startsWith('-100') ? 'supergroup' : 'group' }
+        : { id, first_name: press.from.first_name ?? '', type: 'private' };
+    const message = sent
+      ? { ...resultOf(sent), message_id: sent.messageId, chat }
+      : { message_id: press.messageId, from: BOT, chat, date: Math.floor(clock.now() / 1000), text: '…' };
+    return {
+      update_id: nextUpdateId++,
+      callback_query: {
+        // Telegram's ids are opaque strings of a large number, one per press.
+        id: `${4_000_000_000_000 + nextQueryId++}`,
+        from: { is_bot: false, first_name: 'Продавец', ...press.from },
+        message,
+        chat_instance: `ci${chatId}`,
+        data,
+      },
+    };
+  }
+
+  async function press(p: ButtonPress) {
+    const webhook = state.webhook;
+    if (!webhook) throw new Error('no webhook: call setWebhook first');
+    if (webhook.allowedUpdates && !webhook.allowedUpdates.includes('callback_query')) {
+      throw new Error('the webhook does not take callback_query updates (allowed_updates)');
+    }
+    const update = updateOf(p);
+    const res = await fetch(webhook.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(webhook.secretToken ? { 'x-telegram-bot-api-secret-token': webhook.secretToken } : {}),
+      },
+      body: JSON.stringify(update),
+    });
+    const text = await res.text();
+    state.deliveredUpdates.push({ update, status: res.status, at: new Date(clock.now()) });
+    return { status: res.status, body: safeJson(text) ?? text, update };
+  }
+
   function handle(req: Request, res: Response): void {
     const method = String(req.params.method ?? '');
     state.requests.push({ method, at: new Date(clock.now()) });
@@ -290,6 +429,25 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
     if (method === 'getMe') return { status: 200, body: { ok: true, result: BOT } };
     if (method === 'sendMessage') return sendMessage(params);
     if (method === 'editMessageText') return editMessageText(params);
+    if (method === 'setWebhook') return setWebhook(params);
+    if (method === 'deleteWebhook') {
+      delete state.webhook;
+      return { status: 200, body: { ok: true, result: true, description: 'Webhook was deleted' } };
+    }
+    if (method === 'getWebhookInfo') {
+      return {
+        status: 200,
+        body: {
+          ok: true,
+          result: {
+            url: state.webhook?.url ?? '',
+            has_custom_certificate: false,
+            pending_update_count: 0,
+            ...(state.webhook?.allowedUpdates ? { allowed_updates: state.webhook.allowedUpdates } : {}),
+          },
+        },
+      };
+    }
     if (method === 'answerCallbackQuery') {
       if (typeof params.callback_query_id !== 'string' || !params.callback_query_id) {
         return fail(400, 'Bad Request: query is too old and response timeout expired or query ID is invalid');
@@ -328,11 +486,13 @@ export function createTelegramEmulator(opts: TelegramEmulatorOptions = {}): Tele
       state.requests.length = 0;
       state.tooManyRequests.length = 0;
       state.edits.length = 0;
+      state.deliveredUpdates.length = 0;
       posted.clear();
       migrated.clear();
       faults.reset();
       retryAfter = 1;
     },
+    press,
   };
 
   function invoke(path: string, params: Record<string, unknown>) {

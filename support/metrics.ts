@@ -110,8 +110,8 @@ const PROVIDER_LAG_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 9
 export type Metrics = ReturnType<typeof createMetrics>;
 
 /**
- * The rules of `stl_refusals_total`: answers of 401, 403 and 429, and leads accepted but neither
- * called nor texted.
+ * The rules of `stl_refusals_total`: answers of 401, 403 and 429, Telegram button presses not taken,
+ * and leads accepted but neither called nor texted.
  */
 export type RefusalRule =
   | 'operator_auth'
@@ -121,5 +121,8 @@ export type RefusalRule =
   | 'captcha'
   | 'cross_origin'
   | 'not_a_personal_number'
+  | 'telegram_chat'
+  | 'telegram_operator'
+  | 'telegram_signature'
   | 'country_not_allowed'
   | 'daily_limit_reached';

@@ -7,6 +7,7 @@ import { buildApp } from '../api/app';
 import { AesGcmPayloadCodec } from '../support/codec';
 import { logger } from '../support/logger';
 import { createMetrics } from '../support/metrics';
+import { signCallbackData } from '../domain/telegramCallback';
 import { startDevServer, startStack, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { received } from './support/received';
@@ -342,7 +343,7 @@ test('a seller presses “call again” under the Telegram alert: the lead is ca
     alert.replyMarkup as { inline_keyboard: Array<Array<{ text: string; callback_data: string }>> }
   ).inline_keyboard.flat();
   // A digest of several leads carries a row of buttons per lead: this lead's is the one pressed.
-  const callAgain = buttons.find((b) => b.callback_data === `call_now:${ref}`)!;
+  const callAgain = buttons.find((b) => b.callback_data.startsWith(`call_now:${ref}:`))!;
   expect(callAgain).toBeDefined();
 
   const press = (secret: string, id: string) =>
@@ -350,7 +351,12 @@ test('a seller presses “call again” under the Telegram alert: the lead is ca
       `${stack.url}/api/telegram/webhook`,
       {
         update_id: 100 + Number(id.slice(1)),
-        callback_query: { id, from: { id: 7, username: 'seller_masha' }, data: callAgain.callback_data },
+        callback_query: {
+          id,
+          from: { id: 7, username: 'seller_masha' },
+          message: { message_id: alert.messageId, chat: { id: Number(alert.chatId) } },
+          data: callAgain.callback_data,
+        },
       },
       { 'x-telegram-bot-api-secret-token': secret },
     );
@@ -422,7 +428,8 @@ test('a Telegram update sent again (after a 5xx, to another process, twice) is a
     callback_query: {
       id: `press-${phone}`,
       from: { id: 8, username: 'seller_zina' },
-      data: `handled:${ref}`,
+      message: { message_id: 1, chat: { id: Number(stack.config.telegram.chatId) } },
+      data: signCallbackData(stack.config.telegram.callbackKey, 'handled', ref),
     },
   };
   const post = (url: string) =>

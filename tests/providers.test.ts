@@ -14,6 +14,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import type { AppConfig } from '../config';
 import { EMULATOR_CREDENTIALS } from '../emulators/credentials';
 import { verifyResultToken } from '../domain/resultToken';
+import { signCallbackData, telegramCallbackKey } from '../domain/telegramCallback';
 import {
   callKeyOf,
   createVoximplantActivities,
@@ -648,6 +649,7 @@ describe('Telegram', () => {
     tgUrl = await listen(tg.app);
   });
   beforeEach(() => tg.control.reset());
+  const KEY = telegramCallbackKey('providers-test-result-secret-0123456789');
 
   const cfg = (over: Partial<AppConfig['telegram']> = {}): AppConfig['telegram'] => ({
     mode: 'emulator',
@@ -655,6 +657,8 @@ describe('Telegram', () => {
     botToken: EMULATOR_CREDENTIALS.telegramBotToken,
     chatId: EMULATOR_CREDENTIALS.telegramChatId,
     messagesPerMinute: 20,
+    operatorIds: [],
+    callbackKey: KEY,
     ...over,
   });
   const alert = (over: Partial<SellerAlert> = {}): SellerAlert => ({
@@ -711,10 +715,10 @@ describe('Telegram', () => {
     expect(message.replyMarkup).toEqual({
       inline_keyboard: [
         [
-          { text: expect.any(String), callback_data: 'call_now:203.0.113.7' },
-          { text: expect.any(String), callback_data: 'handled:203.0.113.7' },
+          { text: expect.any(String), callback_data: signCallbackData(KEY, 'call_now', '203.0.113.7') },
+          { text: expect.any(String), callback_data: signCallbackData(KEY, 'handled', '203.0.113.7') },
         ],
-        [{ text: expect.any(String), callback_data: 'cancel:203.0.113.7' }],
+        [{ text: expect.any(String), callback_data: signCallbackData(KEY, 'cancel', '203.0.113.7') }],
       ],
     });
   });

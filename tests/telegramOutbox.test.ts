@@ -17,6 +17,7 @@ import {
   type SellerAlert,
 } from '../activities/telegram';
 import { TELEGRAM_MAX_MESSAGE } from '../activities/telegramFormat';
+import { telegramCallbackKey, verifyCallbackData } from '../domain/telegramCallback';
 import { openSharedLimitUncached, type SharedLimit } from '../support/sharedLimit';
 import { VirtualClock } from './support/virtualClock';
 
@@ -27,6 +28,8 @@ const cfg: AppConfig['telegram'] = {
   botToken: EMULATOR_CREDENTIALS.telegramBotToken,
   chatId: EMULATOR_CREDENTIALS.telegramChatId,
   messagesPerMinute: 20,
+  operatorIds: [],
+  callbackKey: telegramCallbackKey('outbox-test-result-secret-0123456789'),
 };
 
 /** Axios answered by the emulator in-process: a request takes no real time, so the clock decides. */
@@ -176,8 +179,14 @@ test('manual-handling and service alerts go before new-lead alerts queued earlie
   const data = (
     digest.replyMarkup as { inline_keyboard: Array<Array<{ callback_data: string }>> }
   ).inline_keyboard.map((row) => row.map((b) => b.callback_data));
-  // One row per lead, in the `${action}:${ref}` form api/telegramWebhook.ts parses.
-  expect(data).toEqual(manual.map((m) => [`call_now:${m.ref}`, `handled:${m.ref}`, `cancel:${m.ref}`]));
+  // One row per lead, signed for the lead and action api/telegramWebhook.ts will act on.
+  expect(data.map((row) => row.map((d) => verifyCallbackData(cfg.callbackKey, d)))).toEqual(
+    manual.map((m) => [
+      { action: 'call_now', ref: m.ref },
+      { action: 'handled', ref: m.ref },
+      { action: 'cancel', ref: m.ref },
+    ]),
+  );
   expect(tg.state.tooManyRequests).toEqual([]);
 });
 
