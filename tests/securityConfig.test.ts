@@ -249,6 +249,18 @@ describe('real and emulated providers', () => {
     expect(problemsOf(env)).toContain(message);
   });
 
+  test('in production the codec decodes for CODEC_AUTH_TOKEN only, whoever the caller', () => {
+    const production = {
+      NODE_ENV: 'production',
+      ...ALL,
+      ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
+      OPERATOR_TOKEN: CHOSEN,
+      VOXIMPLANT_RESULT_SECRET: CHOSEN,
+    };
+    expect(loadConfig({ DATA_DIR: dataDir(), ...production }).codec.localWithoutToken).toBe(false);
+    expect(loadConfig({ DATA_DIR: dataDir() }).codec.localWithoutToken).toBe(true);
+  });
+
   test('a real VoxImplant needs PUBLIC_URL, an https one', () => {
     const { PUBLIC_URL: _, ...withoutUrl } = VOXIMPLANT;
     const env = { ...withoutUrl, EMULATE: 'bitrix24,smsru,telegram' };
