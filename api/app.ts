@@ -21,6 +21,7 @@ import { operatorAuth } from './operatorAuth';
 import { captchaOrigins, captchaWidgetHtml } from './captcha';
 import { intakeGuards } from './intakeGuards';
 import { legacyLeadGuard } from './leadIds';
+import { metricsRoute } from './metrics';
 
 export function buildApp(deps: AppDeps): express.Express {
   const { config, logger, metrics, client } = deps;
@@ -56,11 +57,8 @@ export function buildApp(deps: AppDeps): express.Express {
     const ready = Object.values(checks).every(Boolean);
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
-  app.get('/metrics', async (_req, res) => {
-    const own = await metrics.registry.metrics();
-    const sdk = deps.extraMetrics ? await deps.extraMetrics().catch(() => '') : '';
-    res.type(metrics.registry.contentType).send(`${own}\n${sdk}`);
-  });
+  // Otherwise /metrics is only on its loopback port (service/index.ts): here it is a 404.
+  if (config.metrics.token) metricsRoute(app, deps, config.metrics.token);
 
   const guards = intakeGuards(deps);
 

@@ -2,6 +2,7 @@
 // operator the decrypted inputs and results: POST /codec/decode and /codec/encode with
 // {payloads:[{metadata, data}]} in base64. CORS admits only the UI's origins; with
 // CODEC_AUTH_TOKEN set, a matching bearer token is required too (the UI passes the user's token).
+// Without it only a direct caller on this machine decodes, and never in production.
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import cors from 'cors';
 import type { Payload } from '@temporalio/common';
@@ -32,6 +33,16 @@ function toJson(p: Payload): JsonPayload {
   };
 }
 
+/** Headers a reverse proxy adds: behind one on this host, every caller's socket is loopback. */
+const PROXY_HEADERS = ['x-forwarded-for', 'forwarded', 'x-real-ip', 'x-forwarded-host'];
+
+/** The socket's own peer (not req.ip, which TRUST_PROXY may take from a header) is this machine. */
+function directLocalCaller(req: Request): boolean {
+  const peer = req.socket.remoteAddress ?? '';
+  const loopback = /^(::ffff:)?127\./.test(peer) || peer === '::1';
+  return loopback && !PROXY_HEADERS.some((h) => req.headers[h] !== undefined);
+}
+
 export function codecRoutes({ config }: AppDeps): Router {
   const router = Router();
   const codec = new AesGcmPayloadCodec(config.encryption);
@@ -48,9 +59,11 @@ export function codecRoutes({ config }: AppDeps): Router {
         next(new HttpError(401, 'a valid bearer token is required to decode payloads'));
         return;
       }
-    } else if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(req.socket.remoteAddress ?? '')) {
-      // Without a token configured, only this machine (the local Web UI) may decode.
-      next(new HttpError(401, 'set CODEC_AUTH_TOKEN to decode payloads from another machine'));
+    } else if (!config.codec.localWithoutToken || !directLocalCaller(req)) {
+      // Without a token, only the local Web UI on this machine, talking to us straight, may decode.
+      next(
+        new HttpError(401, 'set CODEC_AUTH_TOKEN to decode payloads from another machine or through a proxy'),
+      );
       return;
     }
     next();

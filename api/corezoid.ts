@@ -4,6 +4,7 @@
 import express, { Router } from 'express';
 import { HttpError, type AppDeps } from './http';
 import type { RawLead, StartOutcome } from './intake';
+import { safeEqual } from '../domain/safeEqual';
 
 interface CorezoidOp {
   ref?: unknown;
@@ -45,7 +46,7 @@ export function corezoidRoutes(
   router.post(
     '/api/1/json/public/:convId/:key',
     (req, _res, next) => {
-      if (!config.corezoidPublicKey || req.params.key !== config.corezoidPublicKey) {
+      if (!config.corezoidPublicKey || !safeEqual(req.params.key ?? '', config.corezoidPublicKey)) {
         next(new HttpError(404, 'not found'));
         return;
       }

@@ -3,6 +3,7 @@
 // Everything is validated at start, so a wrong value stops the service with a message naming it
 // instead of failing later inside a lead.
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { isSupportedCountry } from 'libphonenumber-js/min';
@@ -15,6 +16,7 @@ import { telegramCallbackKey } from '../domain/telegramCallback';
 import { parseEncryptionKeys, type EncryptionKeys } from '../support/codec';
 import { EMULATOR_CREDENTIALS, EMULATOR_PLACEHOLDER_URL } from '../emulators/credentials';
 import { readOrCreateSecret } from './secrets';
+import { parseTrustProxy } from './trustProxy';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -46,9 +48,12 @@ const list = z
   );
 const origins = list.transform((items) => items.map((o) => o.replace(/\/+$/, '')));
 /** A secret someone chose: long enough that guessing it is hopeless. */
-const chosenSecret = optionalString.refine((v) => v === undefined || v.length >= 16, {
-  error: 'must be at least 16 characters',
-});
+const chosenSecret = (min: number) =>
+  optionalString.refine((v) => v === undefined || v.length >= min, {
+    error: `must be at least ${min} characters`,
+  });
+/** Tokens a stranger could guess at over HTTP, one request a guess. */
+const SECRET_MIN_LENGTH = 32;
 
 const duration = (def: string) =>
   z
@@ -120,7 +125,7 @@ const envSchema = z.object({
     error: (issue) => `no such file: ${String(issue.input)}`,
   }),
   VOXIMPLANT_RULE_ID: optionalString,
-  VOXIMPLANT_RESULT_SECRET: optionalString,
+  VOXIMPLANT_RESULT_SECRET: chosenSecret(SECRET_MIN_LENGTH),
   /** What the scenario plays to a person: a recording URL, else this text (TTS); {name} is filled in. */
   VOXIMPLANT_RECORDING_URL: optionalUrl,
   VOXIMPLANT_TTS_TEXT: optionalString,
@@ -139,8 +144,10 @@ const envSchema = z.object({
   TELEGRAM_CHAT_ID: optionalString,
   /** Telegram lets a bot post 20 messages a minute to one group; all worker processes share it. */
   TELEGRAM_MESSAGES_PER_MINUTE: z.coerce.number().int().min(1).max(20).default(20),
+  // Telegram takes 1-256 characters; a short one could be guessed at over HTTP.
   TELEGRAM_WEBHOOK_SECRET: z
     .string()
+    .min(16, 'must be at least 16 characters')
     .regex(/^[A-Za-z0-9_-]{1,256}$/, "Telegram's secret_token alphabet: A-Z, a-z, 0-9, _ and -")
     .optional()
     .or(blank),
@@ -161,8 +168,8 @@ const envSchema = z.object({
   }),
 
   COREZOID_PUBLIC_KEY: optionalString,
-  OPERATOR_TOKEN: chosenSecret,
-  INTAKE_API_KEY: chosenSecret,
+  OPERATOR_TOKEN: chosenSecret(SECRET_MIN_LENGTH),
+  INTAKE_API_KEY: chosenSecret(SECRET_MIN_LENGTH),
   ALLOWED_PHONE_COUNTRIES: z
     .string()
     .default('RU')
@@ -244,10 +251,26 @@ const envSchema = z.object({
     .default('64kb'),
   INTAKE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
   /** Express "trust proxy": which hops' X-Forwarded-For to believe for the client IP. */
-  TRUST_PROXY: z.string().default('loopback'),
+  TRUST_PROXY: z
+    .string()
+    .default('loopback')
+    .transform((v, ctx) => {
+      const parsed = parseTrustProxy(v);
+      if ('error' in parsed) {
+        ctx.addIssue({ code: 'custom', message: parsed.error });
+        return z.NEVER;
+      }
+      return parsed.value;
+    }),
   /** Shop origins allowed to post leads from the browser; empty = same origin only. */
   ALLOWED_ORIGINS: origins,
   SDK_METRICS_PORT: port(9464),
+  /** /metrics on a loopback port of its own (0: any free one); unset: 9465, or none with METRICS_TOKEN */
+  METRICS_PORT: blank.or(z.coerce.number().int().min(0).max(65535)).optional(),
+  /** /metrics on the API port too, for `Authorization: Bearer <METRICS_TOKEN>` */
+  METRICS_TOKEN: chosenSecret(SECRET_MIN_LENGTH),
+  /** Providers (bitrix24, voximplant, smsru, telegram) meant to run on the emulators beside real ones. */
+  EMULATE: list,
   ENCRYPTION_KEYS: optionalString.transform((v, ctx) => {
     if (v === undefined) return undefined;
     try {
@@ -258,7 +281,7 @@ const envSchema = z.object({
     }
   }),
   ENCRYPTION_KEY_ID: optionalString,
-  CODEC_AUTH_TOKEN: optionalString,
+  CODEC_AUTH_TOKEN: chosenSecret(SECRET_MIN_LENGTH),
   /** Unset: the local Web UI's two origins. */
   CODEC_CORS_ORIGINS: origins,
 });
@@ -318,6 +341,8 @@ const configSchema = envSchema.transform((e, ctx) => {
       if (isEmulated) problem(`${name}: credentials are required when NODE_ENV=production`);
     }
   }
+  checkEmulate(e, emulated, production, problem);
+  checkPublicUrlForVoximplant(e, emulated.voximplant, production, problem);
 
   if (production && !e.OPERATOR_TOKEN) {
     problem('required when NODE_ENV=production (the bearer token of the operator routes)', 'OPERATOR_TOKEN');
@@ -461,11 +486,21 @@ const configSchema = envSchema.transform((e, ctx) => {
     maxBodySize: e.MAX_BODY_SIZE,
     intakeRateLimitPerMinute: e.INTAKE_RATE_LIMIT_PER_MINUTE,
     trustProxy: e.TRUST_PROXY,
+    metrics: optionalWhenUndefined({
+      /** the loopback port of /metrics (0: any free one); undefined: not on a port of its own */
+      port: e.METRICS_PORT ?? (e.METRICS_TOKEN ? undefined : DEFAULT_METRICS_PORT),
+      /** whether METRICS_PORT was set: a worker alone serves /metrics only then */
+      portFromEnv: e.METRICS_PORT !== undefined,
+      /** set: /metrics on the API port too, for this bearer token */
+      token: e.METRICS_TOKEN,
+    }),
     allowedOrigins: e.ALLOWED_ORIGINS,
     sdkMetricsPort: e.SDK_METRICS_PORT,
     encryption,
     codec: optionalWhenUndefined({
       authToken: e.CODEC_AUTH_TOKEN,
+      /** whether a direct caller on this machine may decode without the token (never in production) */
+      localWithoutToken: !production,
       corsOrigins:
         e.CODEC_CORS_ORIGINS.length > 0
           ? e.CODEC_CORS_ORIGINS
@@ -548,6 +583,88 @@ function bitrix24Auth(e: Env, problem: Check) {
 }
 
 const OPERATOR_TOKEN_FILE = 'operator.token';
+
+/** Next to SDK_METRICS_PORT's 9464, which the Temporal SDK's exporter takes. */
+export const DEFAULT_METRICS_PORT = 9465;
+
+/** EMULATE's names, and the config's name of each provider. */
+const EMULATE_NAMES = {
+  bitrix24: 'bitrix24',
+  voximplant: 'voximplant',
+  smsru: 'sms',
+  telegram: 'telegram',
+} as const;
+type EmulateName = keyof typeof EMULATE_NAMES;
+type Emulated = Record<(typeof EMULATE_NAMES)[EmulateName], boolean>;
+
+/**
+ * Real and emulated providers side by side is a start that looks right and is not (a real SMS
+ * saying "answered" about a call nobody made): only when EMULATE names exactly the emulated ones.
+ */
+function checkEmulate(e: Env, emulated: Emulated, production: boolean, problem: Check): void {
+  const names = Object.keys(EMULATE_NAMES) as EmulateName[];
+  const unknown = e.EMULATE.filter((n) => !names.includes(n as EmulateName));
+  if (unknown.length > 0) {
+    problem(`unknown provider ${unknown.join(', ')} (known: ${names.join(', ')})`, 'EMULATE');
+    return;
+  }
+  if (production) {
+    if (e.EMULATE.length > 0) problem('production runs on real providers only: unset it', 'EMULATE');
+    return;
+  }
+  const emulatedNames = names.filter((n) => emulated[EMULATE_NAMES[n]]);
+  const realNames = names.filter((n) => !emulated[EMULATE_NAMES[n]]);
+  const withCredentials = e.EMULATE.filter((n) => realNames.includes(n as EmulateName));
+  if (withCredentials.length > 0) {
+    problem(
+      `${listed(withCredentials)} ${withCredentials.length > 1 ? 'have' : 'has'} credentials set and would be called for real: unset them, or leave ${withCredentials.length > 1 ? 'them' : 'it'} out of EMULATE`,
+      'EMULATE',
+    );
+  }
+  const unnamed = emulatedNames.filter((n) => !e.EMULATE.includes(n));
+  if (unnamed.length === 0) return;
+  const fix = `set their credentials, or EMULATE=${emulatedNames.join(',')} if that is meant`;
+  if (realNames.length > 0) {
+    problem(
+      `${listed(unnamed)} would run on the emulators (no credentials) while ${listed(realNames)} ${realNames.length > 1 ? 'are' : 'is'} real: ${fix}`,
+      'EMULATE',
+    );
+  } else if (e.EMULATE.length > 0) {
+    problem(`${listed(unnamed)} would run on the emulators too (no credentials): ${fix}`, 'EMULATE');
+  }
+}
+
+const listed = (names: string[]) => names.join(', ');
+
+/** The real cloud is never at a loopback address: such a VOXIMPLANT_API_URL is an emulator on this host. */
+const LOOPBACK = new net.BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+  const family = net.isIP(host);
+  return host === 'localhost' || (family !== 0 && LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6'));
+}
+
+/**
+ * The scenario reaches the service at PUBLIC_URL (its claim and its report): derived from PORT it is
+ * 127.0.0.1, which VoxImplant's cloud cannot reach, and over http the tokens cross in clear. A local
+ * VoxImplant emulator (outside production) runs the scenario on this host, where loopback works.
+ */
+function checkPublicUrlForVoximplant(e: Env, emulated: boolean, production: boolean, problem: Check): void {
+  if (emulated || (!production && isLoopbackUrl(e.VOXIMPLANT_API_URL))) return;
+  if (!e.PUBLIC_URL) {
+    problem(
+      'required when VoxImplant is real: the https URL at which the scenario reaches this API',
+      'PUBLIC_URL',
+    );
+  } else if (new URL(e.PUBLIC_URL).protocol !== 'https:') {
+    problem(
+      'must be an https URL when VoxImplant is real (the scenario sends its tokens there)',
+      'PUBLIC_URL',
+    );
+  }
+}
 
 /** The widget script each provider serves, and where it verifies tokens. */
 export const CAPTCHA_PROVIDERS = {

@@ -48,6 +48,10 @@ async function main(): Promise<void> {
   const lines = [
     `API and lead form:  ${service.url}/`,
     `Dashboard:          ${service.url}/dashboard`,
+    ...(service.metricsUrl ? [`Metrics:            ${service.metricsUrl}`] : []),
+    ...(config.metrics.token
+      ? [`Metrics (bearer):   ${service.url}/metrics (Authorization: Bearer <METRICS_TOKEN>)`]
+      : []),
     ...(config.operator.generatedFile
       ? [
           `Operator token:     ${config.operator.token}`,
@@ -62,6 +66,12 @@ async function main(): Promise<void> {
           `Emulators:          ${Object.entries(service.emulators.urls)
             .map(([k, v]) => `${k} ${v}`)
             .join(', ')}`,
+          `                    (used by: ${[
+            ...(['bitrix24', 'voximplant', 'sms', 'telegram'] as const).filter(
+              (p) => config[p].mode === 'emulator',
+            ),
+            ...(config.captcha?.mode === 'emulator' ? ['captcha'] : []),
+          ].join(', ')})`,
         ]
       : []),
     'Press Ctrl-C to stop.',

@@ -2,10 +2,12 @@
 // lets a lead's workflow start eagerly (its first task never waits for a poll). Providers without
 // credentials are pointed at the project's emulators, started here, and the log says so.
 import type http from 'node:http';
+import type { Express } from 'express';
 import { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import type { AppConfig } from '../config';
 import { buildApp } from '../api/app';
+import { metricsApp } from '../api/metrics';
 import { createMetrics, type Metrics } from '../support/metrics';
 import { startEmulators, withEmulatorUrls, type EmulatorOptions, type RunningEmulators } from '../emulators';
 import { connectToTemporal } from '../worker/connection';
@@ -30,6 +32,8 @@ export interface RunningService {
   config: AppConfig;
   url?: string;
   server?: http.Server;
+  /** where GET /metrics answers on loopback (METRICS_PORT), when this process serves it there */
+  metricsUrl?: string;
   client: Client;
   workers?: LeadWorkers;
   emulators?: RunningEmulators;
@@ -53,9 +57,12 @@ export async function startService(
   if (emulated.length > 0 && options.emulators !== false) {
     emulators = await startEmulators(options.emulatorOptions);
     config = withEmulatorUrls(config, emulators.urls);
+    const real = (['bitrix24', 'voximplant', 'sms', 'telegram'] as const).filter(
+      (p) => config[p].mode === 'real',
+    );
     logger.warn(
-      { emulated, urls: emulators.urls },
-      `no credentials for ${emulated.join(', ')}: using the local emulators (no real calls, SMS, messages or captcha checks)`,
+      { emulated, real, urls: emulators.urls },
+      `no credentials for ${emulated.join(', ')}: using the local emulators (no real calls, SMS, messages or captcha checks)${real.length > 0 ? `; real: ${real.join(', ')}` : ''}`,
     );
   }
 
@@ -85,18 +92,17 @@ export async function startService(
       isWorkerReady: () => !workers || workers.leadWorker.getState() === 'RUNNING',
       extraMetrics: options.extraMetrics,
     });
-    server = await new Promise<http.Server>((resolve, reject) => {
-      const s = app.listen(config.port, config.host, () => resolve(s));
-      s.once('error', reject);
-    });
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : config.port;
+    server = await listen(app, config.port, config.host);
+    const port = portOf(server, config.port);
     url = `http://${config.host}:${port}`;
     if (!config.publicUrlFromEnv) config.publicUrl = `http://127.0.0.1:${port}`;
   }
 
+  // A worker alone serves its metrics only on a port it was given: with the default, an API and a
+  // worker on one host would both want it.
+  let metricsServer: http.Server | undefined;
   let closed = false;
-  return {
+  const running: RunningService = {
     config,
     url,
     server,
@@ -107,12 +113,39 @@ export async function startService(
     async close() {
       if (closed) return;
       closed = true;
-      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-      server?.closeAllConnections();
+      for (const s of [server, metricsServer]) {
+        await new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve()));
+        s?.closeAllConnections();
+      }
       workers?.shutdown();
       await workersDone?.catch(() => undefined);
       if (ownConnection) await connection.close();
       await emulators?.close();
     },
   };
+  const metricsPort = config.metrics.port;
+  if (metricsPort !== undefined && (role !== 'worker' || config.metrics.portFromEnv)) {
+    const app = metricsApp({ metrics, extraMetrics: options.extraMetrics });
+    try {
+      metricsServer = await listen(app, metricsPort, '127.0.0.1');
+    } catch (err) {
+      await running.close();
+      throw new Error(`METRICS_PORT ${metricsPort}: ${(err as Error).message}`, { cause: err });
+    }
+    running.metricsUrl = `http://127.0.0.1:${portOf(metricsServer, metricsPort)}/metrics`;
+  }
+  return running;
+}
+
+function listen(app: Express, port: number, host: string): Promise<http.Server> {
+  // Express 5 calls back with the error when the port cannot be had (in use, not permitted).
+  return new Promise<http.Server>((resolve, reject) => {
+    const s = app.listen(port, host, (err) => (err ? reject(err) : resolve(s)));
+  });
+}
+
+/** The port a server listens on: `asked` unless that was 0. */
+function portOf(server: http.Server, asked: number): number {
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : asked;
 }

@@ -17,6 +17,7 @@ async function main(): Promise<void> {
     {
       role,
       url: service.url,
+      metrics: service.metricsUrl ?? (config.metrics.token ? `${service.url}/metrics (bearer)` : undefined),
       temporal: config.temporal.address ?? `127.0.0.1:${config.temporal.port}`,
       malloc: mallocOf(),
     },

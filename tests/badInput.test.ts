@@ -10,8 +10,8 @@ import { eventually, uniquePhone } from './support/http';
 import { buildBadRequests, type BadCase, type RequestSpec } from './support/badRequests';
 
 const COREZOID_KEY = 'k123';
-const RESULT_SECRET = 'bad-input-test-result-secret';
-const OPERATOR_TOKEN = 'bad-input-test-operator-token';
+const RESULT_SECRET = 'bad-input-test-result-secret-0123456789';
+const OPERATOR_TOKEN = 'bad-input-test-operator-token-0123456789';
 const battery: BadCase[] = buildBadRequests({
   corezoidKey: COREZOID_KEY,
   resultSecret: RESULT_SECRET,

@@ -225,7 +225,7 @@ describe.each(PROVIDERS)('the service with CAPTCHA_PROVIDER=%s (emulated)', (pro
     expect((await post({ [field]: kept, phone: '12' })).status).toBe(400);
     expect((await post({ [field]: kept })).status).toBe(202);
 
-    const metrics = await (await fetch(`${stack.url}/metrics`)).text();
+    const metrics = await (await fetch(stack.metricsUrl)).text();
     expect(metrics).toMatch(/^stl_refusals_total\{rule="captcha"\} 4$/m);
   });
 
@@ -245,7 +245,7 @@ describe.each(PROVIDERS)('the service with CAPTCHA_PROVIDER=%s (emulated)', (pro
   test('a provider that gives no verdict lets the lead through, counted', async () => {
     stack.emulators.captcha.control.setMode('down', { times: 1 });
     expect((await post({ [field]: issue() })).status).toBe(202);
-    const metrics = await (await fetch(`${stack.url}/metrics`)).text();
+    const metrics = await (await fetch(stack.metricsUrl)).text();
     expect(metrics).toMatch(/^stl_captcha_unverified_total 1$/m);
   });
 });

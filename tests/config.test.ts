@@ -151,9 +151,9 @@ test('production refuses to run on emulators or without encryption keys', () => 
 
 describe('production needs the secrets every process must share', () => {
   const shared = {
-    VOXIMPLANT_RESULT_SECRET: 'result-secret-0123456789abcdef',
+    VOXIMPLANT_RESULT_SECRET: 'result-secret-0123456789abcdef0123456789',
     ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
-    OPERATOR_TOKEN: 'operator-token-0123456789abcdef',
+    OPERATOR_TOKEN: 'operator-token-0123456789abcdef0123456789',
   };
   const secretProblems = (env: Record<string, string>) =>
     problemsOf({ NODE_ENV: 'production', ...env }).filter((p) =>

@@ -8,7 +8,7 @@ import { AesGcmPayloadCodec, ENCRYPTED_ENCODING } from '../support/codec';
 
 let env: TestWorkflowEnvironment;
 let stack: TestStack;
-const TOKEN = 'operator-secret-token';
+const TOKEN = 'codec-operator-secret-token-0123456789';
 
 beforeAll(async () => {
   env = await startDevServer();

@@ -25,7 +25,7 @@ beforeAll(async () => {
     CALL_RESULT_TIMEOUT: '1s',
     CALL_MAX_ATTEMPTS: '2',
     CALL_RETRY_DELAY: '200ms',
-    TELEGRAM_WEBHOOK_SECRET: 'hook-secret_1',
+    TELEGRAM_WEBHOOK_SECRET: 'hook-secret_1-0123456789',
   });
 }, 60_000);
 
@@ -251,7 +251,7 @@ test('a Bitrix24 outage delays the CRM lead but not the call', async () => {
 }, 60_000);
 
 async function metricValue(name: string): Promise<number> {
-  const text = await (await fetch(`${stack.url}/metrics`)).text();
+  const text = await (await fetch(stack.metricsUrl)).text();
   return text
     .split('\n')
     .filter((l) => l.startsWith(name))
@@ -363,7 +363,7 @@ test('a seller presses “call again” under the Telegram alert: the lead is ca
   expect((await press('wrong', 'q0')).status).toBe(401);
   expect(callsTo(phone)).toHaveLength(1);
 
-  const pressed = await press('hook-secret_1', 'q1');
+  const pressed = await press('hook-secret_1-0123456789', 'q1');
   expect(pressed).toMatchObject({ status: 200, body: { ok: true, action: 'call_now', ref } });
   await eventually(() => expect(callsTo(phone)).toHaveLength(2));
   await eventually(async () => expect((await status(ref)).status).toBe('Answered'));
@@ -376,7 +376,7 @@ test('a seller presses “call again” under the Telegram alert: the lead is ca
   expect(history).toContain('оператор: call_now (@seller_masha (Telegram))');
 
   // A second press on a finished lead is refused politely (Telegram must get a 200).
-  const late = await press('hook-secret_1', 'q2');
+  const late = await press('hook-secret_1-0123456789', 'q2');
   expect(late.status).toBe(200);
   expect(late.body.refused).toBeDefined();
   expect(callsTo(phone)).toHaveLength(2);
@@ -433,7 +433,9 @@ test('a Telegram update sent again (after a 5xx, to another process, twice) is a
     },
   };
   const post = (url: string) =>
-    postJson(`${url}/api/telegram/webhook`, update, { 'x-telegram-bot-api-secret-token': 'hook-secret_1' });
+    postJson(`${url}/api/telegram/webhook`, update, {
+      'x-telegram-bot-api-secret-token': 'hook-secret_1-0123456789',
+    });
 
   const lossy = await apiLosingUpdateAnswers();
   try {

@@ -41,7 +41,7 @@ import { createSmsRuEmulator } from '../emulators/smsru';
 import { createTelegramEmulator, parseTelegramHtml } from '../emulators/telegram';
 import { eventually } from './support/http';
 
-const SECRET = 'test-result-secret';
+const SECRET = 'test-result-secret-0123456789abcdef0123';
 const servers: Server[] = [];
 
 async function listen(app: express.Express): Promise<string> {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { ConfigError, loadConfig } from '../config';
 import { normalizePhone, phoneCountry } from '../domain/phone';
 
+const CHOSEN = 'a-token-the-operators-chose-0123456789';
 const dataDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'stl-secconfig-'));
 const problemsOf = (env: Record<string, string>): string => {
   try {
@@ -30,21 +31,31 @@ describe('OPERATOR_TOKEN', () => {
 
   test('set: used as it is, nothing generated', () => {
     const dir = dataDir();
-    const config = loadConfig({ DATA_DIR: dir, OPERATOR_TOKEN: 'a-token-the-operators-chose' });
-    expect(config.operator).toEqual({ token: 'a-token-the-operators-chose' });
+    const config = loadConfig({ DATA_DIR: dir, OPERATOR_TOKEN: CHOSEN });
+    expect(config.operator).toEqual({ token: CHOSEN });
     expect(fs.existsSync(path.join(dir, 'operator.token'))).toBe(false);
   });
 
-  test('production refuses to start without it; a short one is refused anywhere', () => {
+  test('production refuses to start without it', () => {
     expect(problemsOf({ NODE_ENV: 'production' })).toContain(
       'OPERATOR_TOKEN: required when NODE_ENV=production',
     );
-    expect(problemsOf({ OPERATOR_TOKEN: 'short' })).toContain(
-      'OPERATOR_TOKEN: must be at least 16 characters',
+  });
+});
+
+describe('secrets someone chose', () => {
+  test.each([
+    ['OPERATOR_TOKEN', 32],
+    ['VOXIMPLANT_RESULT_SECRET', 32],
+    ['CODEC_AUTH_TOKEN', 32],
+    ['INTAKE_API_KEY', 32],
+    ['METRICS_TOKEN', 32],
+    ['TELEGRAM_WEBHOOK_SECRET', 16],
+  ])('%s shorter than %i characters stops the start, naming it; that long is taken', (name, min) => {
+    expect(problemsOf({ [name]: 'x'.repeat(min - 1) })).toContain(
+      `${name}: must be at least ${min} characters`,
     );
-    expect(problemsOf({ INTAKE_API_KEY: 'short' })).toContain(
-      'INTAKE_API_KEY: must be at least 16 characters',
-    );
+    expect(problemsOf({ [name]: 'x'.repeat(min) })).toBe('');
   });
 });
 
@@ -130,5 +141,148 @@ describe('CAPTCHA_*', () => {
     [{ CAPTCHA_PROVIDER: 'hcaptcha', CAPTCHA_VERIFY_URL: 'http://x.example/v' }, 'CAPTCHA_VERIFY_URL needs'],
   ])('%j stops the start naming %s', (env, name) => {
     expect(problemsOf(env)).toContain(name);
+  });
+});
+
+describe('TRUST_PROXY', () => {
+  const trustOf = (value?: string) =>
+    loadConfig({ DATA_DIR: dataDir(), ...(value === undefined ? {} : { TRUST_PROXY: value }) }).trustProxy;
+
+  test('a hop count reaches Express as a number, not as the address 0.0.0.1', () => {
+    expect(trustOf('1')).toBe(1);
+    expect(trustOf(' 2 ')).toBe(2);
+    expect(trustOf('0')).toBe(0);
+  });
+
+  test.each([
+    [undefined, ['loopback']],
+    ['false', false],
+    ['loopback', ['loopback']],
+    ['loopback, linklocal,uniquelocal', ['loopback', 'linklocal', 'uniquelocal']],
+    ['10.0.0.5', ['10.0.0.5']],
+    ['10.0.0.0/8, 192.168.1.0/255.255.255.0', ['10.0.0.0/8', '192.168.1.0/255.255.255.0']],
+    ['fd00::/8,::1', ['fd00::/8', '::1']],
+    ['loopback, 2001:db8::10', ['loopback', '2001:db8::10']],
+  ])('%j is taken as %j', (value, expected) => {
+    expect(trustOf(value)).toEqual(expected);
+  });
+
+  test.each([
+    ['true', /"true" believes any client/],
+    ['yes', /"yes" is none of/],
+    ['1, loopback', /hop count \(1\) stands alone/],
+    ['-1', /"-1" is none of/],
+    ['10.1', /"10.1" is none of/],
+    ['0x7f.1', /is none of/],
+    ['10.0.0.0/33', /invalid range/],
+    ['10.0.0.0/8/8', /is none of/],
+    ['loopback,,10.0.0.1', /an empty item/],
+    ['2001:db8::/129', /invalid range/],
+  ])('%j stops the start naming TRUST_PROXY', (value, message) => {
+    const problems = problemsOf({ TRUST_PROXY: value });
+    expect(problems).toMatch(/^TRUST_PROXY: /m);
+    expect(problems).toMatch(message);
+  });
+});
+
+describe('METRICS_PORT and METRICS_TOKEN', () => {
+  const metricsOf = (env: Record<string, string>) => loadConfig({ DATA_DIR: dataDir(), ...env }).metrics;
+  test('a loopback port of its own by default (9465, beside the SDK exporter 9464), 0 for any free one', () => {
+    expect(metricsOf({})).toEqual({ port: 9465, portFromEnv: false });
+    expect(metricsOf({ METRICS_PORT: '0' })).toEqual({ port: 0, portFromEnv: true });
+    expect(metricsOf({ METRICS_PORT: '' })).toEqual({ port: 9465, portFromEnv: false });
+    expect(problemsOf({ METRICS_PORT: 'ninety' })).toMatch(/^METRICS_PORT: /m);
+  });
+  test('with METRICS_TOKEN: the API port with the bearer, no port of its own unless one is named', () => {
+    const token = 'metrics-scraper-token-0123456789abcdef';
+    expect(metricsOf({ METRICS_TOKEN: token })).toEqual({ portFromEnv: false, token });
+    expect(metricsOf({ METRICS_TOKEN: token, METRICS_PORT: '9999' })).toEqual({
+      port: 9999,
+      portFromEnv: true,
+      token,
+    });
+  });
+});
+
+describe('real and emulated providers', () => {
+  const SMSRU = { SMSRU_API_ID: 'real-sms-ru-api-id' };
+  const TELEGRAM = { TELEGRAM_BOT_TOKEN: '123:real', TELEGRAM_CHAT_ID: '-100123' };
+  const BITRIX24 = { BITRIX24_WEBHOOK_URL: 'https://shop.bitrix24.ru/rest/1/code/' };
+  const VOXIMPLANT = {
+    VOXIMPLANT_ACCOUNT_ID: '1',
+    VOXIMPLANT_API_KEY: 'real-key',
+    VOXIMPLANT_RULE_ID: '7',
+    PUBLIC_URL: 'https://leads.shop.example',
+  };
+  const ALL = { ...SMSRU, ...TELEGRAM, ...BITRIX24, ...VOXIMPLANT };
+  const modesOf = (env: Record<string, string>) => {
+    const c = loadConfig({ DATA_DIR: dataDir(), ...env });
+    return [c.bitrix24.mode, c.voximplant.mode, c.sms.mode, c.telegram.mode];
+  };
+
+  test('all emulated or all real start as before', () => {
+    expect(modesOf({})).toEqual(['emulator', 'emulator', 'emulator', 'emulator']);
+    expect(modesOf(ALL)).toEqual(['real', 'real', 'real', 'real']);
+  });
+
+  test('a mix refuses to start, naming the emulated ones and the EMULATE that would allow it', () => {
+    const problems = problemsOf({ ...SMSRU, ...TELEGRAM });
+    expect(problems).toContain(
+      'EMULATE: bitrix24, voximplant would run on the emulators (no credentials) while smsru, telegram are real',
+    );
+    expect(problems).toContain('EMULATE=bitrix24,voximplant');
+  });
+
+  test('EMULATE naming exactly the emulated ones starts the mix', () => {
+    expect(modesOf({ ...SMSRU, ...TELEGRAM, EMULATE: 'bitrix24, voximplant' })).toEqual([
+      'emulator',
+      'emulator',
+      'real',
+      'real',
+    ]);
+    expect(modesOf({ ...BITRIX24, ...VOXIMPLANT, ...TELEGRAM, EMULATE: 'smsru' })).toEqual([
+      'real',
+      'real',
+      'emulator',
+      'real',
+    ]);
+  });
+
+  test.each([
+    [{ ...SMSRU, EMULATE: 'bitrix24,voximplant' }, 'EMULATE: telegram would run on the emulators'],
+    [{ ...SMSRU, EMULATE: 'bitrix24,voximplant,telegram,smsru' }, 'EMULATE: smsru has credentials set'],
+    [{ EMULATE: 'smsru' }, 'EMULATE: bitrix24, voximplant, telegram would run on the emulators too'],
+    [{ EMULATE: 'sms' }, 'EMULATE: unknown provider sms (known: bitrix24, voximplant, smsru, telegram)'],
+    [{ NODE_ENV: 'production', ...ALL, EMULATE: 'smsru' }, 'EMULATE: production runs on real providers only'],
+  ])('%j is refused: %s', (env, message) => {
+    expect(problemsOf(env)).toContain(message);
+  });
+
+  test('in production the codec decodes for CODEC_AUTH_TOKEN only, whoever the caller', () => {
+    const production = {
+      NODE_ENV: 'production',
+      ...ALL,
+      ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
+      OPERATOR_TOKEN: CHOSEN,
+      VOXIMPLANT_RESULT_SECRET: CHOSEN,
+    };
+    expect(loadConfig({ DATA_DIR: dataDir(), ...production }).codec.localWithoutToken).toBe(false);
+    expect(loadConfig({ DATA_DIR: dataDir() }).codec.localWithoutToken).toBe(true);
+  });
+
+  test('a real VoxImplant needs PUBLIC_URL, an https one', () => {
+    const { PUBLIC_URL: _, ...withoutUrl } = VOXIMPLANT;
+    const env = { ...withoutUrl, EMULATE: 'bitrix24,smsru,telegram' };
+    expect(problemsOf(env)).toContain('PUBLIC_URL: required when VoxImplant is real');
+    expect(problemsOf({ ...env, PUBLIC_URL: 'http://leads.shop.example' })).toContain(
+      'PUBLIC_URL: must be an https URL when VoxImplant is real',
+    );
+    expect(problemsOf({ ...env, PUBLIC_URL: 'https://leads.shop.example' })).toBe('');
+    // An emulator on this host (outside production) runs the scenario here, where loopback works.
+    const local = { ...env, VOXIMPLANT_API_URL: 'http://127.0.0.1:4010' };
+    expect(problemsOf(local)).toBe('');
+    expect(problemsOf({ ...local, NODE_ENV: 'production' })).toContain(
+      'PUBLIC_URL: required when VoxImplant is real',
+    );
   });
 });

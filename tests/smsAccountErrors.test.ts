@@ -57,7 +57,7 @@ describe('SMS.ru answering 201 (no money) on a running service', () => {
   });
 
   async function metric(name: string): Promise<number> {
-    const text = await (await fetch(`${stack.url}/metrics`)).text();
+    const text = await (await fetch(stack.metricsUrl)).text();
     const line = text.split('\n').find((l) => l.startsWith(name));
     return line ? Number(line.split(' ').pop()) : 0;
   }

@@ -134,6 +134,8 @@ export class Bench {
       INTAKE_RATE_LIMIT_PER_MINUTE: '100000000',
       LOG_LEVEL: 'warn',
       SDK_METRICS_PORT: '0',
+      // /metrics on a loopback port of its own, any free one: nothing else on the host is disturbed.
+      METRICS_PORT: '0',
       ...overrides,
     };
   }
@@ -172,9 +174,16 @@ export class Bench {
     emulators.voximplant.control.setDefaultOutcome({ result: 'answered', delayMs: 5 });
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
+    const sdkMetricsPort = await freePort([port]);
+    // The service's /metrics is on a loopback port of its own, chosen here so this process knows it.
+    const metricsUrl = `http://127.0.0.1:${await freePort([port, sdkMetricsPort])}/metrics`;
     const env = {
       // The SDK's metrics on a port of its own, appended to /metrics: the workflow cache's figures.
-      ...this.env({ SDK_METRICS_PORT: String(await freePort([port])), ...overrides }),
+      ...this.env({
+        SDK_METRICS_PORT: String(sdkMetricsPort),
+        METRICS_PORT: new URL(metricsUrl).port,
+        ...overrides,
+      }),
       PORT: String(port),
       PUBLIC_URL: url,
       // Real-provider mode, pointed at this process's emulators.
@@ -219,7 +228,7 @@ export class Bench {
     this.ledger = new CallLedger(emulators.voximplant.state);
     const pid = child.pid!;
     const metrics = () =>
-      fetch(`${url}/metrics`).then(
+      fetch(metricsUrl).then(
         (r) => r.text(),
         () => '',
       );

@@ -105,7 +105,7 @@ async function main(): Promise<void> {
           if (f.endsWith('.heapsnapshot')) fs.renameSync(path.join(outDir, f), path.join(os.tmpdir(), f));
       }
     }
-    const metrics = await fetch(`${service.url}/metrics`).then((r) => r.text());
+    const metrics = await service.metrics();
     console.log(
       metrics
         .split('\n')

@@ -311,6 +311,8 @@ svc_env=(
   HOST="${HOST:-127.0.0.1}"
   # Each process would bind the same SDK metrics port; one per host is how production runs them.
   SDK_METRICS_PORT="${SDK_METRICS_PORT:-0}"
+  # The same for /metrics' own loopback port (each process logs the one it took).
+  METRICS_PORT="${METRICS_PORT:-0}"
 )
 
 if [[ "${CLUSTER_EMULATORS:-1}" == 1 ]]; then

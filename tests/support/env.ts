@@ -22,6 +22,8 @@ export interface TestStack {
   emulators: RunningEmulators;
   config: AppConfig;
   url: string;
+  /** GET /metrics of this stack: its own loopback port, off the API's */
+  metricsUrl: string;
   dataDir: string;
   /** OPERATOR_TOKEN of this stack */
   operatorToken: string;
@@ -187,6 +189,8 @@ export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessE
     BITRIX24_REQUESTS_PER_SECOND: '50',
     INTAKE_RATE_LIMIT_PER_MINUTE: '100000',
     OPERATOR_TOKEN: `test-operator-${crypto.randomBytes(12).toString('hex')}`,
+    // Test files run side by side: each stack's metrics on a free port of its own.
+    METRICS_PORT: '0',
     ...overrides,
   };
 }
@@ -213,6 +217,7 @@ export async function startStack(
     emulators: service.emulators!,
     config: service.config,
     url: service.url!,
+    metricsUrl: service.metricsUrl ?? `${service.url!}/metrics`,
     dataDir: processEnv.DATA_DIR!,
     operatorToken: service.config.operator.token,
     operator: { authorization: `Bearer ${service.config.operator.token}` },

@@ -72,6 +72,8 @@ export async function serviceProcess(
     DATA_DIR: dataDir,
     TEMPORAL_ADDRESS: temporalAddress,
     SDK_METRICS_PORT: '0',
+    // Several service processes on one host: none may take the default metrics port.
+    METRICS_PORT: '0',
     ...emulatorProviderEnv(emulators.urls),
     BITRIX24_REQUESTS_PER_SECOND: '50',
     INTAKE_RATE_LIMIT_PER_MINUTE: '100000',
