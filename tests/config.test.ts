@@ -154,6 +154,7 @@ describe('production needs the secrets every process must share', () => {
     VOXIMPLANT_RESULT_SECRET: 'result-secret-0123456789abcdef0123456789',
     ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
     OPERATOR_TOKEN: 'operator-token-0123456789abcdef0123456789',
+    PHONE_ID_KEY: 'phone-id-key-0123456789abcdef0123456789',
   };
   const secretProblems = (env: Record<string, string>) =>
     problemsOf({ NODE_ENV: 'production', ...env }).filter((p) =>

@@ -181,7 +181,7 @@ test('the console lists the leads that need a person and those being called, act
   const link = await page.locator(`#manual tr[data-ref="${refs.m1}"] a.history`).getAttribute('href');
   expect(link).toMatch(
     new RegExp(
-      `^http://127\\.0\\.0\\.1:${stack.config.temporal.uiPort}/namespaces/default/workflows/lead-h[0-9a-f]{24}/[0-9a-f-]{36}/history$`,
+      `^http://127\\.0\\.0\\.1:${stack.config.temporal.uiPort}/namespaces/default/workflows/lead-k[0-9a-f]{24}/[0-9a-f-]{36}/history$`,
     ),
   );
 

@@ -265,6 +265,7 @@ describe('real and emulated providers', () => {
       ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
       OPERATOR_TOKEN: CHOSEN,
       VOXIMPLANT_RESULT_SECRET: CHOSEN,
+      PHONE_ID_KEY: CHOSEN,
     };
     expect(loadConfig({ DATA_DIR: dataDir(), ...production }).codec.localWithoutToken).toBe(false);
     expect(loadConfig({ DATA_DIR: dataDir() }).codec.localWithoutToken).toBe(true);
