@@ -13,6 +13,7 @@ const UNIT_FILES = [
   'config',
   'dashboardCharts',
   'http',
+  'leadBoard',
   'memorySettings',
   'phone',
   'providers',

@@ -12,6 +12,7 @@ import { connectToTemporal } from '../worker/connection';
 import { createLeadWorkers, type LeadWorkers, type WorkflowSource } from '../worker/worker';
 import { logger as rootLogger, type Logger } from '../support/logger';
 import { AesGcmPayloadCodec } from '../support/codec';
+import type { Clock } from '../support/clock';
 
 export interface ServiceOptions {
   /** 'all' (default): API and worker in one process; or one of them, to scale them apart. */
@@ -24,6 +25,8 @@ export interface ServiceOptions {
   /** Start the emulators for providers without credentials (default true). */
   emulators?: boolean;
   emulatorOptions?: EmulatorOptions;
+  /** The API's clock for its shared dashboard data (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface RunningService {
@@ -84,6 +87,7 @@ export async function startService(
       metrics,
       isWorkerReady: () => !workers || workers.leadWorker.getState() === 'RUNNING',
       extraMetrics: options.extraMetrics,
+      clock: options.clock,
     });
     server = await new Promise<http.Server>((resolve, reject) => {
       const s = app.listen(config.port, config.host, () => resolve(s));
