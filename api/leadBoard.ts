@@ -194,6 +194,8 @@ export class LeadBoard {
    * does a called one's; a run not called yet is asked again after an interval.
    */
   private readonly firstCalls: LRUCache<string, { seconds: number | null }, LeadRow>;
+  /** The older-period scan running now, the next one waits for. */
+  private olderReads: Promise<unknown> = Promise.resolve();
   /** Why a piece with no good read to fall back on failed, for its readers. */
   private readonly failures = new Map<string, unknown>();
   /** A console row's state, per run and per what visibility shows of it: a change asks again. */
@@ -222,8 +224,9 @@ export class LeadBoard {
     this.older = new LRUCache({
       ...shared,
       max: MAX_OLD_PERIODS,
+      // Their keys are the caller's choice: one such scan at a time, however many are asked for.
       fetchMethod: (key, _stale, { context }) =>
-        this.refresh(`period|${key}`, () => this.readLeads(context.from, context.to)),
+        this.oneAtATime(() => this.refresh(`period|${key}`, () => this.readLeads(context.from, context.to))),
     });
     this.queuePiece = new LRUCache({
       ...shared,
@@ -237,7 +240,8 @@ export class LeadBoard {
     });
     this.views = new LRUCache({ max: MAX_VIEWS });
     this.firstCalls = new LRUCache({
-      max: 10 * 300,
+      // Ten periods' samples of the newest 300.
+      max: 3_000,
       perf,
       ttlResolution: 0,
       fetchMethod: (_key, _stale, { context, options }) => this.readFirstCall(context, options),
@@ -311,14 +315,19 @@ export class LeadBoard {
   /** The time to the first call of each of `rows` (undefined: not called, or not readable). */
   async firstCallSeconds(rows: LeadRow[]): Promise<Array<number | undefined>> {
     return mapBounded(rows, READ_CONCURRENCY, async (row) => {
-      // Visibility already says some were never called: no read for those.
-      if (row.execution !== 'RUNNING' && row.execution !== 'COMPLETED') return undefined;
-      if (row.status === 'PhoneNotDialable' || (row.execution === 'RUNNING' && row.attempts === 0)) {
+      // Visibility already tells those never called, and those whose state cannot be read.
+      if (row.attempts === 0 || (row.execution !== 'RUNNING' && row.execution !== 'COMPLETED')) {
         return undefined;
       }
       const got = await this.firstCalls.fetch(row.runId, { context: row }).catch(() => undefined);
       return got?.seconds ?? undefined;
     });
+  }
+
+  private oneAtATime<T>(read: () => Promise<T>): Promise<T> {
+    const next = this.olderReads.then(read, read);
+    this.olderReads = next.catch(() => undefined);
+    return next;
   }
 
   /** The piece, or (no good read yet and this one failed) its read's error. */
