@@ -14,6 +14,7 @@ const UNIT_FILES = [
   'customerText',
   'dashboardCharts',
   'http',
+  'leadBoard',
   'memorySettings',
   'phone',
   'providers',

@@ -15,6 +15,8 @@ import { corezoidRoutes } from './corezoid';
 import { dashboardRoutes } from './dashboard';
 import { dashboardChartRoutes, chartLibraryRoutes } from './dashboardCharts';
 import { operatorRoutes } from './operators';
+import { LeadBoard } from './leadBoard';
+import { systemClock } from '../support/clock';
 import { codecRoutes } from './codec';
 import { telegramWebhookRoutes } from './telegramWebhook';
 import { operatorAuth } from './operatorAuth';
@@ -169,10 +171,12 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use(leadRoutes(deps, auth.requireOperator));
   app.use(voximplantRoutes(deps));
   app.use(corezoidRoutes(deps, (raw) => acceptLead(raw)));
-  app.use(dashboardRoutes(deps, auth.requireOperator));
-  app.use(dashboardChartRoutes(deps, auth.requireOperator));
+  // One aggregate for every open dashboard and console of this process.
+  const board = new LeadBoard({ client, config, logger, clock: deps.clock ?? systemClock });
+  app.use(dashboardRoutes(board, auth.requireOperator));
+  app.use(dashboardChartRoutes(board, auth.requireOperator));
   app.use(chartLibraryRoutes());
-  app.use(operatorRoutes(deps, auth.requireOperator, auth.requireOperatorPage));
+  app.use(operatorRoutes(deps, board, auth.requireOperator, auth.requireOperatorPage));
   app.use(codecRoutes(deps));
   app.use(telegramWebhookRoutes(deps));
 

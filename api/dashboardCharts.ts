@@ -1,19 +1,17 @@
 // The data behind the dashboard's charts, one operator route per chart. Counts come from
 // visibility (one row per lead workflow, its LeadStatus), so a retried activity or a replayed
-// workflow cannot count twice. The time to the first call is read from each lead's own history
-// (intake event vs. the first claimed call attempt), which a replay rebuilds identically.
+// workflow cannot count twice; the rows are the shared read of api/leadBoard.ts. The time to the
+// first call is the one figure visibility does not hold: it is read from each lead's own history
+// (intake event vs. the first claimed call attempt), once per lead once it is known.
 import path from 'node:path';
 import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { temporal } from '@temporalio/proto';
-import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
-import { HttpError, parseOr400, type AppDeps } from './http';
-import { mapBounded } from './operators';
-import { LeadPartnerKey, LeadSiteKey, LeadStatusKey } from '../workflows/searchAttributes';
-import { getLeadStateQuery } from '../workflows/definitions';
-import type { LeadState } from '../workflows/types';
+import { LRUCache } from 'lru-cache';
+import { parseOr400 } from './http';
+import type { LeadBoard, LeadRow, PeriodLeads } from './leadBoard';
 
-const MAX_LEADS = 50_000;
+export { secondsToFirstCall } from './leadBoard';
+
 /** Leads whose history is read for the time to first call: the newest of the period. */
 export const FIRST_CALL_SAMPLE = 300;
 const HOUR = 3_600_000;
@@ -21,7 +19,6 @@ const DAY = 86_400_000;
 /** Hourly series cover at most this much (the end of the period). */
 const HOURLY_SPAN = 7 * DAY;
 export const REACHED = ['Answered', 'Voicemail'];
-const FIRST_CALL_EVENT = /^звонок, попытка /;
 
 const period = z.object({
   from: z.iso.datetime({ offset: true }).or(z.iso.date()).optional(),
@@ -47,32 +44,29 @@ interface Period {
   tz: string;
 }
 
-function readPeriod(raw: unknown): Period {
+function readPeriod(raw: unknown): { asked: { from?: Date; to?: Date }; tz: string } {
   const p = parseOr400(period, raw, 'invalid period');
-  const to = p.to ? new Date(p.to) : new Date(Date.now() + 60_000);
-  const from = p.from ? new Date(p.from) : new Date(to.getTime() - 30 * DAY);
-  if (from >= to) throw new HttpError(400, '"from" must be before "to"');
-  return { from, to, tz: p.tz ?? 'UTC' };
+  return {
+    asked: { ...(p.from ? { from: new Date(p.from) } : {}), ...(p.to ? { to: new Date(p.to) } : {}) },
+    tz: p.tz ?? 'UTC',
+  };
 }
 
-async function leadsIn(client: Client, { from, to }: Period): Promise<WorkflowExecutionInfo[]> {
-  const q = `WorkflowType = 'processLead' AND StartTime >= '${from.toISOString()}' AND StartTime < '${to.toISOString()}'`;
-  const out: WorkflowExecutionInfo[] = [];
-  for await (const wf of client.workflow.list({ query: q })) {
-    if (out.length >= MAX_LEADS) break;
-    out.push(wf);
+// Intl takes a zone in any letter case: bounded, so variants of one name cannot grow it.
+const formats = new LRUCache<string, Intl.DateTimeFormat>({ max: 64 });
+/** One formatter per zone, not one per lead. */
+function dayFormat(tz: string): Intl.DateTimeFormat {
+  let f = formats.get(tz);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' });
+    formats.set(tz, f);
   }
-  return out;
+  return f;
 }
 
 /** `YYYY-MM-DD` of `at` in `tz`. */
-function dayIn(at: Date, tz: string): string {
-  return new Intl.DateTimeFormat('en-CA', {
-    timeZone: tz,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-  }).format(at);
+function dayIn(at: Date | number, tz: string): string {
+  return dayFormat(tz).format(at);
 }
 
 /** Every calendar day of the period in `tz`, in order. */
@@ -87,16 +81,14 @@ function daysOf({ from, to, tz }: Period): string[] {
   return days;
 }
 
-const statusOf = (wf: WorkflowExecutionInfo) => wf.typedSearchAttributes.get(LeadStatusKey) ?? 'New';
-
 export interface SeriesByOutcome {
   /** bucket starts (epoch seconds) for hours, `YYYY-MM-DD` for days */
   buckets: Array<number | string>;
   byOutcome: Record<string, number[]>;
 }
 
-export function leadsOverTime(leads: WorkflowExecutionInfo[], p: Period) {
-  const outcomes = [...new Set(leads.map(statusOf))].sort();
+export function leadsOverTime(leads: LeadRow[], p: Period) {
+  const outcomes = [...new Set(leads.map((l) => l.status))].sort();
   const hourFrom = Math.floor(Math.max(p.from.getTime(), p.to.getTime() - HOURLY_SPAN) / HOUR) * HOUR;
   const hours: number[] = [];
   for (let t = hourFrom; t < p.to.getTime(); t += HOUR) hours.push(t / 1000);
@@ -107,11 +99,12 @@ export function leadsOverTime(leads: WorkflowExecutionInfo[], p: Period) {
     hourly.byOutcome[o] = hours.map(() => 0);
     daily.byOutcome[o] = days.map(() => 0);
   }
-  for (const wf of leads) {
-    const o = statusOf(wf);
-    const h = Math.floor((wf.startTime.getTime() - hourFrom) / HOUR);
+  const dayIndex = new Map(days.map((d, i) => [d, i]));
+  for (const lead of leads) {
+    const o = lead.status;
+    const h = Math.floor((lead.startTime - hourFrom) / HOUR);
     if (h >= 0 && h < hours.length) hourly.byOutcome[o]![h]! += 1;
-    const d = days.indexOf(dayIn(wf.startTime, p.tz));
+    const d = dayIndex.get(dayIn(lead.startTime, p.tz)) ?? -1;
     if (d >= 0) daily.byOutcome[o]![d]! += 1;
   }
   return { from: p.from.toISOString(), to: p.to.toISOString(), tz: p.tz, hourly, daily };
@@ -122,35 +115,19 @@ function percentile(sorted: number[], q: number): number {
   return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
 }
 
-/** Seconds from intake to the first call attempt, from the lead's history; undefined before its first call. */
-export function secondsToFirstCall(state: LeadState): number | undefined {
-  const intake = state.history[0];
-  const call = state.history.find((e) => FIRST_CALL_EVENT.test(e.what));
-  if (!intake || !call) return undefined;
-  return Math.max(0, (call.at - intake.at) / 1000);
-}
-
-async function stateOf(client: Client, wf: WorkflowExecutionInfo): Promise<LeadState | undefined> {
-  const handle = client.workflow.getHandle(wf.workflowId, wf.runId);
-  try {
-    if (wf.status.name === 'RUNNING') return await handle.query(getLeadStateQuery);
-    if (wf.status.name === 'COMPLETED') return (await handle.result()) as LeadState;
-  } catch {
-    // Closed between list and query, or its history is gone: not counted.
-  }
-  return undefined;
-}
-
-export async function firstCallTimes(client: Client, leads: WorkflowExecutionInfo[], p: Period) {
-  const sample = [...leads]
-    .sort((a, b) => b.startTime.getTime() - a.startTime.getTime())
-    .slice(0, FIRST_CALL_SAMPLE);
-  const states = await mapBounded(sample, 8, (wf) => stateOf(client, wf));
+/** `seconds` answers the time to first call of each lead it is given (undefined: none). */
+export async function firstCallTimes(
+  leads: LeadRow[],
+  p: Period,
+  seconds: (sample: LeadRow[]) => Promise<Array<number | undefined>>,
+) {
+  const sample = [...leads].sort((a, b) => b.startTime - a.startTime).slice(0, FIRST_CALL_SAMPLE);
+  const times = await seconds(sample);
   const days = daysOf(p);
   const perDay = days.map(() => [] as number[]);
-  sample.forEach((wf, i) => {
-    const s = states[i] && secondsToFirstCall(states[i]);
-    const d = days.indexOf(dayIn(wf.startTime, p.tz));
+  sample.forEach((lead, i) => {
+    const s = times[i];
+    const d = days.indexOf(dayIn(lead.startTime, p.tz));
     if (s !== undefined && d >= 0) perDay[d]!.push(s);
   });
   const sorted = perDay.map((v) => v.sort((a, b) => a - b));
@@ -174,14 +151,14 @@ export interface ReachedGroup {
   share: number;
 }
 
-export function reachedShare(leads: WorkflowExecutionInfo[], p: Period) {
-  const group = (keyOf: (wf: WorkflowExecutionInfo) => string): ReachedGroup[] => {
+export function reachedShare(leads: LeadRow[], p: Omit<Period, 'tz'>) {
+  const group = (keyOf: (lead: LeadRow) => string): ReachedGroup[] => {
     const m = new Map<string, { leads: number; reached: number }>();
-    for (const wf of leads) {
-      const k = keyOf(wf);
+    for (const lead of leads) {
+      const k = keyOf(lead);
       const g = m.get(k) ?? { leads: 0, reached: 0 };
       g.leads += 1;
-      if (REACHED.includes(statusOf(wf))) g.reached += 1;
+      if (REACHED.includes(lead.status)) g.reached += 1;
       m.set(k, g);
     }
     return [...m.entries()]
@@ -191,49 +168,44 @@ export function reachedShare(leads: WorkflowExecutionInfo[], p: Period) {
   return {
     from: p.from.toISOString(),
     to: p.to.toISOString(),
-    partners: group((wf) => wf.typedSearchAttributes.get(LeadPartnerKey) ?? '(без партнёра)'),
-    sites: group((wf) => wf.typedSearchAttributes.get(LeadSiteKey) ?? '(не указан)'),
+    partners: group((lead) => lead.partner ?? '(без партнёра)'),
+    sites: group((lead) => lead.site ?? '(не указан)'),
   };
 }
 
-/** Activity tasks waiting in a task queue, as the server estimates them. */
-async function activityBacklog(client: Client, namespace: string, taskQueue: string): Promise<number | null> {
-  try {
-    const res = await client.workflowService.describeTaskQueue({
-      namespace,
-      taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-      reportStats: true,
-    });
-    const count = res.stats?.approximateBacklogCount ?? res.taskQueueStatus?.backlogCountHint;
-    return count === null || count === undefined ? 0 : Number(count);
-  } catch {
-    return null;
-  }
-}
-
-export function dashboardChartRoutes({ client, config }: AppDeps, requireOperator: RequestHandler): Router {
+export function dashboardChartRoutes(board: LeadBoard, requireOperator: RequestHandler): Router {
   const router = Router();
-  const { namespace } = config.temporal;
-  router.get('/api/dashboard/leads-over-time', requireOperator, async (req, res) => {
-    const p = readPeriod(req.query);
-    res.json(leadsOverTime(await leadsIn(client, p), p));
-  });
-  router.get('/api/dashboard/first-call', requireOperator, async (req, res) => {
-    const p = readPeriod(req.query);
-    res.json(await firstCallTimes(client, await leadsIn(client, p), p));
-  });
-  router.get('/api/dashboard/reached', requireOperator, async (req, res) => {
-    const p = readPeriod(req.query);
-    res.json(reachedShare(await leadsIn(client, p), p));
-  });
+  /** The period's leads from the shared read, and the answer computed once per read, period and zone. */
+  const chart =
+    <T>(name: string, compute: (leads: PeriodLeads, p: Period) => T | Promise<T>): RequestHandler =>
+    async (req, res) => {
+      const { asked, tz } = readPeriod(req.query);
+      const leads = await board.leads(asked);
+      const p = { from: new Date(leads.from), to: new Date(leads.to), tz };
+      const body = await board.view(`${name}|${leads.key}|${tz}`, () => compute(leads, p));
+      res.json({ ...body, asOf: new Date(leads.asOf).toISOString() });
+    };
+  router.get(
+    '/api/dashboard/leads-over-time',
+    requireOperator,
+    chart('leads-over-time', (leads, p) => leadsOverTime(leads.rows, p)),
+  );
+  router.get(
+    '/api/dashboard/first-call',
+    requireOperator,
+    chart('first-call', (leads, p) =>
+      firstCallTimes(leads.rows, p, (sample) => board.firstCallSeconds(sample)),
+    ),
+  );
+  router.get(
+    '/api/dashboard/reached',
+    requireOperator,
+    chart('reached', (leads, p) => reachedShare(leads.rows, p)),
+  );
   router.get('/api/dashboard/backlog', requireOperator, async (_req, res) => {
-    // CRM work (Bitrix24) has its own queue; seller alerts and SMS share the lead queue.
-    const [crm, alerts] = await Promise.all([
-      activityBacklog(client, namespace, config.temporal.crmTaskQueue),
-      activityBacklog(client, namespace, config.temporal.taskQueue),
-    ]);
-    res.json({ at: new Date().toISOString(), crm, alerts });
+    const { asOf, crm, alerts } = await board.backlog();
+    const at = new Date(asOf).toISOString();
+    res.json({ at, crm, alerts, asOf: at });
   });
   return router;
 }

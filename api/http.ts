@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import type { AppConfig } from '../config';
 import type { Logger } from '../support/logger';
 import type { Metrics } from '../support/metrics';
+import type { Clock } from '../support/clock';
 
 export interface AppDeps {
   client: Client;
@@ -16,6 +17,8 @@ export interface AppDeps {
   isWorkerReady?: () => boolean;
   /** Extra Prometheus text appended to /metrics (the Temporal SDK's own metrics). */
   extraMetrics?: () => Promise<string>;
+  /** When the dashboard's shared data is due again (default: the system clock); tests step it. */
+  clock?: Clock;
 }
 
 /** Answered as `{error: message, ...body}` with `status` by the app's error handler. */

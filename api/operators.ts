@@ -1,26 +1,12 @@
 // The operators' console: the leads that need a person now and the leads being called or asleep
-// until morning. The list comes from visibility (the search attributes the workflow keeps); only
-// the rows shown are asked for their state (ref, last result), a bounded number of queries.
+// until morning. The list comes from visibility (the search attributes and memo the workflow
+// keeps), read once per refresh interval for every open console (api/leadBoard.ts); only the ref,
+// the last call result and the partner's CRM title come from the lead itself, read once per run
+// and again only when what visibility shows of it changes.
 import path from 'node:path';
 import { Router, type RequestHandler } from 'express';
-import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { AppDeps } from './http';
-import {
-  CallAttemptsKey,
-  LeadPartnerKey,
-  LeadSiteKey,
-  LeadStatusKey,
-  ManualReasonKey,
-  NextCallAtKey,
-} from '../workflows/searchAttributes';
-import { getLeadStateQuery } from '../workflows/definitions';
-import type { LeadState, LeadStatus } from '../workflows/types';
-
-/** Rows per section: a page a person can read, and a bound on the state queries one refresh makes. */
-export const QUEUE_LIMIT = 100;
-const QUERY_CONCURRENCY = 8;
-/** How many matching leads one refresh reads from visibility at most, to find the oldest. */
-const MAX_LISTED = 10_000;
+import type { LeadBoard, QueueEntry } from './leadBoard';
 
 export interface QueueRow {
   workflowId: string;
@@ -44,95 +30,52 @@ export interface OperatorQueue {
   manual: QueueRow[];
   active: QueueRow[];
   truncated: boolean;
+  /** when visibility was read (the same as `asOf`) */
   at: string;
-}
-
-const ACTIVE: LeadStatus[] = ['Calling', 'WaitingForResult', 'MissedCall', 'WaitingForWorkingHours'];
-
-/** Runs `fn` over `items`, at most `limit` at a time, keeping their order. */
-export async function mapBounded<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
-
-async function listOldestFirst(
-  client: Client,
-  query: string,
-): Promise<{ rows: WorkflowExecutionInfo[]; truncated: boolean }> {
-  // Visibility stores list newest first and not every store orders by a custom key: read all that
-  // match (a bounded set in any working shop), keep the oldest.
-  const all: WorkflowExecutionInfo[] = [];
-  for await (const wf of client.workflow.list({ query })) {
-    all.push(wf);
-    if (all.length >= MAX_LISTED) break;
-  }
-  all.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
-  return { rows: all.slice(0, QUEUE_LIMIT), truncated: all.length > QUEUE_LIMIT };
-}
-
-function memoString(wf: WorkflowExecutionInfo, key: string): string | undefined {
-  const v = wf.memo?.[key];
-  return typeof v === 'string' && v !== '' ? v : undefined;
+  asOf: string;
 }
 
 export function workflowWebUrl(uiUrl: string, namespace: string, workflowId: string, runId: string): string {
   return `${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}/${encodeURIComponent(runId)}/history`;
 }
 
-export async function buildQueue(client: Client, uiUrl: string, namespace: string): Promise<OperatorQueue> {
-  const base = `WorkflowType = 'processLead' AND ExecutionStatus = 'Running'`;
-  const [manual, active] = await Promise.all([
-    listOldestFirst(client, `${base} AND LeadStatus = 'ManualHandling'`),
-    listOldestFirst(client, `${base} AND LeadStatus IN (${ACTIVE.map((s) => `'${s}'`).join(', ')})`),
-  ]);
-  const toRow = async (wf: WorkflowExecutionInfo): Promise<QueueRow> => {
-    const attrs = wf.typedSearchAttributes;
-    let state: LeadState | undefined;
-    try {
-      state = await client.workflow.getHandle(wf.workflowId, wf.runId).query(getLeadStateQuery);
-    } catch {
-      // Closed since the list was read, or its worker is down: the row still shows what visibility knows.
-    }
-    const nextCallAt = attrs.get(NextCallAtKey);
-    const partner =
-      state?.partner?.status === 'found'
-        ? state.partner.title
-        : (attrs.get(LeadPartnerKey) ?? memoString(wf, 'partner'));
-    return {
-      workflowId: wf.workflowId,
-      runId: wf.runId,
-      ...(state ? { ref: state.ref } : {}),
-      status: attrs.get(LeadStatusKey) ?? 'New',
-      ...(attrs.get(ManualReasonKey) ? { reason: attrs.get(ManualReasonKey) } : {}),
-      attempts: attrs.get(CallAttemptsKey) ?? 0,
-      ...(state?.lastResult ? { lastResult: state.lastResult } : {}),
-      ...(nextCallAt ? { nextCallAt: nextCallAt.toISOString() } : {}),
-      ...(partner ? { partner } : {}),
-      ...(attrs.get(LeadSiteKey) ? { site: attrs.get(LeadSiteKey) } : {}),
-      ...(memoString(wf, 'phone') ? { phone: memoString(wf, 'phone') } : {}),
-      ...(memoString(wf, 'city') ? { city: memoString(wf, 'city') } : {}),
-      receivedAt: wf.startTime.toISOString(),
-      webUrl: workflowWebUrl(uiUrl, namespace, wf.workflowId, wf.runId),
-    };
-  };
+function toRow({ wf, state }: QueueEntry, uiUrl: string, namespace: string): QueueRow {
+  const partner = state?.partner?.status === 'found' ? state.partner.title : (wf.partner ?? wf.memo.partner);
   return {
-    manual: await mapBounded(manual.rows, QUERY_CONCURRENCY, toRow),
-    active: await mapBounded(active.rows, QUERY_CONCURRENCY, toRow),
-    truncated: manual.truncated || active.truncated,
-    at: new Date().toISOString(),
+    workflowId: wf.workflowId,
+    runId: wf.runId,
+    ...(state ? { ref: state.ref } : {}),
+    status: wf.status,
+    ...(wf.reason ? { reason: wf.reason } : {}),
+    attempts: wf.attempts,
+    ...(state?.lastResult ? { lastResult: state.lastResult } : {}),
+    ...(wf.nextCallAt ? { nextCallAt: new Date(wf.nextCallAt).toISOString() } : {}),
+    ...(partner ? { partner } : {}),
+    ...(wf.site ? { site: wf.site } : {}),
+    ...(wf.memo.phone ? { phone: wf.memo.phone } : {}),
+    ...(wf.memo.city ? { city: wf.memo.city } : {}),
+    receivedAt: new Date(wf.startTime).toISOString(),
+    webUrl: workflowWebUrl(uiUrl, namespace, wf.workflowId, wf.runId),
   };
 }
 
+export async function buildQueue(board: LeadBoard, uiUrl: string, namespace: string): Promise<OperatorQueue> {
+  const piece = await board.queue();
+  return board.view(`queue|${piece.asOf}`, () => {
+    const asOf = new Date(piece.asOf).toISOString();
+    return {
+      manual: piece.manual.map((e) => toRow(e, uiUrl, namespace)),
+      active: piece.active.map((e) => toRow(e, uiUrl, namespace)),
+      truncated: piece.truncated,
+      at: asOf,
+      asOf,
+    };
+  });
+}
+
 export function operatorRoutes(
-  { client, config }: AppDeps,
+  { config }: AppDeps,
+  board: LeadBoard,
   requireOperator: RequestHandler,
   requireOperatorPage: RequestHandler,
 ): Router {
@@ -140,7 +83,7 @@ export function operatorRoutes(
   router.get('/api/operators/queue', requireOperator, async (_req, res) => {
     res
       .set('cache-control', 'no-store')
-      .json(await buildQueue(client, config.temporal.uiUrl, config.temporal.namespace));
+      .json(await buildQueue(board, config.temporal.uiUrl, config.temporal.namespace));
   });
   router.get('/operators', requireOperatorPage, (_req, res) => {
     res.set('cache-control', 'no-store').sendFile(path.join(__dirname, 'pages', 'operators.html'));

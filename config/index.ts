@@ -216,6 +216,8 @@ const envSchema = z.object({
   // work, and a scenario whose claim waits past its minute of retries does not dial.
   MORNING_LEADS_PER_SECOND: z.coerce.number().positive().max(1000).default(10),
   MANUAL_HANDLING_TIMEOUT: duration('7d'),
+  /** How often the dashboard and console data is read from Temporal, however many tabs poll it. */
+  DASHBOARD_REFRESH: duration('5s').refine((ms) => ms >= 1000, 'at least 1s'),
 
   SMS_NIGHT_TEXT: z
     .string()
@@ -482,6 +484,7 @@ const configSchema = envSchema.transform((e, ctx) => {
       confirmationSms: e.SMS_CONFIRMATION_TEXT,
       voicemailSms: e.SMS_VOICEMAIL_TEXT,
     },
+    dashboard: { refreshMs: e.DASHBOARD_REFRESH },
     leadFieldMap: e.LEAD_FIELD_MAP,
     maxBodySize: e.MAX_BODY_SIZE,
     intakeRateLimitPerMinute: e.INTAKE_RATE_LIMIT_PER_MINUTE,

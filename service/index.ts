@@ -14,6 +14,7 @@ import { connectToTemporal } from '../worker/connection';
 import { createLeadWorkers, type LeadWorkers, type WorkflowSource } from '../worker/worker';
 import { logger as rootLogger, type Logger } from '../support/logger';
 import { AesGcmPayloadCodec } from '../support/codec';
+import type { Clock } from '../support/clock';
 
 export interface ServiceOptions {
   /** 'all' (default): API and worker in one process; or one of them, to scale them apart. */
@@ -26,6 +27,8 @@ export interface ServiceOptions {
   /** Start the emulators for providers without credentials (default true). */
   emulators?: boolean;
   emulatorOptions?: EmulatorOptions;
+  /** The API's clock for its shared dashboard data (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface RunningService {
@@ -91,6 +94,7 @@ export async function startService(
       metrics,
       isWorkerReady: () => !workers || workers.leadWorker.getState() === 'RUNNING',
       extraMetrics: options.extraMetrics,
+      clock: options.clock,
     });
     server = await listen(app, config.port, config.host);
     const port = portOf(server, config.port);

@@ -3,6 +3,7 @@
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { WorkflowExecutionInfo } from '@temporalio/client';
 import { leadsOverTime, reachedShare, secondsToFirstCall } from '../api/dashboardCharts';
+import { toLeadRow, type LeadRow } from '../api/leadBoard';
 import { LeadPartnerKey, LeadStatusKey } from '../workflows/searchAttributes';
 import type { LeadState } from '../workflows/types';
 
@@ -30,14 +31,18 @@ test('the time to the first call runs from the intake event to the first claimed
   expect(secondsToFirstCall(state([{ at: t0, what: 'заявка принята (api)' }]))).toBeUndefined();
 });
 
-function lead(start: string, status: string, partner?: string): WorkflowExecutionInfo {
-  return {
+/** A lead as visibility lists it, reduced to the row the charts count. */
+function lead(start: string, status: string, partner?: string): LeadRow {
+  return toLeadRow({
+    workflowId: `lead-${start}`,
+    runId: 'run',
+    status: { name: 'RUNNING' },
     startTime: new Date(start),
     typedSearchAttributes: new TypedSearchAttributes([
       { key: LeadStatusKey, value: status },
       ...(partner ? [{ key: LeadPartnerKey, value: partner }] : []),
     ]),
-  } as unknown as WorkflowExecutionInfo;
+  } as unknown as WorkflowExecutionInfo);
 }
 
 test('days are the operator’s calendar days and hours are whole UTC hours', () => {

@@ -15,6 +15,7 @@ import { ALL_SEARCH_ATTRIBUTES, searchAttributeFlags } from '../../workflows/sea
 import { DEV_SERVER_TUNING, healthy } from '../../support/temporalServer';
 import type { RunningEmulators } from '../../emulators';
 import { freePort } from '../../support/temporalServer';
+import type { Clock } from '../../support/clock';
 
 export interface TestStack {
   env: TestWorkflowEnvironment;
@@ -198,7 +199,7 @@ export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessE
 export async function startStack(
   env: TestWorkflowEnvironment,
   overrides: Record<string, string> = {},
-  opts: { role?: 'all' | 'api' | 'worker' } = {},
+  opts: { role?: 'all' | 'api' | 'worker'; clock?: Clock } = {},
 ): Promise<TestStack> {
   const processEnv = testEnv(overrides);
   let config = loadConfig(processEnv);
@@ -208,6 +209,7 @@ export async function startStack(
     connection: env.nativeConnection,
     workflows: workflowBundle(),
     role: opts.role,
+    clock: opts.clock,
     // Tests assert on outcomes, not on the portal's 2 requests/s; the rate limit has its own tests.
     emulatorOptions: { bitrix24: { rateLimit: false } },
   });
