@@ -72,11 +72,12 @@ export function legacyLeadGuard(client: Client, logger: Logger, now: () => numbe
         `WorkflowType = 'processLead' AND ExecutionStatus = 'Running' AND WorkflowId STARTS_WITH 'lead-h'`,
       );
       running = count > 0;
-      countedAt = now();
     } catch (err) {
-      // Unknown: keep asking per lead, and count again at the next lead.
+      // Unknown: ask per lead until the next count, a minute on.
+      running = true;
       logger.warn({ err: String(err) }, 'could not count the leads started before keyed ids');
     } finally {
+      countedAt = now();
       counting = undefined;
     }
   }

@@ -27,6 +27,8 @@ const ENV: NodeJS.ProcessEnv = {
   WORKING_HOURS: '00:00-24:00',
   CALLS_PER_SECOND: '50',
   INTAKE_RATE_LIMIT_PER_MINUTE: '100000',
+  // The test posts as the shop's backend: its refs name the leads (a browser's would not).
+  INTAKE_API_KEY: process.env.INTAKE_API_KEY ?? 'cluster-test-intake-key-0123456789abcdef',
   // Calls "ring" this long before the scenario reports, so kills land while calls are in flight.
   EMULATOR_CALL_RESULT_DELAY_MS: '10000',
 };
@@ -103,12 +105,16 @@ async function postLeads(info: ClusterInfo, n: number): Promise<Lead[]> {
   const leads = Array.from({ length: n }, () => ({ ref: `cl-${tag}-${++seq}`, phone: uniquePhone() }));
   const answers = await Promise.all(
     leads.map((lead, i) =>
-      postJson(`${info.apis[i % info.apis.length]}/api/leads`, {
-        name: 'Кластер Тест',
-        phone: lead.phone,
-        ref: lead.ref,
-        city: 'Москва',
-      }),
+      postJson(
+        `${info.apis[i % info.apis.length]}/api/leads`,
+        {
+          name: 'Кластер Тест',
+          phone: lead.phone,
+          ref: lead.ref,
+          city: 'Москва',
+        },
+        { authorization: `Bearer ${ENV.INTAKE_API_KEY}` },
+      ),
     ),
   );
   answers.forEach((a, i) =>
