@@ -2,6 +2,8 @@
 // the main task queue, Bitrix24 on a CRM queue and the robot call on a call queue, each of those
 // two rate-limited to what the provider allows.
 import { asyncLocalStorage } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import { sealAttempt, type SealOutcome } from '../support/callClaims';
 import type { AppConfig } from '../config';
 import type { Metrics } from '../support/metrics';
 import { createSpacer } from '../support/rateLimiter';
@@ -73,6 +75,18 @@ export function createWakeSlotActivities(config: Pick<AppConfig, 'dataDir' | 'ca
   };
 }
 
+/**
+ * Run as a local activity by the lead worker: the lead seals an attempt it stops waiting for, and
+ * learns whether the scenario claimed it first (support/callClaims).
+ */
+export function createCallClaimActivities(client: Client) {
+  return {
+    async sealCallAttempt(input: { runId: string; attempt: number; holdMs: number }): Promise<SealOutcome> {
+      return sealAttempt(client, input);
+    },
+  };
+}
+
 export function createCrmActivities(
   config: AppConfig,
   metrics?: Pick<Metrics, 'crmLeadsWaiting' | 'intakeToCrmLead'>,
@@ -104,3 +118,4 @@ export type LeadActivities = ReturnType<typeof createLeadActivities>;
 export type CrmActivities = ReturnType<typeof createCrmActivities>;
 export type CallActivities = ReturnType<typeof createCallActivities>;
 export type WakeSlotActivities = ReturnType<typeof createWakeSlotActivities>;
+export type CallClaimActivities = ReturnType<typeof createCallClaimActivities>;

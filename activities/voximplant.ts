@@ -30,6 +30,12 @@ export interface PlaceCallInput {
   /** where the scenario claims the attempt before it dials */
   claimUrl: string;
   tokenTtlSeconds: number;
+  /**
+   * The end of the customer's working window (epoch ms): given, the attempt's claim is decided by
+   * Temporal alone (support/callClaims), refused after this; absent (a lead started before), by the
+   * lead's workflow.
+   */
+  dialUntil?: number;
 }
 
 export interface PlaceCallResult {
@@ -242,12 +248,14 @@ export function createVoximplantActivities(
         }
       }
 
+      const claimUntil = now() + cfg.claimPatienceMs;
       const token = signResultToken(
         {
           wf: input.workflowId,
           run: input.runId ?? info.runId,
           a: input.attempt,
           exp: Math.floor(now() / 1000) + input.tokenTtlSeconds,
+          ...(input.dialUntil !== undefined ? { du: input.dialUntil, cu: claimUntil } : {}),
         },
         cfg.resultSecret,
       );
@@ -261,7 +269,7 @@ export function createVoximplantActivities(
         token,
         resultUrl: input.resultUrl,
         claimUrl: input.claimUrl,
-        claimUntil: now() + cfg.claimPatienceMs,
+        claimUntil,
         attempt: input.attempt,
         callKey,
         ...(cfg.recordingUrl ? { recordingUrl: cfg.recordingUrl } : {}),

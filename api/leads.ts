@@ -6,6 +6,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import { HttpError, parseOr400, requireContentType, type AppDeps } from './http';
 import { isPossibleRef } from './intake';
 import { describeLead, leadWorkflowId } from './leadIds';
+import { claimHoldMs, sealForOperatorStop } from '../support/callClaims';
 import { getLeadStateQuery, operatorActionUpdate } from '../workflows/definitions';
 import type { LeadState, OperatorAction } from '../workflows/types';
 
@@ -79,6 +80,7 @@ export function leadRoutes({ client, config }: AppDeps, requireOperator: Request
           (await describeLead(client, req.params.ref, config.phoneIdKey))?.workflowId ??
           leadWorkflowId(req.params.ref, config.phoneIdKey);
         const handle = client.workflow.getHandle(workflowId);
+        if (action !== 'call_now') await sealForOperatorStop(client, workflowId, claimHoldMs(config));
         try {
           const state = await handle.executeUpdate(operatorActionUpdate, {
             args: [{ action, ...body }],

@@ -16,6 +16,7 @@ import axios from 'axios';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { HttpError, type AppDeps } from './http';
 import { leadWorkflowId } from './leadIds';
+import { claimHoldMs, sealForOperatorStop } from '../support/callClaims';
 import { safeEqual } from '../domain/safeEqual';
 import { verifyCallbackData, type ButtonAction } from '../domain/telegramCallback';
 import type { RefusalRule } from '../support/metrics';
@@ -161,12 +162,12 @@ export function telegramWebhookRoutes({ client, config, logger, metrics }: AppDe
         : [from.first_name, from.last_name].filter(Boolean).join(' ')
       : undefined;
     try {
-      await client.workflow
-        .getHandle(leadWorkflowId(ref, config.phoneIdKey))
-        .executeUpdate(operatorActionUpdate, {
-          args: [{ action, by: by ? `${by} (Telegram)` : 'Telegram' }],
-          updateId: pressUpdateId(query.id),
-        });
+      const workflowId = leadWorkflowId(ref, config.phoneIdKey);
+      if (action !== 'call_now') await sealForOperatorStop(client, workflowId, claimHoldMs(config));
+      await client.workflow.getHandle(workflowId).executeUpdate(operatorActionUpdate, {
+        args: [{ action, by: by ? `${by} (Telegram)` : 'Telegram' }],
+        updateId: pressUpdateId(query.id),
+      });
       await answer(query.id, ANSWERS[action]);
       return { ok: true, action, ref };
     } catch (err) {

@@ -1,7 +1,10 @@
 // The scenario's claim before it dials and its report after the call. The signed token names the
-// workflow run and the attempt; the workflow's update validators decide whether that attempt is
-// still awaited (and, for a claim, not claimed by another session), so a stale or repeated request
-// changes nothing and gets 409.
+// workflow run and the attempt. A claim is decided by Temporal alone (support/callClaims: the first
+// start of the attempt's claim id wins), so the dial never waits for the lead's workflow task; the
+// lead seals the attempt when it stops waiting for it. A report, and the claim of an attempt placed
+// by an older release (its token has no `du`), go to the workflow as updates, whose validators
+// decide whether that attempt is still awaited. A stale or repeated request changes nothing and
+// gets 409.
 import express, { Router, type Request } from 'express';
 import { z } from 'zod';
 import {
@@ -16,6 +19,7 @@ import { status } from '@grpc/grpc-js';
 import { HttpError, parseOr400, type AppDeps } from './http';
 import { verifyResultToken, type ResultTokenClaims } from '../domain/resultToken';
 import { claimCallUpdate, reportCallResultUpdate } from '../workflows/definitions';
+import { claimAttempt } from '../support/callClaims';
 import { CALL_RESULTS, type CallResult } from '../workflows/types';
 
 const reportSchema = z.object({
@@ -103,21 +107,54 @@ export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): 
     const attempt = attemptOf(req, config.voximplant.resultSecret);
     const parsed = parseOr400(claimSchema, req.body, 'malformed claim');
     const sessionId = parsed.sessionId == null ? undefined : String(parsed.sessionId);
-    await updateAttempt(
-      client,
-      attempt,
-      claimCallUpdate,
-      [{ attempt: attempt.a, sessionId }],
-      // A claim that names no session is never merged with another: each is judged on its own.
-      sessionId === undefined ? undefined : `claim-${attempt.a}-${sessionId}`,
-      'is not awaited',
-    );
+    if (attempt.du !== undefined && attempt.run) await claimByTemporal(attempt, attempt.run, sessionId);
+    else
+      await updateAttempt(
+        client,
+        attempt,
+        claimCallUpdate,
+        [{ attempt: attempt.a, sessionId }],
+        // A claim that names no session is never merged with another: each is judged on its own.
+        sessionId === undefined ? undefined : `claim-${attempt.a}-${sessionId}`,
+        'is not awaited',
+      );
     // Beside stl_calls_placed_total: calls placed and never claimed were never dialled (a scenario
     // that cannot reach PUBLIC_URL), which the lead itself shows only after its last attempt.
     metrics.callClaimsGranted.inc();
     logger.info({ workflowId: attempt.wf, attempt: attempt.a, sessionId }, 'call claimed');
     res.json({ status: 'claimed' });
   });
+
+  async function claimByTemporal(attempt: ResultTokenClaims, runId: string, sessionId?: string) {
+    const now = Date.now();
+    // A busy service answers late, and the scenario asks for minutes: a claim after the customer's
+    // window closed rings nobody at night, and one after claimUntil would leave the call no time
+    // to report before the lead stops waiting. Either attempt then ends unclaimed and is retried.
+    if (now >= attempt.du!) {
+      throw new HttpError(409, 'outside working hours in the customer’s time zone: no calls at night');
+    }
+    if (attempt.cu !== undefined && now > attempt.cu) {
+      throw new HttpError(409, `call attempt ${attempt.a} is no longer awaited (claimUntil passed)`);
+    }
+    let answer;
+    try {
+      answer = await client.withDeadline(now + UPDATE_ANSWER_WITHIN_MS, () =>
+        claimAttempt(
+          client,
+          { runId, attempt: attempt.a, holdMs: attempt.exp * 1000 - now + 60_000 },
+          sessionId,
+        ),
+      );
+    } catch (err) {
+      if (err instanceof ServiceError) {
+        throw new HttpError(503, 'Temporal cannot take this right now; retry shortly');
+      }
+      throw err;
+    }
+    if (answer === 'claimed_by_another')
+      throw new HttpError(409, `call attempt ${attempt.a} is already claimed`);
+    if (answer === 'sealed') throw new HttpError(409, `call attempt ${attempt.a} is not awaited`);
+  }
 
   router.post('/api/voximplant/result', json, async (req, res) => {
     const attempt = attemptOf(req, config.voximplant.resultSecret);

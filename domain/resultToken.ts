@@ -13,6 +13,14 @@ export interface ResultTokenClaims {
   a: number;
   /** expiry, epoch seconds */
   exp: number;
+  /**
+   * Set for an attempt whose claim Temporal decides alone (support/callClaims): the end of the
+   * customer's working window (epoch ms), after which no claim is granted, so nobody is rung at
+   * night however late the claim comes.
+   */
+  du?: number;
+  /** With `du`: the scenario's claimUntil (epoch ms); a claim after it would leave no time to report. */
+  cu?: number;
 }
 
 export type TokenCheck =
@@ -50,7 +58,9 @@ export function verifyResultToken(token: unknown, secret: string, nowMs = Date.n
     (claims.run !== undefined && (typeof claims.run !== 'string' || !/^[0-9a-f-]{36}$/i.test(claims.run))) ||
     !Number.isInteger(claims.a) ||
     claims.a < 1 ||
-    typeof claims.exp !== 'number'
+    typeof claims.exp !== 'number' ||
+    (claims.du !== undefined && typeof claims.du !== 'number') ||
+    (claims.cu !== undefined && typeof claims.cu !== 'number')
   ) {
     return { ok: false, reason: 'malformed' };
   }

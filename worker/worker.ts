@@ -5,8 +5,10 @@
 // sharing DATA_DIR shares.
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config';
+import { Client } from '@temporalio/client';
 import {
   createCallActivities,
+  createCallClaimActivities,
   createCrmActivities,
   createLeadActivities,
   createWakeSlotActivities,
@@ -51,13 +53,19 @@ export async function createLeadWorkers(
     shutdownGraceTime: '10s',
     dataConverter,
   } as const;
+  // The claim seals are local activities that ask Temporal itself, on the worker's own connection.
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
   const createLeadWorker = () =>
     Worker.create({
       ...common,
       taskQueue: config.temporal.taskQueue,
       ...workflows,
-      // The wake slots are local activities: they run here, beside the workflows that take them.
-      activities: { ...createLeadActivities(config, metrics), ...createWakeSlotActivities(config) },
+      // The wake slots and claim seals are local activities: they run here, beside the workflows.
+      activities: {
+        ...createLeadActivities(config, metrics),
+        ...createWakeSlotActivities(config),
+        ...createCallClaimActivities(client),
+      },
       // Sleeping leads are many and idle; a bounded cache keeps memory flat, at the cost of a replay
       // (a few milliseconds) when an evicted lead wakes up.
       maxCachedWorkflows: workflowCacheSize(config),

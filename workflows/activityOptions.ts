@@ -7,7 +7,13 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { CallActivities, CrmActivities, LeadActivities, WakeSlotActivities } from '../activities';
+import type {
+  CallActivities,
+  CallClaimActivities,
+  CrmActivities,
+  LeadActivities,
+  WakeSlotActivities,
+} from '../activities';
 
 type Priority = NonNullable<ActivityOptions['priority']>;
 type Activities = LeadActivities & CrmActivities & CallActivities;
@@ -72,6 +78,18 @@ export const ACTIVITY_OPTIONS = {
 export const { takeWakeSlot } = proxyLocalActivities<WakeSlotActivities>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumAttempts: 3 },
+});
+
+/**
+ * Sealing an attempt the lead stops waiting for: two RPCs to Temporal, inside the workflow task that
+ * decides what comes next, so it costs no task of its own. Retried for minutes (an unreachable
+ * Temporal could not run the lead either); the caller treats a seal that never came as a claim
+ * (someone may have dialled), so a doubt never rings the customer twice.
+ */
+export const { sealCallAttempt } = proxyLocalActivities<CallClaimActivities>({
+  startToCloseTimeout: '10s',
+  scheduleToCloseTimeout: '10m',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
 /**

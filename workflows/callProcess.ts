@@ -5,10 +5,10 @@
 // Deterministic: time comes from the workflow clock, every side effect from an activity.
 import { ActivityFailure, ApplicationFailure, condition, log, patched } from '@temporalio/workflow';
 import { fillTemplate } from '../domain/customerText';
-import { isWorkingTime, nextWorkingTime } from '../domain/workingHours';
-import { activity, takeWakeSlot } from './activityOptions';
+import { currentOrNextWindow, isWorkingTime, nextWorkingTime } from '../domain/workingHours';
+import { activity, sealCallAttempt, takeWakeSlot } from './activityOptions';
 import { createCrmNoteQueue } from './crmNotes';
-import { follows1_2_0, RELEASE_1_3_0, RELEASE_1_5_0 } from './patches';
+import { follows1_2_0, RELEASE_1_3_0, RELEASE_1_5_0, RELEASE_1_7_0 } from './patches';
 import {
   FINAL_STATUSES,
   type CallClaim,
@@ -31,8 +31,8 @@ export interface CallProcessHooks {
   runId: string;
   /** The call's state changed: the owner shows it (search attributes). */
   changed(): void;
-  /** An event for the lead's history. */
-  record(what: string): void;
+  /** An event for the lead's history (at `at`, else now). */
+  record(what: string, at?: number): void;
 }
 
 export interface CallProcess {
@@ -188,6 +188,31 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
   // texted to the number it names.
   const fill = (template: string) => fillTemplate(template, input.name, { hours: policy.workingHoursText });
 
+  /**
+   * Whether the attempt just waited for was dialled: its claim was granted, by the lead's own
+   * update (an attempt placed before 1.7.0) or by Temporal (then the lead seals it now, so no claim
+   * after this is granted, and learns so whether one came first). A seal that could not be made
+   * counts as dialled: a doubt never rings the customer twice.
+   */
+  async function wasDialled(attempt: number): Promise<boolean> {
+    const claimedByUpdate = claimed?.attempt === attempt;
+    if (!patched(RELEASE_1_7_0)) return claimedByUpdate;
+    let sealed;
+    try {
+      sealed = await sealCallAttempt({ runId, attempt, holdMs: policy.resultTimeoutMs + 3_600_000 });
+    } catch (err) {
+      log.error('could not seal the call attempt: taken as dialled', { attempt, error: String(err) });
+      return true;
+    }
+    if (sealed.claimed && !claimedByUpdate) {
+      hooks.record(
+        `звонок, попытка ${attempt}${sealed.sessionId ? ` (сессия ${sealed.sessionId})` : ''}`,
+        sealed.at,
+      );
+    }
+    return claimedByUpdate || sealed.claimed;
+  }
+
   /** Runs the calls until the outcome is decided. */
   async function callUntilDecided(): Promise<void> {
     for (;;) {
@@ -231,6 +256,8 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
           claimUrl: policy.claimUrl,
           tokenTtlSeconds: Math.ceil((policy.resultTimeoutMs + 3_600_000) / 1000),
           receivedAt: input.receivedAt,
+          // The claim of this attempt is then Temporal's to decide, refused after the window's end.
+          dialUntil: currentOrNextWindow(now, input.timezone, policy.workingSchedule).end,
         });
       } catch (err) {
         awaitedAttempt = undefined;
@@ -243,6 +270,10 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
       await condition(() => report !== undefined || stopRequested(), policy.resultTimeoutMs);
       awaitedAttempt = undefined;
       const r = report as CallReport | undefined;
+      // The clock of the task that ends the wait, read before the seal moves it on: a retry's timer
+      // counts from here and starts when the task completes, so it fires on time or just after.
+      const waitEndedAt = Date.now();
+      const dialled = await wasDialled(state.attempts);
       if (r) {
         state.lastResult = r.result;
         crmNotes.add(
@@ -256,7 +287,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
       // again at once instead of waiting for a person; at night the loop puts it to sleep first.
       // The attempts still count, so a scenario that never claims ends with a person after
       // CALL_MAX_ATTEMPTS of them.
-      if (!r && claimed?.attempt !== state.attempts && patched(RELEASE_1_5_0)) {
+      if (!r && !dialled && patched(RELEASE_1_5_0)) {
         const what = `Попытка ${state.attempts}: звонка не было (сценарий не получил разрешения позвонить)`;
         log.warn('the call scenario never claimed its attempt: nobody was rung', { attempt: state.attempts });
         crmNotes.add(what);
@@ -296,7 +327,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
           if (decision?.action === 'call_now') continue;
           return finishAfterManual(decision);
         }
-        const missedAt = Date.now();
+        const missedAt = waitEndedAt;
         const due = missedAt + policy.retryDelayMs;
         state.nextCallAt = nextWorkingTime(due, input.timezone, policy.workingSchedule);
         progress('MissedCall', `недозвон (${r.result})`);

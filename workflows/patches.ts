@@ -29,6 +29,13 @@ export const RELEASE_1_3_0 = 'release-1.3.0';
 export const RELEASE_1_5_0 = 'release-1.5.0';
 
 /**
+ * 1.7.0: the scenario's claim is decided by Temporal alone (support/callClaims), not by an update
+ * of the lead: the lead seals each attempt when it stops waiting for it (a local activity) and
+ * learns so whether it was dialled. Asked where the versions part, after each attempt's wait.
+ */
+export const RELEASE_1_7_0 = 'release-1.7.0';
+
+/**
  * Whether this run follows 1.2.0 or later. The newest id is asked first, so a run started by 1.3.0
  * records that id alone; a run of 1.2.0 finds its own marker.
  */

@@ -64,7 +64,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
     { at: receivedAt, what: `заявка принята (${input.source})` },
     ...input.warnings.map((what) => ({ at: receivedAt, what })),
   ];
-  const record = (what: string) => history.push({ at: Date.now(), what });
+  const record = (what: string, at = Date.now()) => history.push({ at, what });
   let partner: LeadState['partner'];
   let crmLeadId: number | undefined;
   // Manual handling this workflow itself asked for (CRM trouble) stays flagged whatever the call does.

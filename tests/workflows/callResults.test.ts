@@ -182,7 +182,7 @@ test('a claimed call with no report within the result timeout: ManualHandling(no
   await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
     await waitForRinging(handle, 1);
     // The scenario was let dial: the customer may have been rung, so a person decides.
-    await claimCall(handle, 1, 'session-a');
+    await claimCall(stubs, 1, 'session-a');
     const timeout = await waitForTimer(handle, () => true);
     expect(timeout.durationMs).toBe(10 * MINUTE);
     await skipTo(env(), timeout.firesAt);
@@ -220,8 +220,8 @@ describe('an attempt whose scenario never claimed it (never dialled) ends withou
       // At once, not after a missed call's retry delay (the server's clock runs on meanwhile).
       expect(stubs.robotCalls[1]!.at).toBeGreaterThanOrEqual(timeout.firesAt);
       expect(stubs.robotCalls[1]!.at).toBeLessThan(timeout.firesAt + input.policy.retryDelayMs);
-      expect(await refusal(claimCall(handle, 1, 'late-session'))).toBe('call attempt 1 is not awaited');
-      await claimCall(handle, 2, 'session-b');
+      expect(await refusal(claimCall(stubs, 1, 'late-session'))).toBe('call attempt 1 is not awaited');
+      await claimCall(stubs, 2, 'session-b');
       await reportResult(handle, 2, 'answered');
       const final = await handle.result();
       expect(final).toMatchObject({ status: 'Answered', attempts: 2 });

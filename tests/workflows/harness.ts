@@ -17,6 +17,7 @@ import type { CallAttemptNote, CrmLeadInput, RegisteredLead } from '../../activi
 import type { SmsInput, SmsResult } from '../../activities/sms';
 import type { CrmLeadLink, SellerAlert } from '../../activities/telegram';
 import type { PlaceCallInput, PlaceCallResult } from '../../activities/voximplant';
+import type { SealOutcome } from '../../support/callClaims';
 import type { WakeSlot } from '../../support/wakeSlots';
 import { parseWorkingSchedule } from '../../domain/workingHours';
 import {
@@ -183,6 +184,37 @@ export interface StubBehaviour {
   takeWakeSlot?: (input: { windowStart: number }) => Promise<WakeSlot>;
 }
 
+/**
+ * The attempts' claims as Temporal holds them (support/callClaims, whose own test runs it on a
+ * real server): the first of a claim or the lead's seal wins an attempt; the same session is
+ * granted again. The claim endpoint's own refusals (night, claimUntil) are the API's tests'.
+ */
+class ClaimBoard {
+  private readonly won = new Map<number, { sessionId?: string; sealed?: boolean; at: number }>();
+  constructor(private readonly now: () => Promise<number>) {}
+
+  async claim(attempt: number, sessionId?: string): Promise<{ claimed: true }> {
+    const held = this.won.get(attempt);
+    if (!held) {
+      this.won.set(attempt, { sessionId, at: await this.now() });
+      return { claimed: true };
+    }
+    if (held.sealed) throw new Error(`call attempt ${attempt} is not awaited`);
+    if (sessionId !== undefined && held.sessionId === sessionId) return { claimed: true };
+    throw new Error(`call attempt ${attempt} is already claimed`);
+  }
+
+  async seal(attempt: number): Promise<SealOutcome> {
+    const held = this.won.get(attempt);
+    if (!held) {
+      this.won.set(attempt, { sealed: true, at: await this.now() });
+      return { claimed: false };
+    }
+    if (held.sealed) return { claimed: false };
+    return { claimed: true, at: held.at, ...(held.sessionId ? { sessionId: held.sessionId } : {}) };
+  }
+}
+
 export const CRM_LEAD_ID = 4242;
 
 export class Stubs {
@@ -190,7 +222,15 @@ export class Stubs {
   private waiters: Array<() => void> = [];
   private gates = new Map<string, { wait: Promise<void>; open(): void }>();
 
+  /** The claims of this lead's attempts: `claimCall` takes one as the claim endpoint would. */
+  claims?: ClaimBoard;
+
   constructor(private readonly behaviour: StubBehaviour = {}) {}
+
+  /** The board of `env`'s clock; the harness sets it before the lead starts. */
+  useClock(now: () => Promise<number>): void {
+    this.claims = new ClaimBoard(now);
+  }
 
   /**
    * A named promise a stub can wait on until the test opens it (the harness opens every gate when
@@ -258,6 +298,12 @@ export class Stubs {
         place: 0,
         wakeAt: windowStart,
       })),
+      sealCallAttempt: async (input: { runId: string; attempt: number; holdMs: number }) => {
+        const outcome = await this.claims!.seal(input.attempt);
+        this.calls.push({ name: 'sealCallAttempt', at: -1, taskQueue: 'local', input });
+        for (const wake of this.waiters.splice(0)) wake();
+        return outcome;
+      },
     };
   }
 
@@ -336,14 +382,16 @@ export async function withLead<T>(
     notifySellers,
     notifySellersCrmLead,
     takeWakeSlot,
+    sealCallAttempt,
   } = stubs.activities;
+  stubs.useClock(() => env.currentTimeMs());
   const [main, crm, call] = await Promise.all([
     Worker.create({
       connection,
       namespace,
       taskQueue: mainQueue,
       ...workflowBundle(),
-      activities: { sendSms, notifySellers, notifySellersCrmLead, takeWakeSlot },
+      activities: { sendSms, notifySellers, notifySellersCrmLead, takeWakeSlot, sealCallAttempt },
     }),
     Worker.create({
       connection,
@@ -434,8 +482,13 @@ export function reportResult(
   });
 }
 
-/** The scenario's claim of an attempt before it dials, as the claim endpoint sends it. */
-export function claimCall(
+/** The scenario's claim of an attempt before it dials, decided as Temporal decides it (no task of the lead). */
+export function claimCall(stubs: Stubs, attempt: number, sessionId?: string): Promise<{ claimed: true }> {
+  return stubs.claims!.claim(attempt, sessionId);
+}
+
+/** The claim of an attempt placed before 1.7.0 (its token has no `du`): an update of the lead. */
+export function claimCallByUpdate(
   handle: LeadHandle,
   attempt: number,
   sessionId?: string,
@@ -462,6 +515,8 @@ export async function refusal(update: Promise<unknown>): Promise<string> {
     await update;
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) return err.cause?.message ?? err.message;
+    // A claim refused as Temporal refuses it (ClaimBoard): the claim endpoint's 409 message.
+    if (err instanceof Error && /^call attempt \d+ /.test(err.message)) return err.message;
     throw err;
   }
   throw new Error('the update was accepted');

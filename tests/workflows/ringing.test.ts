@@ -8,6 +8,7 @@ import {
   type LeadHandle,
   Stubs,
   claimCall,
+  claimCallByUpdate,
   historyLines,
   leadInput,
   localTime,
@@ -178,19 +179,42 @@ test.each(closing)('ManualHandling while its alert is on its way: $action is kep
   });
 });
 
-test('the claim before dialling: granted once per attempt, again only to the session that holds it', async () => {
+test('the claim before dialling is no task of the lead: the lead learns of it when the attempt ends, with its time', async () => {
   const stubs = new Stubs();
   await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
     await waitForRinging(handle, 1);
-    expect(await refusal(claimCall(handle, 2, 'session-a'))).toBe('call attempt 2 is not awaited');
-    expect(await claimCall(handle, 1, 'session-a')).toEqual({ claimed: true });
-    expect(await refusal(claimCall(handle, 1, 'session-b'))).toBe('call attempt 1 is already claimed');
-    expect(await refusal(claimCall(handle, 1))).toBe('call attempt 1 is already claimed');
-    // Its first answer may have been lost on the way: the same session is granted again.
-    expect(await claimCall(handle, 1, 'session-a')).toEqual({ claimed: true });
+    const claimedAt = await env().currentTimeMs();
+    expect(await claimCall(stubs, 1, 'session-a')).toEqual({ claimed: true });
+    // The lead's history has no update for it: nothing of the lead ran for the claim.
+    const events = (await handle.fetchHistory()).events ?? [];
+    expect(events.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes)).toEqual([]);
     await reportResult(handle, 1, 'answered');
     const final = await handle.result();
-    expect(historyLines(final).filter((l) => l.startsWith('звонок'))).toEqual([
+    const claims = final.history.filter((h) => h.what.startsWith('звонок'));
+    expect(claims.map((h) => h.what)).toEqual(['звонок, попытка 1 (сессия session-a)']);
+    expect(claims[0]!.at).toBeGreaterThanOrEqual(claimedAt);
+    // The attempt is sealed: a late claim of another session is refused.
+    expect(await refusal(claimCall(stubs, 1, 'session-b'))).toBe('call attempt 1 is already claimed');
+  });
+});
+
+test('a claim by update (an attempt placed before 1.7.0, its token without du) still counts as dialled', async () => {
+  const stubs = new Stubs();
+  await withLead(env(), stubs, leadInput(await dayZone()), async ({ handle }) => {
+    await waitForRinging(handle, 1);
+    expect(await refusal(claimCallByUpdate(handle, 2, 'session-a'))).toBe('call attempt 2 is not awaited');
+    expect(await claimCallByUpdate(handle, 1, 'session-a')).toEqual({ claimed: true });
+    expect(await refusal(claimCallByUpdate(handle, 1, 'session-b'))).toBe(
+      'call attempt 1 is already claimed',
+    );
+    // Its first answer may have been lost on the way: the same session is granted again.
+    expect(await claimCallByUpdate(handle, 1, 'session-a')).toEqual({ claimed: true });
+    // No report: claimed, so the customer may have been rung, and a person decides (not a retry).
+    const timeout = await waitForTimer(handle, () => true);
+    await skipTo(env(), timeout.firesAt);
+    expect(await waitForStatus(handle, 'ManualHandling')).toMatchObject({ manualReason: 'no_call_result' });
+    expect(stubs.robotCalls).toHaveLength(1);
+    expect(historyLines(await state(handle)).filter((l) => l.startsWith('звонок'))).toEqual([
       'звонок, попытка 1 (сессия session-a)',
     ]);
   });
@@ -204,10 +228,11 @@ test('a claim that comes after the working window closed is refused: nobody is r
   const input = leadInput(zone, { policy: { resultTimeoutMs: 2 * HOUR } });
   await withLead(env(), stubs, input, async ({ handle }) => {
     await waitForRinging(handle, 1);
-    await skipTo(env(), localTime(now, zone, '21:00') + MINUTE);
-    expect(await refusal(claimCall(handle, 1, 'session-a'))).toBe(
-      'outside working hours in the customer’s time zone: no calls at night',
+    // The claim endpoint refuses claims after this (tests/leadFlow.test.ts): the window's end.
+    expect((stubs.robotCalls[0]!.input as { dialUntil?: number }).dialUntil).toBe(
+      localTime(now, zone, '21:00'),
     );
+    await skipTo(env(), localTime(now, zone, '21:00') + MINUTE);
     const s = await state(handle);
     expect(s.status).toBe('WaitingForResult');
     expect(historyLines(s).filter((l) => l.startsWith('звонок'))).toEqual([]);
@@ -221,7 +246,7 @@ test('a claim that comes after the working window closed is refused: nobody is r
     expect(stubs.alertsOf('manual_handling')).toEqual([]);
     await skipTo(env(), localTime(now, zone, '09:00', 1));
     await waitForRinging(handle, 2);
-    await claimCall(handle, 2, 'session-b');
+    await claimCall(stubs, 2, 'session-b');
     await reportResult(handle, 2, 'answered');
     expect(await handle.result()).toMatchObject({ status: 'Answered', attempts: 2 });
     expect(stubs.robotCalls).toHaveLength(2);
@@ -241,7 +266,8 @@ test.each(closing)(
       await stubs.waitForCalls('placeRobotCall', 1);
       const update = await operatorActionAccepted(handle, { action: c.action, ...who });
       expect((await state(handle)).pendingAction).toBe(c.action);
-      expect(await refusal(claimCall(handle, 1, 'session-a'))).toBe(
+      // An attempt placed by an older release: its claim, an update, is refused by the lead itself.
+      expect(await refusal(claimCallByUpdate(handle, 1, 'session-a'))).toBe(
         `an operator's ${c.action} stopped the call`,
       );
       const other = c.action === 'cancel' ? 'handled' : 'cancel';
@@ -251,6 +277,9 @@ test.each(closing)(
       stubs.gate('call').open();
       expect((await update.result()).status).toBe(c.status);
       const final = await handle.result();
+      // The lead sealed the attempt as it stopped: a claim after that is refused (the API seals it
+      // before it even tells the lead, tests/security.test.ts).
+      expect(await refusal(claimCall(stubs, 1, 'session-a'))).toBe('call attempt 1 is not awaited');
       expect(final.status).toBe(c.status);
       expect(final.pendingAction).toBeUndefined();
       expect(historyLines(final).filter((l) => l.startsWith('оператор'))).toHaveLength(1);
