@@ -8,6 +8,7 @@ import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { received } from './support/received';
 import { timelineOf } from './support/history';
 import { signResultToken } from '../domain/resultToken';
+import { CALL_CLAIM_WORKFLOW, callClaimId } from '../support/callClaims';
 
 let env: TestWorkflowEnvironment;
 let stack: TestStack;
@@ -224,7 +225,7 @@ test('forged and missing tokens are refused with 401 and change nothing', async 
   await finalStatus(phone, 'Answered');
 });
 
-test('a session repeating its claim joins the claim it made: one update in the history, not one per try', async () => {
+test('the claim is decided by Temporal, not by the lead: repeats of the same session granted, others refused, no update in the lead’s history', async () => {
   const phone = uniquePhone();
   stack.emulators.voximplant.control.scriptFor(phone, [{ result: 'answered', hold: true }]);
   const res = await postJson(`${stack.url}/api/leads`, { name: 'Ия', phone });
@@ -240,13 +241,71 @@ test('a session repeating its claim joins the claim it made: one update in the h
   // Another session is refused, and so is a claim that names no session.
   expect((await postJson(claimUrl, { token, sessionId: 1 })).status).toBe(409);
   expect((await postJson(claimUrl, { token })).status).toBe(409);
-  const history = await stack.service.client.workflow.getHandle(String(res.body.workflowId)).fetchHistory();
-  const claimsAccepted = (history.events ?? []).filter(
-    (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'claimCall',
-  );
-  expect(claimsAccepted).toHaveLength(1);
+  const lead = stack.service.client.workflow.getHandle(String(res.body.workflowId));
+  const history = await lead.fetchHistory();
+  const updates = (history.events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes);
+  expect(updates).toHaveLength(0);
+  // The attempt's claim is its own id in Temporal, held by the session that dialled.
+  const { runId } = await lead.describe();
+  const claim = await stack.service.client.workflow.getHandle(callClaimId(runId, 1)).describe();
+  expect(claim).toMatchObject({
+    type: CALL_CLAIM_WORKFLOW,
+    memo: { session: String(call.callSessionHistoryId) },
+  });
   stack.emulators.voximplant.control.release();
-  await finalStatus(phone, 'Answered');
+  const final = await finalStatus(phone, 'Answered');
+  // The lead learnt of the claim when the attempt ended, with the claim's own time.
+  const claimed = (final.history as Array<{ at: number; what: string }>).filter((h) =>
+    h.what.startsWith('звонок'),
+  );
+  expect(claimed).toEqual([
+    { at: claim.startTime.getTime(), what: `звонок, попытка 1 (сессия ${call.callSessionHistoryId})` },
+  ]);
+});
+
+test('a claim needs no task of its lead: granted at once while the lead’s workflow is stalled; at night or after claimUntil refused', async () => {
+  const handle = await stack.service.client.workflow.start('processLead', {
+    taskQueue: `nobody-polls-${uniquePhone()}`,
+    workflowId: `stalled-${uniquePhone()}`,
+    args: [],
+  });
+  const now = Date.now();
+  const tokenFor = (a: number, du: number, cu: number) =>
+    signResultToken(
+      {
+        wf: handle.workflowId,
+        run: handle.firstExecutionRunId,
+        a,
+        exp: Math.floor(now / 1000) + 600,
+        du,
+        cu,
+      },
+      stack.config.voximplant.resultSecret,
+    );
+  const claimUrl = `${stack.url}/api/voximplant/claim`;
+  const inTime = tokenFor(1, now + 3_600_000, now + 600_000);
+  expect(await postJson(claimUrl, { token: inTime, sessionId: 7 })).toMatchObject({
+    status: 200,
+    body: { status: 'claimed' },
+  });
+  expect((await postJson(claimUrl, { token: inTime, sessionId: 7 })).status).toBe(200);
+  expect(await postJson(claimUrl, { token: inTime, sessionId: 8 })).toMatchObject({
+    status: 409,
+    body: { error: 'call attempt 1 is already claimed' },
+  });
+  expect(
+    await postJson(claimUrl, { token: tokenFor(2, now - 1, now + 600_000), sessionId: 7 }),
+  ).toMatchObject({
+    status: 409,
+    body: { error: 'outside working hours in the customer’s time zone: no calls at night' },
+  });
+  expect(
+    await postJson(claimUrl, { token: tokenFor(3, now + 3_600_000, now - 1), sessionId: 7 }),
+  ).toMatchObject({
+    status: 409,
+    body: { error: 'call attempt 3 is no longer awaited (claimUntil passed)' },
+  });
+  await handle.terminate('test over');
 });
 
 test('a claim or report its workflow cannot take yet is answered 503 (asked again), not held open', async () => {
@@ -265,6 +324,7 @@ test('a claim or report its workflow cannot take yet is answered 503 (asked agai
     },
     stack.config.voximplant.resultSecret,
   );
+  // A token without `du` (an attempt placed before 1.7.0) is claimed by an update of the lead.
   // Answered within the service's few seconds, however slow the machine: an answer held until the
   // workflow takes the update (never, here) runs into the test's timeout instead.
   const claim = postJson(`${stack.url}/api/voximplant/claim`, { token, sessionId: 7 });

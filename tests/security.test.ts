@@ -9,6 +9,7 @@ import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { received } from './support/received';
 import { PHONE_SLOT_WORKFLOW } from '../api/phoneLimit';
 import { phoneSlotId } from '../api/leadIds';
+import { signResultToken } from '../domain/resultToken';
 
 const INTAKE_KEY = `shop-backend-${crypto.randomBytes(12).toString('hex')}`;
 const COREZOID_KEY = 'corezoid-key-security';
@@ -129,6 +130,34 @@ describe('operator routes', () => {
     expect((await getJson(lead(uniquePhone()), stack.operator)).status).toBe(404);
     expect(await refusals('operator_auth')).toBe(refusedBefore + 10);
   });
+
+  test.each(['cancel', 'handled'])(
+    'an operator’s %s answered 200 is final for the scenario too: a claim of the next attempt after it gets 409',
+    async (action) => {
+      const { ref } = await missedCallLead();
+      const { workflowId } = (await statusOf(ref)) as { workflowId: string };
+      const { runId } = await stack.service.client.workflow.getHandle(workflowId).describe();
+      expect((await postJson(`${lead(ref)}/${action}`, { by: 'test' }, stack.operator)).status).toBe(200);
+      // Whatever the lead's workflow has taken by now: the API sealed attempts 1 and 2 before it
+      // told the lead, so a scenario of a StartScenarios in flight dials nobody.
+      const now = Date.now();
+      const token = signResultToken(
+        {
+          wf: workflowId,
+          run: runId,
+          a: 2,
+          exp: Math.floor(now / 1000) + 600,
+          du: now + 3_600_000,
+          cu: now + 600_000,
+        },
+        stack.config.voximplant.resultSecret,
+      );
+      expect(await postJson(`${stack.url}/api/voximplant/claim`, { token, sessionId: 5 })).toMatchObject({
+        status: 409,
+        body: { error: 'call attempt 2 is not awaited' },
+      });
+    },
+  );
 
   test('the dashboard and its numbers: 401 without the token and with a wrong one, shown with it', async () => {
     await refusedBoth('GET', `${stack.url}/api/dashboard`);
