@@ -9,6 +9,7 @@ import { temporal } from '@temporalio/proto';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { AppConfig } from '../config';
 import { HttpError } from './http';
+import { claimedAt } from '../support/callClaims';
 import type { Clock } from '../support/clock';
 import type { Logger } from '../support/logger';
 import {
@@ -439,7 +440,14 @@ export class LeadBoard {
       row.execution === 'RUNNING'
         ? await handle.query(getLeadStateQuery)
         : ((await handle.result()) as LeadState);
-    const seconds = secondsToFirstCall(state);
+    let seconds = secondsToFirstCall(state);
+    // A lead hears of its attempt's claim when the attempt ends: one ringing now is found by its
+    // claim in Temporal (the earlier attempts were not claimed, or its history would say so).
+    if (seconds === undefined && row.execution === 'RUNNING' && state.attempts > 0 && state.history[0]) {
+      // Unreadable is unknown for now: asked again after an interval, like a lead not called yet.
+      const at = await claimedAt(this.client, row.runId, state.attempts).catch(() => undefined);
+      if (at !== undefined) seconds = Math.max(0, (at - state.history[0].at) / 1000);
+    }
     // Running and not called yet: ask again after an interval; otherwise it is settled for good.
     options.ttl = seconds === undefined && row.execution === 'RUNNING' ? this.refreshMs : 0;
     return { seconds: seconds ?? null };

@@ -16,6 +16,8 @@ export const CALL_CLAIM_WORKFLOW = 'callClaim';
 /** No task ever reaches this queue: nothing polls it. */
 export const CALL_CLAIM_TASK_QUEUE = 'call-claims';
 
+const NEVER_STARTS_MS = 365 * 24 * 3_600_000;
+
 export function callClaimId(runId: string, attempt: number): string {
   return `call-claim-${runId}-${attempt}`;
 }
@@ -40,8 +42,10 @@ async function start(client: Client, key: ClaimKey, memo: ClaimMemo, summary: st
       workflowId: callClaimId(key.runId, key.attempt),
       args: [],
       workflowExecutionTimeout: key.holdMs,
-      // Its first task would be due an hour after the timeout closed it.
-      startDelay: key.holdMs + 3_600_000,
+      // Its first task would be due a year on; the timeout closes it long before. (Far, not just
+      // past the timeout: the Java time-skipping test server does not close a workflow whose start
+      // is delayed, and skipping over a due start with no poller stops its clock.)
+      startDelay: NEVER_STARTS_MS,
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       memo: memo as Record<string, unknown>,
@@ -120,4 +124,10 @@ export async function sealForOperatorStop(client: Client, workflowId: string, ho
 /** How long a seal by the API is kept: as long as any attempt's token can be valid. */
 export function claimHoldMs(config: { call: { resultTimeoutMs: number } }): number {
   return config.call.resultTimeoutMs + 3_600_000;
+}
+
+/** When a session claimed the attempt (epoch ms), or undefined: unclaimed so far, or sealed. */
+export async function claimedAt(client: Client, runId: string, attempt: number): Promise<number | undefined> {
+  const won = await holder(client, { runId, attempt, holdMs: 0 });
+  return won && !won.memo.sealed ? won.at : undefined;
 }

@@ -1,6 +1,7 @@
 // The dashboard's shared aggregate on a stand-in for Temporal's client and a virtual clock: what
 // many concurrent readers cost, how often a piece is read again, what a failed read leaves behind,
 // and which per-lead reads are made again (and which never).
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes, type SearchAttributePair } from '@temporalio/common';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { LeadBoard, MAX_LEADS } from '../api/leadBoard';
@@ -83,6 +84,10 @@ function fakeTemporal() {
       },
       getHandle(id: string) {
         return {
+          // No attempt's claim is held in Temporal here (support/callClaims): only the history tells.
+          async describe() {
+            throw new WorkflowNotFoundError('no such workflow', id, undefined);
+          },
           async query() {
             calls.query.push(id);
             return stateOf(find(id));
