@@ -21,6 +21,10 @@ export interface LatencyRun {
   missingCalls: number;
   /** POST sent → StartScenarios at the emulator, accepted leads that got a call */
   latency: Percentiles;
+  /** POST sent → the customer's phone rang (the scenario's claim granted), leads that were dialled */
+  dial: Percentiles;
+  /** the first sessions' claims: granted, refused, unanswered (given up at claimUntil), still asked */
+  claims: { granted: number; refused: number; unanswered: number; pending: number };
   /** POST sent → its HTTP answer */
   http: Percentiles;
   probe: Probe;
@@ -55,6 +59,12 @@ export async function measureIntakeLatency(bench: Bench): Promise<LatencyRun[]> 
     const { missing } = await wait(posts, settings.drainTimeoutMs);
     await sleep(settings.latencyCpuTailMs);
     const called = accepted.filter((p) => ledger.first(p.phone) !== undefined);
+    // A claim may be asked for minutes (claimUntil) after its call request; the dial waits for it.
+    await ledger.waitForClaims(
+      called.map((p) => p.phone),
+      settings.drainTimeoutMs,
+    );
+    const dialled = called.filter((p) => ledger.firstDial(p.phone) !== undefined);
     runs.push({
       rate,
       seconds: settings.latencySeconds,
@@ -62,6 +72,8 @@ export async function measureIntakeLatency(bench: Bench): Promise<LatencyRun[]> 
       non2xx: posts.length - accepted.length,
       missingCalls: missing,
       latency: percentiles(called.map((p) => ledger.first(p.phone)! - p.sentAt)),
+      dial: percentiles(dialled.map((p) => ledger.firstDial(p.phone)! - p.sentAt)),
+      claims: ledger.claims(called.map((p) => p.phone)),
       http: percentiles(posts.map((p) => p.doneAt - p.sentAt)),
       probe: p,
       cpuPerLead: cpuPer(cpu0, cpuNow(serverCpu), accepted.length),

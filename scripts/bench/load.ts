@@ -159,6 +159,44 @@ export class CallLedger {
     return this.byPhone.get(phone)?.[0];
   }
 
+  /** The first call of the phone whose claim was answered (granted, refused or given up), if any. */
+  private claimOf(phone: string) {
+    return this.state.calls.find((c) => c.customData?.phone === phone && c.claim !== undefined);
+  }
+
+  /** When the phone's customer was rung: its first session granted its claim (the dial). */
+  firstDial(phone: string): number | undefined {
+    const call = this.state.calls.find((c) => c.customData?.phone === phone && c.dialledAt);
+    return call?.dialledAt?.getTime();
+  }
+
+  /**
+   * The claims of the phones' first sessions: granted (dialled), refused (409, e.g. after the
+   * window) or unanswered (the scenario gave up at claimUntil), or still being asked.
+   */
+  claims(phones: string[]): { granted: number; refused: number; unanswered: number; pending: number } {
+    const out = { granted: 0, refused: 0, unanswered: 0, pending: 0 };
+    const byPhone = new Map<string, (typeof this.state.calls)[number]>();
+    for (const c of this.state.calls) {
+      const phone = typeof c.customData?.phone === 'string' ? c.customData.phone : '';
+      if (!byPhone.has(phone)) byPhone.set(phone, c);
+    }
+    for (const phone of phones) {
+      const outcome = byPhone.get(phone)?.claim?.outcome;
+      if (outcome === 'granted') out.granted += 1;
+      else if (outcome === 'refused') out.refused += 1;
+      else if (outcome === 'unreachable' || outcome === 'no_claim_url') out.unanswered += 1;
+      else out.pending += 1;
+    }
+    return out;
+  }
+
+  /** Waits until the first session of every phone has its claim answered, or `timeoutMs` passed. */
+  async waitForClaims(phones: string[], timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && phones.some((p) => !this.claimOf(p))) await sleep(100);
+  }
+
   count(phone: string): number {
     return this.byPhone.get(phone)?.length ?? 0;
   }

@@ -33,6 +33,15 @@ export function latencyTable(floor: FloorRun[], runs: LatencyRun[]): string {
         cpuText(r.cpuPerLead),
       ]),
       ...runs.map((r) => [
+        `lead: POST → dial (claim granted), ${r.rate}/s`,
+        r.claims.granted,
+        `claims ${r.claims.refused} refused, ${r.claims.unanswered} unanswered, ${r.claims.pending} pending`,
+        ms(r.dial.p50),
+        ms(r.dial.p99),
+        `${ratio(r.dial.p50, floorAt(r.rate)?.p50)} / ${ratio(r.dial.p99, floorAt(r.rate)?.p99)}`,
+        '',
+      ]),
+      ...runs.map((r) => [
         `  (HTTP answer of the POST, ${r.rate}/s)`,
         r.posts.length,
         '',
