@@ -3,7 +3,7 @@
 // two rate-limited to what the provider allows.
 import { asyncLocalStorage } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { sealAttempt, type SealOutcome } from '../support/callClaims';
+import { claimOf, sealAttempt, type SealOutcome } from '../support/callClaims';
 import type { AppConfig } from '../config';
 import type { Metrics } from '../support/metrics';
 import { createSpacer } from '../support/rateLimiter';
@@ -81,8 +81,16 @@ export function createWakeSlotActivities(config: Pick<AppConfig, 'dataDir' | 'ca
  */
 export function createCallClaimActivities(client: Client) {
   return {
-    async sealCallAttempt(input: { runId: string; attempt: number; holdMs: number }): Promise<SealOutcome> {
-      return sealAttempt(client, input);
+    async sealCallAttempt(input: {
+      runId: string;
+      attempt: number;
+      holdMs: number;
+      /** the attempt was reported, so claimed: read its claim without trying to seal it */
+      readOnly?: boolean;
+    }): Promise<SealOutcome> {
+      if (!input.readOnly) return sealAttempt(client, input);
+      // Reported, so dialled, whatever Temporal still holds of its claim: one read, no seal.
+      return { claimed: true, at: Date.now(), ...(await claimOf(client, input.runId, input.attempt)) };
     },
   };
 }

@@ -126,8 +126,18 @@ export function claimHoldMs(config: { call: { resultTimeoutMs: number } }): numb
   return config.call.resultTimeoutMs + 3_600_000;
 }
 
+/** The session's claim of the attempt (when, and by which session), or undefined: none so far, or sealed. */
+export async function claimOf(
+  client: Client,
+  runId: string,
+  attempt: number,
+): Promise<{ at: number; sessionId?: string } | undefined> {
+  const won = await holder(client, { runId, attempt, holdMs: 0 });
+  if (!won || won.memo.sealed) return undefined;
+  return { at: won.at, ...(won.memo.session ? { sessionId: won.memo.session } : {}) };
+}
+
 /** When a session claimed the attempt (epoch ms), or undefined: unclaimed so far, or sealed. */
 export async function claimedAt(client: Client, runId: string, attempt: number): Promise<number | undefined> {
-  const won = await holder(client, { runId, attempt, holdMs: 0 });
-  return won && !won.memo.sealed ? won.at : undefined;
+  return (await claimOf(client, runId, attempt))?.at;
 }

@@ -73,6 +73,12 @@ export async function createLeadWorkers(
       // holding its activity slot meanwhile: in a burst hundreds wait at once, and with the SDK's
       // default of 100 slots they would keep the SMS activities of the same queue from starting.
       maxConcurrentActivityTaskExecutions: LEAD_QUEUE_CONCURRENT_ACTIVITIES,
+      // A new lead's first task (the one that places its call) waits on the shared queue; every
+      // later task of a running lead (its paperwork, a report) on this worker's sticky queue. The
+      // SDK's default gives the shared queue 2 of 10 pollers; since the scenario's claim needs no
+      // task of the lead, nothing on the sticky queue is on the way to a dial, and the first
+      // tasks get half of them.
+      nonStickyToStickyPollRatio: 1,
     });
   const leadWorker = await createLeadWorker();
   const crmWorker = await Worker.create({

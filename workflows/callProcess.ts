@@ -194,12 +194,19 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
    * after this is granted, and learns so whether one came first). A seal that could not be made
    * counts as dialled: a doubt never rings the customer twice.
    */
-  async function wasDialled(attempt: number): Promise<boolean> {
+  async function wasDialled(attempt: number, reported: boolean): Promise<boolean> {
     const claimedByUpdate = claimed?.attempt === attempt;
     if (!patched(RELEASE_1_7_0)) return claimedByUpdate;
     let sealed;
     try {
-      sealed = await sealCallAttempt({ runId, attempt, holdMs: policy.resultTimeoutMs + 3_600_000 });
+      // A reported attempt was dialled (a session reports only after its claim): its claim is only
+      // read, for its time; any other is sealed.
+      sealed = await sealCallAttempt({
+        runId,
+        attempt,
+        holdMs: policy.resultTimeoutMs + 3_600_000,
+        ...(reported ? { readOnly: true } : {}),
+      });
     } catch (err) {
       log.error('could not seal the call attempt: taken as dialled', { attempt, error: String(err) });
       return true;
@@ -273,7 +280,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
       // The clock of the task that ends the wait, read before the seal moves it on: a retry's timer
       // counts from here and starts when the task completes, so it fires on time or just after.
       const waitEndedAt = Date.now();
-      const dialled = await wasDialled(state.attempts);
+      const dialled = await wasDialled(state.attempts, r !== undefined);
       if (r) {
         state.lastResult = r.result;
         crmNotes.add(

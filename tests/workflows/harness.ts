@@ -191,7 +191,14 @@ export interface StubBehaviour {
  */
 class ClaimBoard {
   private readonly won = new Map<number, { sessionId?: string; sealed?: boolean; at: number }>();
-  constructor(private readonly now: () => Promise<number>) {}
+  constructor(readonly now: () => Promise<number>) {}
+
+  /** The claim of a session that holds the attempt: its time and session. */
+  holderOf(attempt: number): { at: number; sessionId?: string } | Record<string, never> {
+    const held = this.won.get(attempt);
+    if (!held || held.sealed) return {};
+    return { at: held.at, ...(held.sessionId ? { sessionId: held.sessionId } : {}) };
+  }
 
   async claim(attempt: number, sessionId?: string): Promise<{ claimed: true }> {
     const held = this.won.get(attempt);
@@ -298,8 +305,19 @@ export class Stubs {
         place: 0,
         wakeAt: windowStart,
       })),
-      sealCallAttempt: async (input: { runId: string; attempt: number; holdMs: number }) => {
-        const outcome = await this.claims!.seal(input.attempt);
+      sealCallAttempt: async (input: {
+        runId: string;
+        attempt: number;
+        holdMs: number;
+        readOnly?: boolean;
+      }) => {
+        // A reported attempt is read, not sealed: it was dialled (as in activities/index.ts).
+        const outcome: SealOutcome = input.readOnly
+          ? {
+              ...{ claimed: true as const, at: await this.claims!.now() },
+              ...this.claims!.holderOf(input.attempt),
+            }
+          : await this.claims!.seal(input.attempt);
         this.calls.push({ name: 'sealCallAttempt', at: -1, taskQueue: 'local', input });
         for (const wake of this.waiters.splice(0)) wake();
         return outcome;
