@@ -6,26 +6,13 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startDevServer, startStack, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { received } from './support/received';
+import { RUSSIAN_ZONES } from './support/zones';
 import { isWorkingTime, nextWorkingTime, parseWorkingSchedule } from '../domain/workingHours';
 
 const PHISHING = 'Order cancelled, refund here: https://evil.example/x';
 const CUSTOMER = 'Анна-Мария О’Нил';
 const TTS = 'Здравствуйте, {name}! Ваш заказ принят. Менеджер перезвонит вам.';
 
-// Zones of Russia (the test's numbers are Russian, so a post's zone is one of the number's own).
-const RU_ZONES = [
-  'Europe/Kaliningrad',
-  'Europe/Moscow',
-  'Europe/Samara',
-  'Asia/Yekaterinburg',
-  'Asia/Omsk',
-  'Asia/Novosibirsk',
-  'Asia/Irkutsk',
-  'Asia/Yakutsk',
-  'Asia/Vladivostok',
-  'Asia/Magadan',
-  'Asia/Kamchatka',
-];
 const HOUR = 3_600_000;
 
 /**
@@ -38,10 +25,10 @@ function dayAndNight(now: number): { hours: string; day: string; night: string }
     for (let end = start + 1; end <= 24; end += 1) {
       const hours = `${String(start).padStart(2, '0')}:00-${String(end).padStart(2, '0')}:00`;
       const schedule = parseWorkingSchedule(hours);
-      const day = RU_ZONES.find(
+      const day = RUSSIAN_ZONES.find(
         (z) => isWorkingTime(now, z, schedule) && isWorkingTime(now + HOUR, z, schedule),
       );
-      const night = RU_ZONES.find(
+      const night = RUSSIAN_ZONES.find(
         (z) => !isWorkingTime(now, z, schedule) && nextWorkingTime(now, z, schedule) - now > HOUR,
       );
       if (day && night) return { hours, day, night };

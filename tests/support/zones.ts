@@ -6,7 +6,8 @@ import { uniquePhone } from './http';
 // A lead's zone counts only when it is one of its number's country's (api/intake.ts), so each zone
 // here is Russia's or the United States': between them they cover all but six hours of offsets,
 // and a stack that posts these zones allows both countries (ALLOWED_PHONE_COUNTRIES=RU,US).
-const RUSSIAN_ZONES = [
+/** Russia's zones: a Russian number's post may name any of them. */
+export const RUSSIAN_ZONES = [
   'Europe/Kaliningrad',
   'Europe/Moscow',
   'Europe/Samara',
