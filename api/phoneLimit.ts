@@ -3,21 +3,17 @@
 // with the id phone-slot-k<HMAC of the number>-<k> and an execution timeout of 24 hours. Taking a
 // slot is starting that workflow; Temporal lets only one run of an id be open, so two intakes can
 // never take the same slot, and the server itself closes it when the day is over. No worker ever
-// runs one: its start is delayed past its timeout, so no workflow task is ever scheduled. A slot
+// runs one (support/tasklessWorkflow), so no workflow task is ever scheduled. A slot
 // costs one start RPC, holds nothing in any worker's cache and has no code that could need a replay.
 //
 // A slot's memo names the lead it was taken for. A second post of that same lead (a double click,
 // a retried request) shares its slot instead of taking another while the lead has not yet been
 // started or is still in progress; a slot taken by a post that turned out to be a duplicate is
 // given back.
-import {
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowNotFoundError,
-  type Client,
-  type WorkflowExecutionDescription,
-} from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import type { AppConfig } from '../config';
 import { phoneSlotId, slotLeadTag } from './leadIds';
+import { takeWorkflowId } from '../support/tasklessWorkflow';
 
 export const PHONE_SLOT_WORKFLOW = 'phoneCallSlot';
 /** No task ever reaches this queue (see above); nothing needs to poll it. */
@@ -43,33 +39,28 @@ export async function grantCall(
     const workflowId = phoneSlotId(phone, slot, config.phoneIdKey);
     // A slot that closes between our failed start and the describe is free: take it then.
     for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const handle = await client.workflow.start(PHONE_SLOT_WORKFLOW, {
-          taskQueue: PHONE_SLOT_TASK_QUEUE,
-          workflowId,
-          args: [],
-          workflowExecutionTimeout: windowMs,
-          // Its first task would be due an hour after the timeout closed it.
-          startDelay: windowMs + 3_600_000,
-          workflowIdConflictPolicy: 'FAIL',
-          workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-          // Keyed: a lead's workflow id is its ref, and a ref may hold the number.
-          memo: { lead: slotLeadTag(leadWorkflowId, config.phoneIdKey) },
-          staticSummary: `PHONE_DAILY_LIMIT: slot ${slot} of one number, held ${Math.round(windowMs / 3_600_000)} h (no worker runs it)`,
-        });
+      const runId = await takeWorkflowId(client, {
+        type: PHONE_SLOT_WORKFLOW,
+        taskQueue: PHONE_SLOT_TASK_QUEUE,
+        workflowId,
+        holdMs: windowMs,
+        reuse: 'ALLOW_DUPLICATE',
+        // Keyed: a lead's workflow id is its ref, and a ref may hold the number.
+        memo: { lead: slotLeadTag(leadWorkflowId, config.phoneIdKey) },
+        summary: `PHONE_DAILY_LIMIT: slot ${slot} of one number, held ${Math.round(windowMs / 3_600_000)} h (no worker runs it)`,
+      });
+      if (runId !== undefined) {
         return {
           granted: true,
           async release() {
             await client.workflow
-              .getHandle(workflowId, handle.firstExecutionRunId)
+              .getHandle(workflowId, runId)
               .terminate('the lead it was taken for was a duplicate')
               .catch((err: unknown) => {
                 if (!(err instanceof WorkflowNotFoundError)) throw err;
               });
           },
         };
-      } catch (err) {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       }
       let held: WorkflowExecutionDescription;
       try {

@@ -6,17 +6,16 @@
 // operator stopped the lead), which seals it so a claim after that gets 409. The lead learns by
 // the same race whether anyone dialled.
 //
-// As with the phone slots (api/phoneLimit.ts), no worker ever runs one: its start is delayed past
-// its execution timeout, so a claim costs one start RPC and no task; the server closes it when the
-// attempt's token has expired, and a claim after that is refused by the token itself.
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+// As with the phone slots (api/phoneLimit.ts), no worker ever runs one (support/tasklessWorkflow),
+// so a claim costs one start RPC and no task; the server closes it when the attempt's token has
+// expired, and a claim after that is refused by the token itself.
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { takeWorkflowId } from './tasklessWorkflow';
 import { CallAttemptsKey } from '../workflows/searchAttributes';
 
 export const CALL_CLAIM_WORKFLOW = 'callClaim';
 /** No task ever reaches this queue: nothing polls it. */
 export const CALL_CLAIM_TASK_QUEUE = 'call-claims';
-
-const NEVER_STARTS_MS = 365 * 24 * 3_600_000;
 
 export function callClaimId(runId: string, attempt: number): string {
   return `call-claim-${runId}-${attempt}`;
@@ -36,26 +35,16 @@ interface ClaimMemo {
 }
 
 async function start(client: Client, key: ClaimKey, memo: ClaimMemo, summary: string): Promise<boolean> {
-  try {
-    await client.workflow.start(CALL_CLAIM_WORKFLOW, {
-      taskQueue: CALL_CLAIM_TASK_QUEUE,
-      workflowId: callClaimId(key.runId, key.attempt),
-      args: [],
-      workflowExecutionTimeout: key.holdMs,
-      // Its first task would be due a year on; the timeout closes it long before. (Far, not just
-      // past the timeout: the Java time-skipping test server does not close a workflow whose start
-      // is delayed, and skipping over a due start with no poller stops its clock.)
-      startDelay: NEVER_STARTS_MS,
-      workflowIdConflictPolicy: 'FAIL',
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      memo: memo as Record<string, unknown>,
-      staticSummary: summary,
-    });
-    return true;
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
-    throw err;
-  }
+  const runId = await takeWorkflowId(client, {
+    type: CALL_CLAIM_WORKFLOW,
+    taskQueue: CALL_CLAIM_TASK_QUEUE,
+    workflowId: callClaimId(key.runId, key.attempt),
+    holdMs: key.holdMs,
+    reuse: 'REJECT_DUPLICATE',
+    memo: memo as Record<string, unknown>,
+    summary,
+  });
+  return runId !== undefined;
 }
 
 /** The claim that won the attempt, or undefined when Temporal no longer has it. */

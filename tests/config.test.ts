@@ -1,24 +1,16 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { parse } from 'dotenv';
-import { CONFIG_VARIABLES, ConfigError, loadConfig, logLevelOf } from '../config';
+import { CONFIG_VARIABLES, loadConfig, logLevelOf } from '../config';
 import { readOrCreateSecret } from '../config/secrets';
 import { CACHED_LEAD_BYTES, workflowCacheSize } from '../worker/cacheSize';
 import { nativeConnectionOptions } from '../worker/connection';
+import { configProblems, tempDataDir } from './support/config';
 
 const ROOT = path.join(__dirname, '..');
-const dataDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'stl-config-'));
-const problemsOf = (env: Record<string, string>): string[] => {
-  try {
-    loadConfig({ DATA_DIR: dataDir(), ...env });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-};
+const dataDir = tempDataDir;
+const problemsOf = configProblems;
 
 /** Environment variables a TypeScript text reads: `process.env.X`, `process.env['X']`, `env.X`, `{ X } = process.env`. */
 function variablesRead(source: string): string[] {

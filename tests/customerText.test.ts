@@ -1,9 +1,6 @@
 // What of a customer's text may be texted or said to them, how a template loses a name it cannot
 // carry, how many paid segments an SMS takes, and the start-up check that ties them together.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { ConfigError, loadConfig } from '../config';
+import { configProblems } from './support/config';
 import { fillTemplate, LONGEST_NAME, MAX_NAME_LENGTH, plausibleName } from '../domain/customerText';
 import { smsSize } from '../domain/smsSegments';
 
@@ -115,16 +112,7 @@ describe('smsSize', () => {
 });
 
 describe('SMS_MAX_SEGMENTS at start', () => {
-  const dataDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'stl-sms-size-'));
-  const problemsOf = (env: Record<string, string>): string[] => {
-    try {
-      loadConfig({ DATA_DIR: dataDir(), ...env });
-    } catch (err) {
-      if (err instanceof ConfigError) return err.problems;
-      throw err;
-    }
-    return [];
-  };
+  const problemsOf = configProblems;
 
   test('the default texts fit two segments with the longest name, and SMS_MAX_SEGMENTS defaults to 2', () => {
     expect(problemsOf({})).toEqual([]);

@@ -2,22 +2,14 @@
 // (generated and kept, or required), the allowed countries decided from the number plan, the
 // captcha's modes, and numbers that an "8" would otherwise turn Russian.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../config';
+import { loadConfig } from '../config';
 import { normalizePhone, phoneCountry } from '../domain/phone';
+import { configProblems, tempDataDir } from './support/config';
 
 const CHOSEN = 'a-token-the-operators-chose-0123456789';
-const dataDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'stl-secconfig-'));
-const problemsOf = (env: Record<string, string>): string => {
-  try {
-    loadConfig({ DATA_DIR: dataDir(), ...env });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.join('\n');
-    throw err;
-  }
-  return '';
-};
+const dataDir = tempDataDir;
+const problemsOf = (env: Record<string, string>): string => configProblems(env).join('\n');
 
 describe('OPERATOR_TOKEN', () => {
   test('unset: generated once into DATA_DIR (0600), the same after a restart, and said to be generated', () => {

@@ -1,9 +1,7 @@
 // The signed callback_data of the sellers' buttons: what a press may act on, within Telegram's 64
 // bytes, and the setting that names who may press.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { ConfigError, loadConfig } from '../config';
+import { loadConfig } from '../config';
+import { configProblems, tempDataDir } from './support/config';
 import {
   BUTTON_ACTIONS,
   MAX_CALLBACK_DATA,
@@ -125,16 +123,8 @@ describe("Telegram's 64-byte bound", () => {
 });
 
 describe('TELEGRAM_OPERATOR_IDS', () => {
-  const dataDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'stl-tgbuttons-'));
-  const problemsOf = (value: string): string[] => {
-    try {
-      loadConfig({ DATA_DIR: dataDir(), TELEGRAM_OPERATOR_IDS: value });
-    } catch (err) {
-      if (err instanceof ConfigError) return err.problems;
-      throw err;
-    }
-    return [];
-  };
+  const dataDir = tempDataDir;
+  const problemsOf = (value: string): string[] => configProblems({ TELEGRAM_OPERATOR_IDS: value });
 
   test('comma-separated user ids; unset or blank: nobody is singled out', () => {
     const ids = (value?: string) =>
