@@ -1,6 +1,7 @@
 // Phases 2 and 3: intake → first call request at a steady rate (latency), and the intake's ceiling
 // at rising rates (throughput, 5xx, and whether every accepted lead got exactly one call).
 import type { Bench } from './context';
+import type { Floors } from './floor';
 import { leadFields, nextPhone, ok2xx, openLoop, postLead, waves, type PostOutcome } from './load';
 import {
   cpuNow,
@@ -27,6 +28,8 @@ export interface LatencyRun {
   claims: { granted: number; refused: number; unanswered: number; pending: number };
   /** POST sent → its HTTP answer */
   http: Percentiles;
+  /** bare workflows started beside the leads during the run: the floor under the same load */
+  bareBeside: Percentiles;
   probe: Probe;
   /** CPU seconds per accepted lead, node process and dev server, until a while after the last call */
   cpuPerLead: Cpu;
@@ -38,7 +41,7 @@ function postEvenly(bench: Bench, rate: number, seconds: number): Promise<PostOu
   return openLoop(rate, seconds, () => postLead(url, leadFields(nextPhone()), timeout));
 }
 
-export async function measureIntakeLatency(bench: Bench): Promise<LatencyRun[]> {
+export async function measureIntakeLatency(bench: Bench, beside: Floors): Promise<LatencyRun[]> {
   const { settings } = bench;
   const ledger = bench.ledger!;
   const serverCpu = () => bench.serverCpu();
@@ -53,7 +56,10 @@ export async function measureIntakeLatency(bench: Bench): Promise<LatencyRun[]> 
   for (const rate of settings.latencyRates) {
     const probe = startProbe(serverCpu);
     const cpu0 = cpuNow(serverCpu);
-    const posts = await postEvenly(bench, rate, settings.latencySeconds);
+    const [posts, bare] = await Promise.all([
+      postEvenly(bench, rate, settings.latencySeconds),
+      beside.bare(settings.besideRate, settings.latencySeconds),
+    ]);
     const p = probe();
     const accepted = posts.filter(ok2xx);
     const { missing } = await wait(posts, settings.drainTimeoutMs);
@@ -75,6 +81,7 @@ export async function measureIntakeLatency(bench: Bench): Promise<LatencyRun[]> 
       dial: percentiles(dialled.map((p) => ledger.firstDial(p.phone)! - p.sentAt)),
       claims: ledger.claims(called.map((p) => p.phone)),
       http: percentiles(posts.map((p) => p.doneAt - p.sentAt)),
+      bareBeside: bare.latency,
       probe: p,
       cpuPerLead: cpuPer(cpu0, cpuNow(serverCpu), accepted.length),
     });

@@ -12,11 +12,11 @@ import { AesGcmPayloadCodec } from '../../support/codec';
 import { freePort, startDevServer, type DevServer } from '../../support/temporalServer';
 import { latencyBreakdown } from './breakdown';
 import { Bench, INSTANT_PROVIDERS, REAL_PACE_PROVIDERS, machineText } from './context';
-import { measureFloor, type FloorRun } from './floor';
+import { measureFloor, openFloors, type FloorRun } from './floor';
 import { measureIntakeLatency, measureThroughput, type LatencyRun } from './intake';
 import { ok2xx } from './load';
 import { replayCost } from './replayCost';
-import { burstTable, latencyTable, nightTable, summaryTable, throughputTable } from './report';
+import { burstTable, callPathGoals, latencyTable, nightTable, summaryTable, throughputTable } from './report';
 import { phaseSummary, scrape, type Snapshot } from './sdkMetrics';
 import { ServiceLog } from './serviceLog';
 import type { BenchSettings } from './settings';
@@ -277,10 +277,12 @@ async function run(settings: BenchSettings): Promise<void> {
   // Leads that went the whole way, for the replay diagnostic at the end: the first profile's, taken
   // now, because each profile starts the service, and with it the call ledger, afresh.
   let replayLeads: string[] = [];
+  // Bare workflows started beside the leads: the floor under the same load, in the same process.
+  const beside = await openFloors(server, bench.config().temporal.grpcCompression);
   for (const profile of [INSTANT_PROVIDERS, REAL_PACE_PROVIDERS]) {
     say(`\n  -- ${profile.label}`);
     await bench.startService({}, profile);
-    const runs = await measureIntakeLatency(bench);
+    const runs = await measureIntakeLatency(bench, beside);
     if (byProfile.length === 0) {
       replayLeads = runs[0]!.posts
         .filter((p) => ok2xx(p) && bench!.ledger!.first(p.phone) !== undefined)
@@ -299,7 +301,9 @@ async function run(settings: BenchSettings): Promise<void> {
       say(indent(await latencyBreakdown(bench.service!.client, sample, bench.config().phoneIdKey)));
     }
   }
+  await beside.close();
   const [instant, paced] = byProfile as [LatencyRun[], LatencyRun[]];
+  say('\n' + callPathGoals(floor, instant, paced));
   await leadCpuPhase(floor);
   // Back on the default task queues: the paced profile's CRM backlog stays on its own.
   await bench.startService();

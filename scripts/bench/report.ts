@@ -9,13 +9,19 @@ const cpuText = (c: Cpu) => `${num(c.node * 1000)} + ${num(c.server * 1000)}`;
 const ratio = (a: number, b: number | undefined) =>
   b && Number.isFinite(a) ? `${(a / b).toFixed(1)}×` : '—';
 
+/**
+ * The latency phase's table. The ratios are against the bare workflows started beside the leads in
+ * the same run (the floor under the same load, issue 31's measure); the floors of phase 1, run alone,
+ * are shown for reference.
+ */
 export function latencyTable(floor: FloorRun[], runs: LatencyRun[]): string {
-  const floorAt = (rate: number) => floor.find((f) => f.rate === rate)?.latency;
+  const against = (a: { p50: number; p99: number }, b: { p50: number; p99: number }) =>
+    `${ratio(a.p50, b.p50)} / ${ratio(a.p99, b.p99)}`;
   return table(
-    ['measure', 'n', 'non-2xx/lost', 'p50', 'p99', 'vs floor p50 / p99', 'CPU ms each: node + server'],
+    ['measure', 'n', 'non-2xx/lost', 'p50', 'p99', 'vs bare beside p50 / p99', 'CPU ms each: node + server'],
     [
       ...floor.map((r) => [
-        `bare workflow, ${r.rate}/s × ${r.seconds} s`,
+        `floor, alone: bare workflow, ${r.rate}/s × ${r.seconds} s`,
         r.workflowIds.length,
         r.errors + r.missing,
         ms(r.latency.p50),
@@ -23,13 +29,32 @@ export function latencyTable(floor: FloorRun[], runs: LatencyRun[]): string {
         '',
         cpuText(r.cpuPerWorkflow),
       ]),
+      ...floor.map((r) => [
+        `floor, alone: call path (HTTP → start → task → rate-limited activity), ${r.rate}/s`,
+        r.callPath.n,
+        '',
+        ms(r.callPath.p50),
+        ms(r.callPath.p99),
+        '',
+        '',
+      ]),
+      ...runs.map((r) => [
+        `bare workflow beside the ${r.rate}/s leads`,
+        r.bareBeside.n,
+        '',
+        ms(r.bareBeside.p50),
+        ms(r.bareBeside.p99),
+        '',
+        '',
+      ]),
       ...runs.map((r) => [
         `lead: POST → call request, ${r.rate}/s × ${r.seconds} s`,
         r.posts.length,
         `${r.non2xx} / ${r.missingCalls}`,
         ms(r.latency.p50),
         ms(r.latency.p99),
-        `${ratio(r.latency.p50, floorAt(r.rate)?.p50)} / ${ratio(r.latency.p99, floorAt(r.rate)?.p99)}`,
+        against(r.latency, r.bareBeside),
+        // The bare workflows beside the leads are in these figures too (a few per cent of them).
         cpuText(r.cpuPerLead),
       ]),
       ...runs.map((r) => [
@@ -38,7 +63,7 @@ export function latencyTable(floor: FloorRun[], runs: LatencyRun[]): string {
         `claims ${r.claims.refused} refused, ${r.claims.unanswered} unanswered, ${r.claims.pending} pending`,
         ms(r.dial.p50),
         ms(r.dial.p99),
-        `${ratio(r.dial.p50, floorAt(r.rate)?.p50)} / ${ratio(r.dial.p99, floorAt(r.rate)?.p99)}`,
+        against(r.dial, r.bareBeside),
         '',
       ]),
       ...runs.map((r) => [
@@ -51,6 +76,49 @@ export function latencyTable(floor: FloorRun[], runs: LatencyRun[]): string {
         '',
       ]),
     ],
+  );
+}
+
+/** Issue 31's goals for the call path, each a ratio taken within one run (the whole lead's CPU is printed by its own phase). */
+export function callPathGoals(floor: FloorRun[], instant: LatencyRun[], paced: LatencyRun[]): string {
+  const at = (runs: LatencyRun[], rate: number) => runs.find((r) => r.rate === rate);
+  const rows: Array<Array<string | number>> = [];
+  for (const [label, runs] of [
+    ['real pace', paced],
+    ['instant providers', instant],
+  ] as const) {
+    const slow = at(runs, 10);
+    const burst = at(runs, 50);
+    if (slow) {
+      const x = slow.dial.p50 / slow.bareBeside.p50;
+      rows.push([
+        `10 leads/s, ${label}: dial p50 vs bare beside p50`,
+        `${ms(slow.dial.p50)} / ${ms(slow.bareBeside.p50)} = ${x.toFixed(1)}×`,
+        '≤ 1.5×',
+        x <= 1.5 ? 'met' : 'missed',
+      ]);
+    }
+    if (burst) {
+      const x = burst.dial.p99 / burst.bareBeside.p99;
+      const lost = burst.claims.refused + burst.claims.unanswered + burst.claims.pending;
+      rows.push([
+        `50 leads/s × ${burst.seconds} s, ${label}: dial p99 vs bare beside p99`,
+        `${ms(burst.dial.p99)} / ${ms(burst.bareBeside.p99)} = ${x.toFixed(1)}×`,
+        '≤ 3×',
+        x <= 3 ? 'met' : 'missed',
+      ]);
+      rows.push([
+        `50 leads/s, ${label}: claims granted`,
+        `${burst.claims.granted} of ${burst.claims.granted + lost}`,
+        'all',
+        lost === 0 ? 'met' : 'missed',
+      ]);
+    }
+  }
+  const callPath = floor.map((f) => `${f.rate}/s ${ms(f.callPath.p50)} / ${ms(f.callPath.p99)}`).join(', ');
+  return (
+    table(['call-path goal (issue 31)', 'measured', 'target', 'result'], rows) +
+    `\n  call-path floor alone (HTTP → start → one task → a rate-limited activity), p50 / p99: ${callPath}`
   );
 }
 

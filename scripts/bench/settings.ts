@@ -11,6 +11,8 @@ const FULL = {
   floorCpuTailMs: 2_000,
   latencySeconds: 12,
   latencyRates: [10, 50],
+  /** bare workflows a second started beside the leads of each latency run (the floor under load) */
+  besideRate: 5,
   /** after a latency run's last call, how long its leads' remaining work still counts as their CPU */
   latencyCpuTailMs: 10_000,
   /** leads per latency run whose histories are read for the breakdown of where the time goes */
