@@ -136,6 +136,7 @@ export class Bench {
       SDK_METRICS_PORT: '0',
       // /metrics on a loopback port of its own, any free one: nothing else on the host is disturbed.
       METRICS_PORT: '0',
+      ...this.settings.serviceEnv,
       ...overrides,
     };
   }

@@ -210,6 +210,9 @@ async function run(settings: BenchSettings): Promise<void> {
       .join(' / ')}`,
   );
 
+  if (Object.keys(settings.serviceEnv).length) {
+    say(`service settings over the bench's: ${JSON.stringify(settings.serviceEnv)}`);
+  }
   if (Object.keys(settings.serverConfig).length) {
     say(`dev server dynamic config over the project's: ${JSON.stringify(settings.serverConfig)}`);
   }

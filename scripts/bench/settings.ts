@@ -73,6 +73,8 @@ export type BenchSettings = typeof FULL & {
   logLevel: string;
   /** dynamic config values the dev server runs with over the project's own */
   serverConfig: Record<string, string>;
+  /** the service's environment over the bench's own (A/B runs of its settings) */
+  serviceEnv: Record<string, string>;
 };
 
 // Each option and the variable that sets it when the command line does not.
@@ -109,6 +111,16 @@ const OPTIONS = {
     env: 'BENCH_SERVER_CONFIG',
     help: "dev server dynamic config over the project's: key=value,… (A/B runs)",
   },
+  'service-env': {
+    type: 'string',
+    env: 'BENCH_SERVICE_ENV',
+    help: "the service's settings over the bench's: NAME=value,… (A/B runs)",
+  },
+  rates: {
+    type: 'string',
+    env: 'BENCH_RATES',
+    help: 'leads/s of the latency runs, comma-separated (10,50)',
+  },
   'keep-data': { type: 'boolean', env: 'BENCH_KEEP_DATA', help: 'keep the temporary folder' },
   'log-level': { type: 'string', env: 'BENCH_LOG_LEVEL', help: "the service's log level (warn)" },
   help: { type: 'boolean', short: 'h', env: '', help: 'this text' },
@@ -128,11 +140,11 @@ function positive(name: string, text: string): number {
   return n;
 }
 
-function parsePairs(text: string): Record<string, string> {
+function parsePairs(option: string, text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of text.split(',').filter((p) => p.trim() !== '')) {
     const eq = pair.indexOf('=');
-    if (eq < 1) throw new Error(`--server-config takes key=value pairs, not "${pair}"`);
+    if (eq < 1) throw new Error(`--${option} takes key=value pairs, not "${pair}"`);
     out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
   }
   return out;
@@ -147,7 +159,15 @@ export function benchSettings(
   const fromEnv = (name: keyof typeof OPTIONS) => (OPTIONS[name].env ? env[OPTIONS[name].env] : undefined);
   const text = (
     name:
-      'only' | 'sleepers' | 'sleep-rate' | 'morning-leads' | 'log-level' | 'burst-leads' | 'server-config',
+      | 'only'
+      | 'sleepers'
+      | 'sleep-rate'
+      | 'morning-leads'
+      | 'log-level'
+      | 'burst-leads'
+      | 'server-config'
+      | 'service-env'
+      | 'rates',
   ) => values[name] ?? fromEnv(name);
   const flag = (name: 'quick' | 'keep-data' | 'no-morning') =>
     values[name] ?? !['', '0', 'false'].includes(fromEnv(name) ?? '');
@@ -171,7 +191,11 @@ export function benchSettings(
     sleepRate: positive('sleep-rate', text('sleep-rate') ?? '8'),
     morning: !flag('no-morning'),
     morningLeadsPerSecond: positive('morning-leads', text('morning-leads') ?? '10'),
-    serverConfig: parsePairs(text('server-config') ?? ''),
+    serverConfig: parsePairs('server-config', text('server-config') ?? ''),
+    serviceEnv: parsePairs('service-env', text('service-env') ?? ''),
+    latencyRates: text('rates')
+      ? text('rates')!.split(',').map((r) => positive('rates', r.trim()))
+      : base.latencyRates,
     keepData: flag('keep-data'),
     logLevel: text('log-level') ?? 'warn',
     help: values.help ?? false,
