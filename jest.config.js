@@ -13,6 +13,7 @@ const UNIT_FILES = [
   'config',
   'customerText',
   'dashboardCharts',
+  'eagerHeadroom',
   'http',
   'leadBoard',
   'memorySettings',

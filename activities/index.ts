@@ -6,7 +6,7 @@ import type { Client } from '@temporalio/client';
 import { claimOf, sealAttempt, type SealOutcome } from '../support/callClaims';
 import type { AppConfig } from '../config';
 import type { Metrics } from '../support/metrics';
-import { createSpacer } from '../support/rateLimiter';
+import { sharedLimit } from '../support/sharedLimit';
 import { openWakeSlots, type WakeSlot } from '../support/wakeSlots';
 import { createBitrix24Activities } from './bitrix24';
 import { createSmsActivities, createSmsRuGateway, smsAccountErrorOf, type SmsInput } from './sms';
@@ -104,13 +104,19 @@ export function createCrmActivities(
 
 export function createCallActivities(config: AppConfig, metrics?: Metrics) {
   const voximplant = createVoximplantActivities(config.voximplant);
-  // The task queue's limits let a burst through after a quiet spell (a morning of sleeping leads
-  // waking at once); evenly spaced starts keep every second of this process at CALLS_PER_SECOND.
-  // 3% under it, so that network jitter cannot squeeze one call too many into a second at VoxImplant.
-  const pace = createSpacer(config.call.callsPerSecond * 0.97);
+  // First calls run on the lead's queue and later ones on the call queue, whose server-side limit
+  // lets a burst through after a quiet spell (a morning of sleeping leads waking at once): evenly
+  // spaced starts from one budget keep every second at CALLS_PER_SECOND, for all the workers that
+  // share DATA_DIR. 3% under it, so that network jitter cannot squeeze one call too many into a
+  // second at VoxImplant.
+  const budget = sharedLimit({
+    name: 'voximplant-calls',
+    dir: config.dataDir,
+    policy: { kind: 'bucket', perSecond: config.call.callsPerSecond * 0.97, burst: 1 },
+  });
   return {
     async placeRobotCall(input: PlaceCallInput & { receivedAt?: number }) {
-      await pace();
+      await budget.take();
       const started = Date.now();
       const result = await voximplant.placeRobotCall(input);
       if (!result.deduplicated) metrics?.callsPlaced.inc();

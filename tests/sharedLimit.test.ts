@@ -68,6 +68,30 @@ test('a bucket drains while idle: after a quiet spell the burst is there again',
   expect(times).toEqual([0, 0, 500]);
 });
 
+test('a bucket of one (the call budget) spaces takers 1/rate s apart, and a busy loop does not bunch them', async () => {
+  const clock = new VirtualClock();
+  const limit = openSharedLimitUncached({
+    name: 'calls',
+    policy: { kind: 'bucket', perSecond: 100, burst: 1 },
+    clock,
+  });
+  const { times, all } = takeAll(limit.take, clock, 6);
+  await clock.advance(0);
+  expect(times).toEqual([0]);
+  await clock.advance(9);
+  expect(times).toEqual([0]);
+  await clock.advance(1);
+  expect(times).toEqual([0, 10]);
+  // The loop is blocked for 50 ms: the third taker's 10 ms timer fires 40 ms late.
+  clock.stall(50);
+  await clock.advance(0);
+  expect(times).toEqual([0, 10, 60]);
+  await clock.advance(100);
+  await all;
+  // The rest keep a full interval after the late one instead of going at once to catch up.
+  expect(times).toEqual([0, 10, 60, 70, 80, 90]);
+});
+
 test('a window allows `limit` per window and keeps the minimum gap', async () => {
   const clock = new VirtualClock();
   const policy: LimitPolicy = { kind: 'window', limit: 3, windowMs: 60_000, minGapMs: 1000 };

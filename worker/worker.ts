@@ -15,6 +15,7 @@ import {
 } from '../activities';
 import type { Metrics } from '../support/metrics';
 import { buildWorkflowBundle } from './bundle';
+import { workflowSlotsWithEagerHeadroom, type EagerHeadroom } from './eagerHeadroom';
 import { workflowCacheSize } from './cacheSize';
 import type { DataConverter } from '@temporalio/common';
 
@@ -38,6 +39,13 @@ const CRM_CONCURRENT_ACTIVITIES = 200;
 /** Alerts and SMS one process runs at once; a waiting alert costs a promise, not a thread. */
 const LEAD_QUEUE_CONCURRENT_ACTIVITIES = 1000;
 
+/**
+ * The lead worker's workflow tasks in flight: what its pollers may take (the SDK's default is 40
+ * for all), and the room kept beside them for new leads' first tasks, which come with the intake's
+ * start request (see ./eagerHeadroom).
+ */
+export const LEAD_WORKFLOW_SLOTS: EagerHeadroom = { polled: 32, eager: 64 };
+
 export async function createLeadWorkers(
   connection: NativeConnection,
   config: AppConfig,
@@ -55,6 +63,9 @@ export async function createLeadWorkers(
   } as const;
   // The claim seals are local activities that ask Temporal itself, on the worker's own connection.
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
+  // One set of call activities for both workers, so a first call (on the lead's queue) and a later
+  // one (on the call queue) take from the same budget.
+  const callActivities = createCallActivities(config, metrics);
   const createLeadWorker = () =>
     Worker.create({
       ...common,
@@ -63,6 +74,8 @@ export async function createLeadWorkers(
       // The wake slots and claim seals are local activities: they run here, beside the workflows.
       activities: {
         ...createLeadActivities(config, metrics),
+        // A lead's first call runs here, dispatched with the task that schedules it (eager).
+        ...callActivities,
         ...createWakeSlotActivities(config),
         ...createCallClaimActivities(client),
       },
@@ -72,7 +85,13 @@ export async function createLeadWorkers(
       // Alerts wait in the Telegram outbox for a message under the chat's limit (20 a minute), each
       // holding its activity slot meanwhile: in a burst hundreds wait at once, and with the SDK's
       // default of 100 slots they would keep the SMS activities of the same queue from starting.
-      maxConcurrentActivityTaskExecutions: LEAD_QUEUE_CONCURRENT_ACTIVITIES,
+      tuner: {
+        workflowTaskSlotSupplier: workflowSlotsWithEagerHeadroom(LEAD_WORKFLOW_SLOTS),
+        activityTaskSlotSupplier: { type: 'fixed-size', numSlots: LEAD_QUEUE_CONCURRENT_ACTIVITIES },
+        // The SDK's defaults for the rest.
+        localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 100 },
+        nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 100 },
+      },
       // A new lead's first task (the one that places its call) waits on the shared queue; every
       // later task of a running lead (its paperwork, a report) on this worker's sticky queue. The
       // SDK's default gives the shared queue 2 of 10 pollers; since the scenario's claim needs no
@@ -90,7 +109,7 @@ export async function createLeadWorkers(
   const callWorker = await Worker.create({
     ...common,
     taskQueue: config.temporal.callTaskQueue,
-    activities: createCallActivities(config, metrics),
+    activities: callActivities,
     // The server's limit is for all workers together, but lets a burst through after a quiet spell
     // (a morning of sleeping leads waking at once); this worker's own limit spaces its calls evenly.
     maxTaskQueueActivitiesPerSecond: config.call.callsPerSecond,

@@ -104,13 +104,22 @@ export const PRIORITY = { firstCall: 1, registerLead: 2, laterCall: 3, callNotes
 /** A call placed this soon after the lead's workflow started is its first, not a retry or a wake-up. */
 export const FIRST_CALL_WITHIN_MS = 60_000;
 
+/**
+ * Whether a call scheduled now is the lead's first (workflow time: the same on replay). A first call
+ * runs on the lead's own task queue, so the server hands it back with the workflow task that
+ * scheduled it (eager activity dispatch): it never waits behind the history service's transfer
+ * queue or the call queue's backlog, which in a burst are seconds. Its pace is the process's call
+ * budget (activities/index.ts), as on the call queue. A command's task queue is not part of its
+ * identity on replay: histories that scheduled it on the call queue replay unchanged.
+ */
+function isFirstCall(): boolean {
+  return Date.now() - workflowInfo().runStartTime.getTime() < FIRST_CALL_WITHIN_MS;
+}
+
 function priorityOf(name: keyof Activities): Priority | undefined {
   switch (name) {
-    case 'placeRobotCall': {
-      // Workflow time: the same on replay.
-      const sinceStart = Date.now() - workflowInfo().runStartTime.getTime();
-      return { priorityKey: sinceStart < FIRST_CALL_WITHIN_MS ? PRIORITY.firstCall : PRIORITY.laterCall };
-    }
+    case 'placeRobotCall':
+      return { priorityKey: isFirstCall() ? PRIORITY.firstCall : PRIORITY.laterCall };
     case 'registerLead':
       return { priorityKey: PRIORITY.registerLead };
     case 'recordCallAttempts':
@@ -120,11 +129,15 @@ function priorityOf(name: keyof Activities): Priority | undefined {
   }
 }
 
-/** The named activity, scheduled with its own options (on `taskQueue` when given) and priority. */
+/**
+ * The named activity, scheduled with its own options (on `taskQueue` when given; a first call on the
+ * lead's own queue) and priority.
+ */
 export function activity<K extends keyof Activities>(name: K, taskQueue?: string): Activities[K] {
-  const options: ActivityOptions = { ...ACTIVITY_OPTIONS[name], ...(taskQueue ? { taskQueue } : {}) };
-  // The priority is decided when the activity is scheduled (the call's depends on when that is).
+  // The priority and the queue are decided when the activity is scheduled (a call's depend on when).
   const scheduled = ((...args: unknown[]) => {
+    const queue = name === 'placeRobotCall' && isFirstCall() ? undefined : taskQueue;
+    const options: ActivityOptions = { ...ACTIVITY_OPTIONS[name], ...(queue ? { taskQueue: queue } : {}) };
     const priority = priorityOf(name);
     const proxy = proxyActivities<Activities>(priority ? { ...options, priority } : options)[name];
     return (proxy as (...a: unknown[]) => unknown)(...args);

@@ -55,7 +55,8 @@ test('the activities run on their own queues; the CRM lead carries the ref, the 
     const queueOf = (name: string) => [...new Set(stubs.of(name).map((c) => c.taskQueue))];
     expect(queueOf('registerLead')).toEqual([queues.crm]);
     expect(queueOf('recordCallAttempts')).toEqual([queues.crm]);
-    expect(queueOf('placeRobotCall')).toEqual([queues.call]);
+    // The first call goes with the task that schedules it, on the lead's own queue.
+    expect(queueOf('placeRobotCall')).toEqual([queues.main]);
     expect(queueOf('sendSms')).toEqual([queues.main]);
     expect(queueOf('notifySellers')).toEqual([queues.main]);
   });

@@ -409,7 +409,8 @@ export async function withLead<T>(
       namespace,
       taskQueue: mainQueue,
       ...workflowBundle(),
-      activities: { sendSms, notifySellers, notifySellersCrmLead, takeWakeSlot, sealCallAttempt },
+      // A lead's first call runs on its own queue (eager), later ones on the call queue.
+      activities: { sendSms, notifySellers, notifySellersCrmLead, takeWakeSlot, sealCallAttempt, placeRobotCall },
     }),
     Worker.create({
       connection,

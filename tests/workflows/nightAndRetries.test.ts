@@ -135,6 +135,8 @@ test('several nights of retries: one night SMS in all, each retry pushed to the 
       [0, 1, 2, 3].map((day) => localTime(now, zone, '09:00', day)),
     );
     expect(stubs.smsKinds).toEqual(['night']);
+    // Calls of the morning and retries are not first calls: they go by the rate-limited call queue.
+    expect([...new Set(stubs.robotCalls.map((c) => c.taskQueue))]).toEqual([input.policy.callTaskQueue]);
     await operatorAction(handle, { action: 'cancel' });
     expect(await handle.result()).toMatchObject({ status: 'Cancelled' });
   });
