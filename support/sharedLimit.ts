@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { systemClock, type Clock } from './clock';
-import { safeJson, withFileLock } from './fileLock';
+import { safeJson, withFileLockSync } from './fileLock';
 
 export type LimitPolicy =
   /** A leaky bucket: `burst` requests at once, drained at `perSecond` (Bitrix24). */
@@ -186,14 +186,21 @@ function memoryStore(): Store {
 function fileStore(dir: string, name: string): Store {
   const file = path.join(dir, 'limits', `${name.replace(/[^A-Za-z0-9._-]+/g, '_')}.json`);
   return {
+    // A few bytes read and written under the lock in one synchronous step (see withFileLockSync):
+    // a call budget is taken for every call, dozens a second in a burst.
     update: (fn) =>
-      withFileLock(`${file}.lock`, LOCK, async () => {
-        const text = await fs.promises.readFile(file, 'utf8').catch(() => '');
+      withFileLockSync(`${file}.lock`, LOCK, () => {
+        let text = '';
+        try {
+          text = fs.readFileSync(file, 'utf8');
+        } catch {
+          // none yet
+        }
         // A torn or missing file starts the budget afresh: at worst one burst too many, which the
         // provider answers with a limit error that is waited out.
         const parsed = State.safeParse(safeJson(text) ?? {});
         const { waitMs, next } = fn(parsed.success ? parsed.data : State.parse({}));
-        if (next) await fs.promises.writeFile(file, JSON.stringify(next), { mode: 0o600 });
+        if (next) fs.writeFileSync(file, JSON.stringify(next), { mode: 0o600 });
         return waitMs;
       }),
   };

@@ -44,7 +44,7 @@ const LEAD_QUEUE_CONCURRENT_ACTIVITIES = 1000;
  * for all), and the room kept beside them for new leads' first tasks, which come with the intake's
  * start request (see ./eagerHeadroom).
  */
-export const LEAD_WORKFLOW_SLOTS: EagerHeadroom = { polled: 32, eager: 64 };
+export const LEAD_WORKFLOW_SLOTS: EagerHeadroom = { polled: 32, eager: 256 };
 
 export async function createLeadWorkers(
   connection: NativeConnection,
