@@ -148,7 +148,8 @@ export function openSharedLimitUncached(opts: SharedLimitOptions): SharedLimit {
 function admit(policy: LimitPolicy, state: State, now: number): number {
   if (policy.kind === 'bucket') {
     const level = Math.max(0, state.level - (Math.max(0, now - state.at) / 1000) * policy.perSecond);
-    if (level + 1 > policy.burst) return ((level + 1 - policy.burst) / policy.perSecond) * 1000;
+    // Whole milliseconds, as timers go: a wait of a float's rounding error would never move a clock.
+    if (level + 1 > policy.burst) return Math.ceil(((level + 1 - policy.burst) / policy.perSecond) * 1000);
     state.level = level + 1;
     state.at = now;
     return 0;

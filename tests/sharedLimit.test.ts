@@ -11,6 +11,7 @@ import {
   type SharedLimit,
 } from '../support/sharedLimit';
 import { VirtualClock } from './support/virtualClock';
+import { callBudget } from '../activities';
 
 /** Starts `n` takes; `times` fills with the clock's time (from now) as each is let through. */
 function takeAll(take: SharedLimit['take'], clock: VirtualClock, n: number) {
@@ -169,4 +170,41 @@ test('two processes sharing a directory share one budget', async () => {
   }
   await Promise.all([fromA.all, fromB.all]);
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the call budget (CALLS_PER_SECOND)', () => {
+  /** The most takes in any window of one second, `times` sorted. */
+  const mostInOneSecond = (times: number[]) =>
+    Math.max(...times.map((t, i) => times.filter((u, j) => j >= i && u < t + 1000).length));
+
+  test.each([5, 20, 50, 1000])(
+    'when %d/s are asked for continuously, then no second holds more, and the rate is nearly kept',
+    async (rate) => {
+      const clock = new VirtualClock();
+      const limit = openSharedLimitUncached({
+        name: 'calls',
+        policy: callBudget({ call: { callsPerSecond: rate } } as never),
+        clock,
+      });
+      const { times, all } = takeAll(limit.take, clock, rate * 3);
+      await clock.advance(3_200);
+      await all;
+      expect(mostInOneSecond(times)).toBeLessThanOrEqual(rate);
+      // Three seconds' worth within about three seconds: the budget gives away at most 5%.
+      expect(times[times.length - 1]!).toBeLessThanOrEqual(3_000 * 1.05);
+    },
+  );
+
+  test('when a burst of leads comes at 1000/s allowed, then a twentieth of a second’s calls go at once', async () => {
+    const clock = new VirtualClock();
+    const limit = openSharedLimitUncached({
+      name: 'calls',
+      policy: callBudget({ call: { callsPerSecond: 1000 } } as never),
+      clock,
+    });
+    const { times, all } = takeAll(limit.take, clock, 50);
+    await clock.advance(0);
+    await all;
+    expect(times).toEqual(Array(50).fill(0));
+  });
 });
