@@ -194,7 +194,9 @@ export function benchSettings(
     serverConfig: parsePairs('server-config', text('server-config') ?? ''),
     serviceEnv: parsePairs('service-env', text('service-env') ?? ''),
     latencyRates: text('rates')
-      ? text('rates')!.split(',').map((r) => positive('rates', r.trim()))
+      ? text('rates')!
+          .split(',')
+          .map((r) => positive('rates', r.trim()))
       : base.latencyRates,
     keepData: flag('keep-data'),
     logLevel: text('log-level') ?? 'warn',

@@ -410,7 +410,14 @@ export async function withLead<T>(
       taskQueue: mainQueue,
       ...workflowBundle(),
       // A lead's first call runs on its own queue (eager), later ones on the call queue.
-      activities: { sendSms, notifySellers, notifySellersCrmLead, takeWakeSlot, sealCallAttempt, placeRobotCall },
+      activities: {
+        sendSms,
+        notifySellers,
+        notifySellersCrmLead,
+        takeWakeSlot,
+        sealCallAttempt,
+        placeRobotCall,
+      },
     }),
     Worker.create({
       connection,
