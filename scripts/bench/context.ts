@@ -136,6 +136,8 @@ export class Bench {
       SDK_METRICS_PORT: '0',
       // /metrics on a loopback port of its own, any free one: nothing else on the host is disturbed.
       METRICS_PORT: '0',
+      // --as-shop: the bench's own shop key (posts with it skip the per-phone daily limit).
+      ...(this.settings.asShop ? { INTAKE_API_KEY: 'bench-shop-key-0123456789abcdef0123456789' } : {}),
       ...this.settings.serviceEnv,
       ...overrides,
     };

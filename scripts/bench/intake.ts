@@ -38,7 +38,8 @@ export interface LatencyRun {
 function postEvenly(bench: Bench, rate: number, seconds: number): Promise<PostOutcome[]> {
   const url = bench.url!;
   const timeout = bench.settings.httpTimeoutSeconds;
-  return openLoop(rate, seconds, () => postLead(url, leadFields(nextPhone()), timeout));
+  const shopKey = bench.settings.asShop ? bench.config().intakeApiKey : undefined;
+  return openLoop(rate, seconds, () => postLead(url, leadFields(nextPhone()), timeout, shopKey));
 }
 
 export async function measureIntakeLatency(bench: Bench, beside: Floors): Promise<LatencyRun[]> {

@@ -42,12 +42,17 @@ export async function postLead(
   baseUrl: string,
   fields: Record<string, unknown>,
   timeoutSeconds: number,
+  /** the shop's INTAKE_API_KEY: the lead is the shop's own (no per-phone daily limit, no slot) */
+  shopKey?: string,
 ): Promise<PostOutcome> {
   const phone = String(fields.phone);
   const sentAt = Date.now();
   const status = await fetch(leadsUrl(baseUrl), {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: {
+      'content-type': 'application/json',
+      ...(shopKey ? { authorization: `Bearer ${shopKey}` } : {}),
+    },
     body: JSON.stringify(fields),
     signal: AbortSignal.timeout(timeoutSeconds * 1000),
   }).then(

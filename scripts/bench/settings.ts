@@ -73,6 +73,8 @@ export type BenchSettings = typeof FULL & {
   logLevel: string;
   /** dynamic config values the dev server runs with over the project's own */
   serverConfig: Record<string, string>;
+  /** latency runs post as the shop (INTAKE_API_KEY): no per-phone daily slot on the intake path */
+  asShop: boolean;
   /** the service's environment over the bench's own (A/B runs of its settings) */
   serviceEnv: Record<string, string>;
 };
@@ -90,6 +92,11 @@ const OPTIONS = {
     type: 'string',
     env: 'BENCH_SLEEP_RATE',
     help: 'leads/s the night is sized for with --only sleepers (8)',
+  },
+  'as-shop': {
+    type: 'boolean',
+    env: 'BENCH_AS_SHOP',
+    help: "latency runs post with the shop's INTAKE_API_KEY (no per-phone slot): A/B of the limit",
   },
   'no-morning': {
     type: 'boolean',
@@ -169,7 +176,7 @@ export function benchSettings(
       | 'service-env'
       | 'rates',
   ) => values[name] ?? fromEnv(name);
-  const flag = (name: 'quick' | 'keep-data' | 'no-morning') =>
+  const flag = (name: 'quick' | 'keep-data' | 'no-morning' | 'as-shop') =>
     values[name] ?? !['', '0', 'false'].includes(fromEnv(name) ?? '');
 
   const only = text('only') || undefined;
@@ -199,6 +206,7 @@ export function benchSettings(
           .map((r) => positive('rates', r.trim()))
       : base.latencyRates,
     keepData: flag('keep-data'),
+    asShop: flag('as-shop'),
     logLevel: text('log-level') ?? 'warn',
     help: values.help ?? false,
   };
