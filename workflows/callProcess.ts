@@ -3,12 +3,12 @@
 // handling. It runs inside the lead's workflow, which wires its handlers to `accept`, `act` and the
 // CRM hooks; the call's state has one owner, this process, and the lead workflow reads it.
 // Deterministic: time comes from the workflow clock, every side effect from an activity.
-import { ActivityFailure, ApplicationFailure, condition, log, patched } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, log } from '@temporalio/workflow';
 import { fillTemplate } from '../domain/customerText';
 import { currentOrNextWindow, isWorkingTime, nextWorkingTime } from '../domain/workingHours';
 import { activity, sealCallAttempt, takeWakeSlot } from './activityOptions';
 import { createCrmNoteQueue } from './crmNotes';
-import { follows1_2_0, RELEASE_1_3_0, RELEASE_1_5_0, RELEASE_1_7_0 } from './patches';
+import { follows, follows1_2_0, RELEASE_1_3_0, RELEASE_1_5_0, RELEASE_1_7_0 } from './patches';
 import {
   FINAL_STATUSES,
   type CallClaim,
@@ -196,7 +196,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
    */
   async function wasDialled(attempt: number, reported: boolean): Promise<boolean> {
     const claimedByUpdate = claimed?.attempt === attempt;
-    if (!patched(RELEASE_1_7_0)) return claimedByUpdate;
+    if (!follows(RELEASE_1_7_0)) return claimedByUpdate;
     let sealed;
     try {
       // A reported attempt was dialled (a session reports only after its claim): its claim is only
@@ -241,7 +241,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
         // counts from this task's clock read before the place is taken (the local activity moves
         // the clock on): it starts when the task completes, so it fires on time or just after.
         const sleptAt = Date.now();
-        const wakeAt = patched(RELEASE_1_3_0) ? await wakeTimeFor(state.nextCallAt) : state.nextCallAt;
+        const wakeAt = follows(RELEASE_1_3_0) ? await wakeTimeFor(state.nextCallAt) : state.nextCallAt;
         await condition(stopRequested, Math.max(1, wakeAt - sleptAt));
         continue;
       }
@@ -294,7 +294,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
       // again at once instead of waiting for a person; at night the loop puts it to sleep first.
       // The attempts still count, so a scenario that never claims ends with a person after
       // CALL_MAX_ATTEMPTS of them.
-      if (!r && !dialled && patched(RELEASE_1_5_0)) {
+      if (!r && !dialled && follows(RELEASE_1_5_0)) {
         const what = `Попытка ${state.attempts}: звонка не было (сценарий не получил разрешения позвонить)`;
         log.warn('the call scenario never claimed its attempt: nobody was rung', { attempt: state.attempts });
         crmNotes.add(what);
@@ -340,7 +340,7 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
         progress('MissedCall', `недозвон (${r.result})`);
         crmNotes.flush();
         // A retry pushed past the night wakes at its place in the morning's queue, as a night lead.
-        if (state.nextCallAt > due && patched(RELEASE_1_3_0)) {
+        if (state.nextCallAt > due && follows(RELEASE_1_3_0)) {
           const wakeAt = await wakeTimeFor(state.nextCallAt);
           await condition(() => pendingAction !== undefined, wakeAt - missedAt);
         } else {

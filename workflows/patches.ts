@@ -36,9 +36,27 @@ export const RELEASE_1_5_0 = 'release-1.5.0';
 export const RELEASE_1_7_0 = 'release-1.7.0';
 
 /**
- * Whether this run follows 1.2.0 or later. The newest id is asked first, so a run started by 1.3.0
- * records that id alone; a run of 1.2.0 finds its own marker.
+ * 1.8.1: no new behaviour; one id for all of the above. Each id a lead meets costs it a marker and
+ * an upsert of TemporalChangeVersion (a visibility write); a lead started by 1.8.1 or later records
+ * this one id in its first task and no other, where a lead of 1.7.0 recorded two (1.3.0 in its first
+ * task, 1.7.0 when its first attempt ended) and a lead that fell asleep or went unclaimed three or
+ * four. It is asked first wherever an older id is (`follows`), so an older lead, which has no such
+ * marker in its first task, goes on asking its own ids.
+ */
+export const RELEASE_1_8_1 = 'release-1.8.1';
+
+type Release = typeof RELEASE_1_3_0 | typeof RELEASE_1_5_0 | typeof RELEASE_1_7_0;
+
+/** Whether this run follows `release`: started by that release or a later one. */
+export function follows(release: Release): boolean {
+  return patched(RELEASE_1_8_1) || patched(release);
+}
+
+/**
+ * Whether this run follows 1.2.0 or later. The newest ids are asked first, so a run started by 1.8.1
+ * records that id alone, one started by 1.3.0 … 1.8.0 the 1.3.0 id, and a run of 1.2.0 finds its own
+ * marker.
  */
 export function follows1_2_0(): boolean {
-  return patched(RELEASE_1_3_0) || patched(RELEASE_1_2_0);
+  return follows(RELEASE_1_3_0) || patched(RELEASE_1_2_0);
 }
