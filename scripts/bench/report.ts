@@ -15,66 +15,60 @@ const ratio = (a: number, b: number | undefined) =>
  * are shown for reference.
  */
 export function latencyTable(floor: FloorRun[], runs: LatencyRun[]): string {
-  const against = (a: { p50: number; p99: number }, b: { p50: number; p99: number }) =>
-    `${ratio(a.p50, b.p50)} / ${ratio(a.p99, b.p99)}`;
+  type Spread = { p50: number; p99: number };
+  const against = (a: Spread, b: Spread) => `${ratio(a.p50, b.p50)} / ${ratio(a.p99, b.p99)}`;
+  const row = (measure: string, n: number, lost: string | number, p: Spread, vs = '', cpu = '') => [
+    measure,
+    n,
+    lost,
+    ms(p.p50),
+    ms(p.p99),
+    vs,
+    cpu,
+  ];
   return table(
     ['measure', 'n', 'non-2xx/lost', 'p50', 'p99', 'vs bare beside p50 / p99', 'CPU ms each: node + server'],
     [
-      ...floor.map((r) => [
-        `floor, alone: bare workflow, ${r.rate}/s × ${r.seconds} s`,
-        r.workflowIds.length,
-        r.errors + r.missing,
-        ms(r.latency.p50),
-        ms(r.latency.p99),
-        '',
-        cpuText(r.cpuPerWorkflow),
-      ]),
-      ...floor.map((r) => [
-        `floor, alone: call path (HTTP → start → task → rate-limited activity), ${r.rate}/s`,
-        r.callPath.n,
-        '',
-        ms(r.callPath.p50),
-        ms(r.callPath.p99),
-        '',
-        '',
-      ]),
-      ...runs.map((r) => [
-        `bare workflow beside the ${r.rate}/s leads`,
-        r.bareBeside.n,
-        '',
-        ms(r.bareBeside.p50),
-        ms(r.bareBeside.p99),
-        '',
-        '',
-      ]),
-      ...runs.map((r) => [
-        `lead: POST → call request, ${r.rate}/s × ${r.seconds} s`,
-        r.posts.length,
-        `${r.non2xx} / ${r.missingCalls}`,
-        ms(r.latency.p50),
-        ms(r.latency.p99),
-        against(r.latency, r.bareBeside),
-        // The bare workflows beside the leads are in these figures too (a few per cent of them).
-        cpuText(r.cpuPerLead),
-      ]),
-      ...runs.map((r) => [
-        `lead: POST → dial (claim granted), ${r.rate}/s`,
-        r.claims.granted,
-        `claims ${r.claims.refused} refused, ${r.claims.unanswered} unanswered, ${r.claims.pending} pending`,
-        ms(r.dial.p50),
-        ms(r.dial.p99),
-        against(r.dial, r.bareBeside),
-        '',
-      ]),
-      ...runs.map((r) => [
-        `  (HTTP answer of the POST, ${r.rate}/s)`,
-        r.posts.length,
-        '',
-        ms(r.http.p50),
-        ms(r.http.p99),
-        '',
-        '',
-      ]),
+      ...floor.map((r) =>
+        row(
+          `floor, alone: bare workflow, ${r.rate}/s × ${r.seconds} s`,
+          r.workflowIds.length,
+          r.errors + r.missing,
+          r.latency,
+          '',
+          cpuText(r.cpuPerWorkflow),
+        ),
+      ),
+      ...floor.map((r) =>
+        row(
+          `floor, alone: call path (HTTP → start → task → rate-limited activity), ${r.rate}/s`,
+          r.callPath.n,
+          '',
+          r.callPath,
+        ),
+      ),
+      ...runs.map((r) => row(`bare workflow beside the ${r.rate}/s leads`, r.bareBeside.n, '', r.bareBeside)),
+      ...runs.map((r) =>
+        row(
+          `lead: POST → call request, ${r.rate}/s × ${r.seconds} s`,
+          r.posts.length,
+          `${r.non2xx} / ${r.missingCalls}`,
+          r.latency,
+          against(r.latency, r.bareBeside),
+          // The bare workflows beside the leads are in these figures too (a few per cent of them).
+          cpuText(r.cpuPerLead),
+        ),
+      ),
+      ...runs.map((r) =>
+        row(
+          `lead: POST → dial (claim granted), ${r.rate}/s`,
+          r.claims.granted,
+          `claims ${r.claims.refused} refused, ${r.claims.unanswered} unanswered, ${r.claims.pending} pending`,
+          r.dial,
+          against(r.dial, r.bareBeside),
+        ),
+      ),
+      ...runs.map((r) => row(`  (HTTP answer of the POST, ${r.rate}/s)`, r.posts.length, '', r.http)),
     ],
   );
 }
