@@ -100,10 +100,23 @@ interface TimeSkippingOnExistingServer {
 
 export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
   quietSdkLogs();
-  const port = await freePort();
-  const server = await launch(process.env.STL_TEST_SERVER!, 'time-skipping test server', port, [
-    String(port),
-  ]);
+  // A free port may be taken before the JVM binds it (seen in CI: another file's dev server opened
+  // one of its own ports there, so the port answered, the JVM failed to bind and the SDK met the
+  // other server): then another port, a few times.
+  for (let tries = 1; ; tries++) {
+    const port = await freePort();
+    let server: ChildProcess | undefined;
+    try {
+      server = await launch(process.env.STL_TEST_SERVER!, 'time-skipping test server', port, [String(port)]);
+      return await timeSkippingEnvironment(port, server);
+    } catch (err) {
+      server?.kill('SIGKILL');
+      if (tries >= 3) throw err;
+    }
+  }
+}
+
+async function timeSkippingEnvironment(port: number, server: ChildProcess): Promise<TestWorkflowEnvironment> {
   const env = await (TestWorkflowEnvironment as unknown as TimeSkippingOnExistingServer).create({
     server: { type: 'existing' },
     supportsTimeSkipping: true,
