@@ -8,6 +8,7 @@ const transform = { '^.+\\.(t|j)sx?$': ['@swc/jest'] };
 
 const UNIT_FILES = [
   'activityTimeouts',
+  'callBudget',
   'bitrix24',
   'bitrix24Batch',
   'config',

@@ -6,7 +6,7 @@ import type { Client } from '@temporalio/client';
 import { claimOf, sealAttempt, type SealOutcome } from '../support/callClaims';
 import type { AppConfig } from '../config';
 import type { Metrics } from '../support/metrics';
-import { sharedLimit, type LimitPolicy } from '../support/sharedLimit';
+import { sharedLimit, type LimitPolicy, type SharedLimit } from '../support/sharedLimit';
 import { openWakeSlots, type WakeSlot } from '../support/wakeSlots';
 import { createBitrix24Activities } from './bitrix24';
 import { createSmsActivities, createSmsRuGateway, smsAccountErrorOf, type SmsInput } from './sms';
@@ -102,6 +102,26 @@ export function createCrmActivities(
   return createBitrix24Activities(config.bitrix24, { dataDir: config.dataDir, metrics });
 }
 
+/** How often a call waiting for its place under CALLS_PER_SECOND heartbeats its activity. */
+const BUDGET_HEARTBEAT_MS = 5_000;
+
+/**
+ * Waits for the call's place in the budget, heartbeating the activity meanwhile; an attempt
+ * cancelled or timed out while it waits (its heartbeat tells it) leaves without calling.
+ */
+async function waitForBudget(budget: SharedLimit): Promise<void> {
+  const ctx = asyncLocalStorage.getStore();
+  if (!ctx) return void (await budget.take());
+  const beat = setInterval(() => ctx.heartbeat(), BUDGET_HEARTBEAT_MS);
+  try {
+    await Promise.race([budget.take(), ctx.cancelled]);
+  } finally {
+    clearInterval(beat);
+  }
+  // The heartbeat timeout counts from here for the requests that follow.
+  ctx.heartbeat();
+}
+
 /**
  * CALLS_PER_SECOND as a leaky bucket. Up to 20 a second, one call at a time, 3% under the rate so
  * that network jitter cannot squeeze one call too many into a second at VoxImplant. Above that, a
@@ -124,7 +144,7 @@ export function createCallActivities(config: AppConfig, metrics?: Metrics) {
   const budget = sharedLimit({ name: 'voximplant-calls', dir: config.dataDir, policy: callBudget(config) });
   return {
     async placeRobotCall(input: PlaceCallInput & { receivedAt?: number }) {
-      await budget.take();
+      await waitForBudget(budget);
       const started = Date.now();
       const result = await voximplant.placeRobotCall(input);
       if (!result.deduplicated) metrics?.callsPlaced.inc();

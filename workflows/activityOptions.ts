@@ -36,12 +36,14 @@ export const ACTIVITY_OPTIONS = {
     scheduleToCloseTimeout: '6h',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m' },
   },
-  // Waiting for a slot under the calls-per-second limit counts against schedule-to-start, not
-  // start-to-close, so a morning queue of sleeping leads does not time out. StartScenarios answers
-  // in well under a second: a short timeout lets a crashed worker's call be retried (and
-  // de-duplicated) quickly.
+  // The call waits for its place under CALLS_PER_SECOND inside the activity (a first call is handed
+  // to the lead's worker at once, so a burst above the rate queues there, minutes at 5 calls/s),
+  // heartbeating: the wait is bounded by the heartbeat, not by a start-to-close that a queue would
+  // outlast. A crashed worker's call is then retried (and de-duplicated) within 20 s; StartScenarios
+  // and the retry's history checks each answer within their 5 s HTTP timeout.
   placeRobotCall: {
-    startToCloseTimeout: '10s',
+    startToCloseTimeout: '1h',
+    heartbeatTimeout: '20s',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
   },
   // Each SMS costs money and reaches a person: the activity itself refuses to send twice (its
