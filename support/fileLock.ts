@@ -23,7 +23,7 @@ const log = logger.child({ component: 'file-lock' });
 /** Takes the lock; the returned function releases it (only if it is still ours). */
 export async function acquireFileLock(lockFile: string, opts: FileLockOptions): Promise<() => Promise<void>> {
   const pollMs = opts.pollMs ?? 25;
-  const me = JSON.stringify({ host: os.hostname(), pid: process.pid, at: Date.now(), n: Math.random() });
+  const me = holderId();
   const giveUpAt = Date.now() + opts.waitMs;
   await fs.promises.mkdir(path.dirname(lockFile), { recursive: true });
   for (;;) {
@@ -126,7 +126,7 @@ export async function withFileLockSync<T>(lockFile: string, opts: FileLockOption
 
 /** The lock if it is free (or left stale), else undefined; the returned function releases it. */
 function tryFileLockSync(lockFile: string, staleMs: number, pollMs: number): (() => void) | undefined {
-  const me = JSON.stringify({ host: os.hostname(), pid: process.pid, at: Date.now(), n: Math.random() });
+  const me = holderId();
   for (let tries = 0; tries < 3; tries++) {
     try {
       const fd = fs.openSync(lockFile, 'wx', 0o600);
@@ -159,6 +159,11 @@ function readOrUndefined(file: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** What a lock file says of its holder: this host and process (for the stale check), and this take. */
+function holderId(): string {
+  return JSON.stringify({ host: os.hostname(), pid: process.pid, at: Date.now(), n: Math.random() });
 }
 
 export function safeJson(text: string): unknown {
