@@ -172,6 +172,47 @@ test('two processes sharing a directory share one budget', async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('when the file was cleaned away meanwhile, both processes share the one on disk again', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stl-limit-'));
+  const clock = new VirtualClock();
+  const a = openSharedLimitUncached({ name: 'portal', dir, policy: bucket, clock });
+  const b = openSharedLimitUncached({ name: 'portal', dir, policy: bucket, clock });
+  await takeAll(a.take, clock, 5).all;
+  fs.rmSync(path.join(dir, 'limits'), { recursive: true, force: true });
+  // Budget state is gone with the file: a starts afresh and b sees what a took since.
+  await takeAll(a.take, clock, 4).all;
+  const fromB = takeAll(b.take, clock, 2);
+  await untilSettled(clock, [b]);
+  expect(fromB.times).toEqual([0]);
+  await clock.advance(500);
+  await fromB.all;
+  expect(fromB.times).toEqual([0, 500]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('when a longer state is followed by a shorter one, the file still reads as the shorter', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stl-limit-'));
+  const clock = new VirtualClock();
+  const window: LimitPolicy = { kind: 'window', limit: 3, windowMs: 1000 };
+  const a = openSharedLimitUncached({ name: 'chat', dir, policy: window, clock });
+  await takeAll(a.take, clock, 3).all;
+  const longer = fs.statSync(path.join(dir, 'limits', 'chat.json')).size;
+  await clock.advance(5000);
+  await takeAll(a.take, clock, 1).all; // the window's list is down to one entry
+  const text = fs.readFileSync(path.join(dir, 'limits', 'chat.json'), 'utf8');
+  expect(text.length).toBe(longer);
+  expect(JSON.parse(text).sent).toEqual([clock.now()]);
+  // Another process reads the same: one sent, two more allowed now, the fourth a window later.
+  const b = openSharedLimitUncached({ name: 'chat', dir, policy: window, clock });
+  const fromB = takeAll(b.take, clock, 3);
+  await untilSettled(clock, [b]);
+  expect(fromB.times).toEqual([0, 0]);
+  await clock.advance(1000);
+  await fromB.all;
+  expect(fromB.times).toEqual([0, 0, 1000]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 describe('the call budget (CALLS_PER_SECOND)', () => {
   /** The most takes in any window of one second, `times` sorted. */
   const mostInOneSecond = (times: number[]) =>
