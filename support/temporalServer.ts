@@ -100,6 +100,8 @@ export interface DevServerOptions {
   log?: boolean;
   /** dynamic config values over DEV_SERVER_DYNAMIC_CONFIG (the benchmark's A/B runs) */
   dynamicConfig?: Record<string, string>;
+  /** the server's Prometheus metrics on this loopback port (the benchmark counts its operations) */
+  metricsPort?: number;
   /** the server exited without stop(), kill() or restart() asking it to */
   onUnexpectedExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -164,6 +166,7 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
     ...devServerTuning(o.dynamicConfig),
     ...flagEach('--search-attribute', searchAttributeFlags()),
     ...(o.uiCodecEndpoint ? ['--ui-codec-endpoint', o.uiCodecEndpoint] : []),
+    ...(o.metricsPort ? ['--metrics-port', String(o.metricsPort)] : []),
   ];
   const address = `127.0.0.1:${port}`;
 

@@ -1,5 +1,6 @@
 // What every phase needs: the dev server, the running service, its emulators' call ledger, and how
 // to start or restart the service with config overrides.
+import { serverOps, type Ops } from './serverOps';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -107,9 +108,16 @@ export class Bench {
     readonly settings: BenchSettings,
     readonly server: DevServer,
     readonly tmpDir: string,
+    /** the dev server's Prometheus metrics, when it serves them */
+    readonly serverMetricsUrl?: string,
   ) {
     this.dataDir = path.join(tmpDir, 'data');
     fs.mkdirSync(this.dataDir, { recursive: true });
+  }
+
+  /** The dev server's operation counters so far (see serverOps). */
+  async serverOps(): Promise<Ops> {
+    return this.serverMetricsUrl ? serverOps(this.serverMetricsUrl) : new Map();
   }
 
   /** CPU seconds the dev server has used so far */

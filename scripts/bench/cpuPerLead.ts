@@ -2,6 +2,7 @@
 // server, nothing else. In the latency phase the service shares the benchmark's process with the
 // emulators and the load generator, whose CPU would count as the lead's; here the service runs as a
 // process of its own (as `npm run service` does) and the emulators stay in the benchmark's.
+import { opsPer, type Ops } from './serverOps';
 import type { Bench } from './context';
 import { leadFields, nextPhone, ok2xx, openLoop, postLead } from './load';
 import { cpuSecondsOf, sleep, type Cpu } from './stats';
@@ -13,6 +14,8 @@ export interface LeadCpuRun {
   missingCalls: number;
   /** CPU seconds per accepted lead: the service process and the dev server */
   perLead: Cpu;
+  /** the server's operations per accepted lead */
+  opsPerLead: Ops;
 }
 
 export async function measureLeadCpu(bench: Bench, rate: number): Promise<LeadCpuRun> {
@@ -27,8 +30,12 @@ export async function measureLeadCpu(bench: Bench, rate: number): Promise<LeadCp
   );
   try {
     const ledger = bench.ledger!;
+    // --as-shop: the shop's own posts (its key), which take no phone slot.
+    const shopKey = settings.asShop ? bench.config().intakeApiKey : undefined;
     const post = (r: number, s: number) =>
-      openLoop(r, s, () => postLead(service.url, leadFields(nextPhone()), settings.httpTimeoutSeconds));
+      openLoop(r, s, () =>
+        postLead(service.url, leadFields(nextPhone()), settings.httpTimeoutSeconds, shopKey),
+      );
     const wait = (phones: string[]) =>
       ledger.waitFor(phones, { timeoutMs: settings.drainTimeoutMs, stallMs: settings.stallMs });
     // Warm-up: JIT, the sticky cache, sockets; its leads' remaining work settles before counting.
@@ -40,12 +47,14 @@ export async function measureLeadCpu(bench: Bench, rate: number): Promise<LeadCp
       server: bench.serverCpu() ?? Number.NaN,
     });
     const cpu0 = cpu();
+    const ops0 = await bench.serverOps();
     const posts = await post(rate, settings.latencySeconds);
     const accepted = posts.filter(ok2xx);
     const { missing } = await wait(accepted.map((p) => p.phone));
     // The rest of each lead (call result, CRM notes, alerts, SMS) lands after its call.
     await sleep(settings.latencyCpuTailMs);
     const cpu1 = cpu();
+    const ops1 = await bench.serverOps();
     const n = Math.max(1, accepted.length);
     return {
       rate,
@@ -53,6 +62,7 @@ export async function measureLeadCpu(bench: Bench, rate: number): Promise<LeadCp
       accepted: accepted.length,
       missingCalls: missing,
       perLead: { node: (cpu1.node - cpu0.node) / n, server: (cpu1.server - cpu0.server) / n },
+      opsPerLead: opsPer(ops0, ops1, n),
     };
   } finally {
     await service.close();

@@ -4,6 +4,7 @@
 // HTTP POST → an eager start → one workflow task → one activity on a queue with a server-side rate
 // limit (as the service's call queue has), timed to the activity's start. The same bare workflow,
 // started beside the leads during their runs, gives the floor under the same load.
+import { opsPer, type Ops } from './serverOps';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@temporalio/client';
@@ -35,6 +36,8 @@ export interface FloorRun {
   probe: Probe;
   /** CPU seconds per workflow, node process and dev server, until its activity ran */
   cpuPerWorkflow: Cpu;
+  /** the server's operations per bare workflow */
+  opsPerWorkflow: Ops;
   /** the call-path floor at this rate: POST sent → its activity started */
   callPath: Percentiles;
 }
@@ -156,6 +159,7 @@ export async function measureFloor(
   settings: BenchSettings,
   server: DevServer,
   serverCpu: () => number | undefined,
+  serverOps: () => Promise<Ops>,
   /** runs while the floor's workers still exist (their metrics vanish with them) */
   beforeShutdown: () => Promise<void>,
   grpcCompression: 'none' | 'gzip',
@@ -169,9 +173,11 @@ export async function measureFloor(
       const seconds = settings.floorSeconds;
       const probe = startProbe(serverCpu);
       const cpu0 = cpuNow(serverCpu);
+      const ops0 = await serverOps();
       const bare = await floors.bare(rate, seconds);
       await sleep(settings.floorCpuTailMs);
       const cpu = cpuPer(cpu0, cpuNow(serverCpu), bare.workflowIds.length);
+      const ops = opsPer(ops0, await serverOps(), bare.workflowIds.length);
       const p = probe();
       const callPath = await floors.callPath(rate, seconds);
       await sleep(settings.floorCpuTailMs);
@@ -184,6 +190,7 @@ export async function measureFloor(
         latency: bare.latency,
         probe: p,
         cpuPerWorkflow: cpu,
+        opsPerWorkflow: ops,
         callPath: callPath.latency,
       });
     }

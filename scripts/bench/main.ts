@@ -24,6 +24,7 @@ import { measureSleepers, notYetCalled } from './sleepers';
 import { BURST_PROVIDERS, measureCrmBurst } from './crmBurst';
 import { matchingTable, measureMatching } from './matching';
 import { measureLeadCpu } from './cpuPerLead';
+import { opsTable } from './serverOps';
 import { indent, probeText } from './stats';
 
 const say = (line = '') => console.log(line);
@@ -170,6 +171,7 @@ async function leadCpuPhase(floor: FloorRun[]): Promise<void> {
       `${((lead.node + lead.server) / (bare.node + bare.server)).toFixed(1)}× (goal ≤ 2×); ` +
       `load average ${os.loadavg()[0]!.toFixed(1)}`,
   );
+  say(indent(opsTable(floor[0]!.opsPerWorkflow, run.opsPerLead)));
 }
 
 /** The matching diagnostic: priorities and rate limits on the server, whatever the machine's speed. */
@@ -216,9 +218,11 @@ async function run(settings: BenchSettings): Promise<void> {
   if (Object.keys(settings.serverConfig).length) {
     say(`dev server dynamic config over the project's: ${JSON.stringify(settings.serverConfig)}`);
   }
+  const serverMetricsPort = await freePort();
   server = await startDevServer({
     dir: path.join(tmpDir, 'temporal'),
     log: true,
+    metricsPort: serverMetricsPort,
     dynamicConfig: settings.serverConfig,
     onUnexpectedExit: (code, signal) => {
       unexpectedExit = true;
@@ -229,7 +233,7 @@ async function run(settings: BenchSettings): Promise<void> {
   });
   say(machineText(server));
   say(`dev server pid ${server.pid} on ${server.address}, SQLite ${server.dbFile}`);
-  bench = new Bench(settings, server, tmpDir);
+  bench = new Bench(settings, server, tmpDir, `http://127.0.0.1:${serverMetricsPort}/metrics`);
   // One bundle of the service's workflows for the whole run (the tree may change meanwhile).
   bench.workflowBundle = await bundleWorkflowCode(workflowBundleOptions());
   // As the run command does (its default SDK_METRICS_PORT is 9464), on a free port.
@@ -261,6 +265,7 @@ async function run(settings: BenchSettings): Promise<void> {
     settings,
     server,
     () => bench!.serverCpu(),
+    () => bench!.serverOps(),
     async () => {
       floorMetrics = await notes.metrics();
     },
