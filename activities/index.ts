@@ -9,6 +9,7 @@ import type { Metrics } from '../support/metrics';
 import { sharedLimit, type LimitPolicy, type SharedLimit } from '../support/sharedLimit';
 import { openWakeSlots, type WakeSlot } from '../support/wakeSlots';
 import { createBitrix24Activities } from './bitrix24';
+import { keepAlive } from './keepAlive';
 import { createSmsActivities, createSmsRuGateway, smsAccountErrorOf, type SmsInput } from './sms';
 import { createSmsAccountAlerts } from './smsAccountAlerts';
 import { createTelegramActivities, type CrmLeadLink, type SellerAlert } from './telegram';
@@ -112,14 +113,15 @@ const BUDGET_HEARTBEAT_MS = 5_000;
 async function waitForBudget(budget: SharedLimit): Promise<void> {
   const ctx = asyncLocalStorage.getStore();
   if (!ctx) return void (await budget.take());
-  const beat = setInterval(() => ctx.heartbeat(), BUDGET_HEARTBEAT_MS);
+  keepAlive(ctx);
+  const beat = setInterval(() => keepAlive(ctx), BUDGET_HEARTBEAT_MS);
   try {
     await Promise.race([budget.take(), ctx.cancelled]);
   } finally {
     clearInterval(beat);
   }
-  // The heartbeat timeout counts from here for the requests that follow.
-  ctx.heartbeat();
+  // After a wait that lasted, the heartbeat timeout counts from here for the requests that follow.
+  keepAlive(ctx);
 }
 
 /**

@@ -39,6 +39,8 @@ export interface TelegramActivityOptions {
   metrics?: OutboxMetrics;
   /** See OutboxOptions. */
   editPatienceMs?: number;
+  /** how often a queued alert heartbeats its activity (tests) */
+  heartbeatMs?: number;
 }
 
 /** Telegram counts a minute loosely; a second more per window and 100 ms more per gap keep clear of it. */
@@ -169,6 +171,7 @@ export function createTelegramActivities(
     clock: opts.clock,
     metrics: opts.metrics,
     editPatienceMs: opts.editPatienceMs,
+    heartbeatMs: opts.heartbeatMs,
   });
 
   return {

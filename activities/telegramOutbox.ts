@@ -8,6 +8,7 @@ import { asyncLocalStorage, type Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { systemClock, type Clock } from '../support/clock';
 import { logger } from '../support/logger';
+import { keepAlive } from './keepAlive';
 import type { SharedLimit } from '../support/sharedLimit';
 import {
   digestFits,
@@ -156,10 +157,10 @@ export function createOutbox(opts: OutboxOptions) {
       },
     };
     if (ctx) {
-      timer = setInterval(() => ctx.heartbeat(), heartbeatMs);
+      keepAlive(ctx, undefined, clock.now());
+      timer = setInterval(() => keepAlive(ctx, undefined, clock.now()), heartbeatMs);
       timer.unref();
       ctx.cancellationSignal.addEventListener('abort', abort);
-      ctx.heartbeat();
     }
     return w;
   }

@@ -97,7 +97,7 @@ const postedTimes = (tg: TelegramEmulator) => [
 const messageOf = (tg: TelegramEmulator, messageId: number | undefined): EmulatedMessage =>
   tg.state.messages.find((m) => m.messageId === messageId)!;
 
-function setup(opts: { editPatienceMs?: number } = {}) {
+function setup(opts: { editPatienceMs?: number; heartbeatMs?: number } = {}) {
   const clock = new VirtualClock();
   const tg = createTelegramEmulator({ clock });
   // A limit of its own per test: the cached one is shared by every caller in this process.
@@ -248,19 +248,23 @@ test('a 429 holds every sender for its retry_after and the alerts stay queued un
     expect(messageOf(tg, sent[i]!.value?.messageId).plainText).toContain(a.ref);
 });
 
-test('an alert whose activity is cancelled while queued leaves the queue; it heartbeats while it waits', async () => {
-  const { clock, tg, activities } = setup();
+test('an alert whose activity is cancelled while queued leaves the queue; it heartbeats once its wait has lasted', async () => {
+  const { clock, tg, activities } = setup({ heartbeatMs: 5 });
   const first = tracked(activities.notifySellers(lead()));
   await runUntil(clock, () => first.settled);
-  // The next message may go only a second after the first: these two wait.
-  const env = new MockActivityEnvironment();
+  // The next message may go only a second after the first: these two wait. A heartbeat timeout of
+  // 400 ms keeps the alert quiet for its first 100 ms of waiting.
+  const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 400 });
   const beats: unknown[] = [];
   env.on('heartbeat', (d: unknown) => beats.push(d));
   const gone = lead();
   const cancelled = tracked(env.run(activities.notifySellers, gone));
   const after = tracked(activities.notifySellers(lead()));
   await clock.advance(0);
-  expect(beats.length).toBeGreaterThan(0);
+  await new Promise((resolve) => setTimeout(resolve, 50)); // ten of the outbox's heartbeat ticks
+  expect(beats).toEqual([]);
+  await clock.advance(200);
+  while (beats.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
   env.cancel();
   await runUntil(clock, () => cancelled.settled && after.settled);
   expect(cancelled.error).toBeInstanceOf(CancelledFailure);

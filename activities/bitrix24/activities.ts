@@ -61,7 +61,8 @@ export function createBitrix24Activities(
       const done = previous.success ? previous.data.notesDone : 0;
       for (let i = done; i < notes.length; i++) {
         await batcher.recordNote(leadId, notes[i]!, { notesDone: i });
-        activityContext()?.heartbeat({ notesDone: i + 1 });
+        // What a retry resumes after; after the last note the activity completes instead.
+        if (i + 1 < notes.length) activityContext()?.heartbeat({ notesDone: i + 1 });
       }
     },
   };

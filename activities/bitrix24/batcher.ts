@@ -16,6 +16,7 @@ import { logger, maskPhone } from '../../support/logger';
 import { systemClock, type Clock } from '../../support/clock';
 import { sharedLimit, type SharedLimit } from '../../support/sharedLimit';
 import { activityContext, HTTP_TIMEOUT_MS, readAs } from '../http';
+import { keepAlive } from '../keepAlive';
 import type { CallAttemptNote, CrmLeadInput, Partner, PartnerOutcome, RegisteredLead } from './activities';
 import {
   bitrix24Failure,
@@ -229,7 +230,7 @@ export function createBitrix24Batcher(
         onCancel();
         settle(w, { err: err instanceof CancelledFailure ? err : new CancelledFailure('cancelled') });
       });
-      w.ctx?.heartbeat(w.details);
+      if (w.ctx) keepAlive(w.ctx, w.details, clock.now());
     });
   }
 
@@ -516,8 +517,9 @@ export function createBitrix24Batcher(
 
   /** Tells Temporal the waiting activities are alive (and lets a cancellation reach them). */
   function heartbeatWaiting(): void {
-    for (const job of leads.values()) for (const w of job.waiters) w.ctx?.heartbeat(w.details);
-    for (const job of notes) job.waiter.ctx?.heartbeat(job.waiter.details);
+    const now = clock.now();
+    for (const job of leads.values()) for (const w of job.waiters) if (w.ctx) keepAlive(w.ctx, w.details, now);
+    for (const job of notes) if (job.waiter.ctx) keepAlive(job.waiter.ctx, job.waiter.details, now);
   }
 
   function build(): Command[] {
@@ -600,7 +602,7 @@ export function createBitrix24Batcher(
         if (beaten.has(w)) continue;
         beaten.add(w);
         w.details = { ...w.details, bitrix24: c.method };
-        w.ctx?.heartbeat(w.details);
+        if (w.ctx) keepAlive(w.ctx, w.details, clock.now());
       }
     }
     let res;

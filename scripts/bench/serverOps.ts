@@ -23,6 +23,9 @@ export async function serverOps(metricsUrl: string): Promise<Ops> {
     if (!m || !(COUNTERS as readonly string[]).includes(m[1]!)) continue;
     const operation = /operation="([^"]*)"/.exec(m[2]!)?.[1];
     if (!operation) continue;
+    // An RPC is counted by each service it passes (frontend, then history or matching): the
+    // frontend's count is the clients' requests.
+    if (m[1] === 'service_requests' && !/service_name="frontend"/.test(m[2]!)) continue;
     const key = `${SHORT[m[1] as (typeof COUNTERS)[number]]} ${operation}`;
     ops.set(key, (ops.get(key) ?? 0) + Number(m[3]));
   }
