@@ -16,6 +16,7 @@ const UNIT_FILES = [
   'dashboardCharts',
   'eagerHeadroom',
   'http',
+  'keepAlive',
   'leadBoard',
   'memorySettings',
   'phone',

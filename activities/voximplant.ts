@@ -36,6 +36,11 @@ export interface PlaceCallInput {
    * lead's workflow.
    */
   dialUntil?: number;
+  /**
+   * The attempt's report goes to the lead as a signal, which Temporal takes without waiting for the
+   * lead's workflow task; absent (a lead whose code predates the signal), as an update.
+   */
+  reportBySignal?: boolean;
 }
 
 export interface PlaceCallResult {
@@ -256,6 +261,7 @@ export function createVoximplantActivities(
           a: input.attempt,
           exp: Math.floor(now() / 1000) + input.tokenTtlSeconds,
           ...(input.dialUntil !== undefined ? { du: input.dialUntil, cu: claimUntil } : {}),
+          ...(input.reportBySignal ? { rs: 1 as const } : {}),
         },
         cfg.resultSecret,
       );

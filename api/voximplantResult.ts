@@ -3,8 +3,11 @@
 // start of the attempt's claim id wins), so the dial never waits for the lead's workflow task; the
 // lead seals the attempt when it stops waiting for it. A report, and the claim of an attempt placed
 // by an older release (its token has no `du`), go to the workflow as updates, whose validators
-// decide whether that attempt is still awaited. A stale or repeated request changes nothing and
-// gets 409.
+// decide whether that attempt is still awaited; a stale or repeated one changes nothing and gets
+// 409. The report of an attempt placed by 1.9.0 or later (its token says `rs`) is a signal, taken
+// by Temporal at once whatever the lead's backlog: a burst of short calls once left hundreds of
+// reports answered 503 until the scenario gave up on them. The lead ignores one it does not await;
+// a repeat that reaches the same process gets 409.
 import express, { Router, type Request } from 'express';
 import { z } from 'zod';
 import {
@@ -18,9 +21,9 @@ import type { UpdateDefinition } from '@temporalio/common';
 import { status } from '@grpc/grpc-js';
 import { HttpError, parseOr400, type AppDeps } from './http';
 import { verifyResultToken, type ResultTokenClaims } from '../domain/resultToken';
-import { claimCallUpdate, reportCallResultUpdate } from '../workflows/definitions';
+import { claimCallUpdate, reportCallResultSignal, reportCallResultUpdate } from '../workflows/definitions';
 import { claimAttempt } from '../support/callClaims';
-import { CALL_RESULTS, type CallResult } from '../workflows/types';
+import { CALL_RESULTS, type CallReport, type CallResult } from '../workflows/types';
 
 const reportSchema = z.object({
   token: z.string().max(2048).optional(),
@@ -99,8 +102,44 @@ async function updateAttempt<Args extends [unknown, ...unknown[]]>(
   }
 }
 
+/** How many signalled reports a process remembers, so a repeat gets 409 (an hour's worth at 3/s). */
+const REMEMBERED_REPORTS = 10_000;
+
+/**
+ * Sends the report as a signal to the attempt's run; 409 for a run that is closed, or for a report
+ * of this attempt already taken here.
+ */
+function reportSender(client: Client) {
+  const taken = new Map<string, number>();
+  return async ({ wf, run, a, exp }: ResultTokenClaims, report: CallReport): Promise<void> => {
+    const key = `${wf}/${run ?? ''}/${a}`;
+    if (taken.has(key)) throw new HttpError(409, `call attempt ${a} is not awaited: its report was taken`);
+    // Held while the signal is on its way, so a repeat sent meanwhile is refused too.
+    taken.set(key, exp * 1000);
+    try {
+      await client.withDeadline(Date.now() + UPDATE_ANSWER_WITHIN_MS, () =>
+        client.workflow.getHandle(wf, run).signal(reportCallResultSignal, report),
+      );
+    } catch (err) {
+      taken.delete(key);
+      if (err instanceof WorkflowNotFoundError || isRejectedByServer(err)) {
+        throw new HttpError(409, `call attempt ${a} is not awaited`);
+      }
+      if (err instanceof ServiceError) {
+        throw new HttpError(503, 'Temporal cannot take this right now; retry shortly');
+      }
+      throw err;
+    }
+    if (taken.size > REMEMBERED_REPORTS) {
+      const now = Date.now();
+      for (const [k, until] of taken) if (until < now || taken.size > REMEMBERED_REPORTS) taken.delete(k);
+    }
+  };
+}
+
 export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): Router {
   const router = Router();
+  const sendReport = reportSender(client);
   const json = express.json({ limit: '8kb', type: () => true });
 
   router.post('/api/voximplant/claim', json, async (req, res) => {
@@ -165,9 +204,10 @@ export function voximplantRoutes({ client, config, logger, metrics }: AppDeps): 
       code: parsed.code ?? undefined,
       duration: parsed.duration ?? undefined,
     };
+    if (attempt.rs) await sendReport(attempt, report);
     // A repeated report is judged again (409 once one is taken, as the contract says): the
     // scenario tries five times at most, well under Temporal's 10 updates in flight.
-    await updateAttempt(client, attempt, reportCallResultUpdate, [report], undefined, 'is not awaited');
+    else await updateAttempt(client, attempt, reportCallResultUpdate, [report], undefined, 'is not awaited');
     metrics.callResults.inc({ result: report.result });
     logger.info(
       { workflowId: attempt.wf, attempt: attempt.a, result: report.result, code: report.code },

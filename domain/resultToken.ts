@@ -21,6 +21,8 @@ export interface ResultTokenClaims {
   du?: number;
   /** With `du`: the scenario's claimUntil (epoch ms); a claim after it would leave no time to report. */
   cu?: number;
+  /** Set when the attempt's report goes to the lead as a signal (see api/voximplantResult). */
+  rs?: 1;
 }
 
 export type TokenCheck =
@@ -60,7 +62,8 @@ export function verifyResultToken(token: unknown, secret: string, nowMs = Date.n
     claims.a < 1 ||
     typeof claims.exp !== 'number' ||
     (claims.du !== undefined && typeof claims.du !== 'number') ||
-    (claims.cu !== undefined && typeof claims.cu !== 'number')
+    (claims.cu !== undefined && typeof claims.cu !== 'number') ||
+    (claims.rs !== undefined && claims.rs !== 1)
   ) {
     return { ok: false, reason: 'malformed' };
   }

@@ -308,6 +308,44 @@ test('a claim needs no task of its lead: granted at once while the lead’s work
   await handle.terminate('test over');
 });
 
+test('when a report of a 1.9.0 attempt comes while the lead’s workflow is stalled, then it is taken at once and kept in the history; a repeat gets 409; a closed lead’s gets 409', async () => {
+  const handle = await stack.service.client.workflow.start('processLead', {
+    taskQueue: `nobody-polls-${uniquePhone()}`,
+    workflowId: `stalled-${uniquePhone()}`,
+    args: [],
+  });
+  const token = signResultToken(
+    {
+      wf: handle.workflowId,
+      run: handle.firstExecutionRunId,
+      a: 1,
+      exp: Math.floor(Date.now() / 1000) + 600,
+      rs: 1,
+    },
+    stack.config.voximplant.resultSecret,
+  );
+  const resultUrl = `${stack.url}/api/voximplant/result`;
+  const report = { token, result: 'answered', code: 200, duration: 7 };
+  // No worker ever takes this workflow's task: an update would wait for one (503 after a few seconds).
+  expect(await postJson(resultUrl, report)).toMatchObject({ status: 200, body: { status: 'accepted' } });
+  expect((await postJson(resultUrl, report)).status).toBe(409);
+  const { events } = await handle.fetchHistory();
+  const signalled = (events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes ?? []);
+  expect(signalled.map((a) => a.signalName)).toEqual(['reportCallResultSignal']);
+  await handle.terminate('test over');
+  const closed = signResultToken(
+    {
+      wf: handle.workflowId,
+      run: handle.firstExecutionRunId,
+      a: 2,
+      exp: Math.floor(Date.now() / 1000) + 600,
+      rs: 1,
+    },
+    stack.config.voximplant.resultSecret,
+  );
+  expect((await postJson(resultUrl, { ...report, token: closed })).status).toBe(409);
+});
+
 test('a claim or report its workflow cannot take yet is answered 503 (asked again), not held open', async () => {
   // A lead whose workflow tasks nobody runs: the state of one behind a long backlog.
   const handle = await stack.service.client.workflow.start('processLead', {

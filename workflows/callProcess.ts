@@ -265,6 +265,9 @@ export function createCallProcess(input: LeadInput, hooks: CallProcessHooks): Ca
           receivedAt: input.receivedAt,
           // The claim of this attempt is then Temporal's to decide, refused after the window's end.
           dialUntil: currentOrNextWindow(now, input.timezone, policy.workingSchedule).end,
+          // The report comes as a signal (an activity's input is not part of its identity on
+          // replay: a history that scheduled the call without it replays unchanged).
+          reportBySignal: true,
         });
       } catch (err) {
         awaitedAttempt = undefined;

@@ -20,6 +20,7 @@ import {
   claimCallUpdate,
   getLeadStateQuery,
   operatorActionUpdate,
+  reportCallResultSignal,
   reportCallResultUpdate,
 } from './definitions';
 import { CallAttemptsKey, LeadStatusKey, ManualReasonKey, NextCallAtKey } from './searchAttributes';
@@ -117,6 +118,20 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
       if (!call) throw new Error(`call attempt ${r.attempt} is not awaited`);
       call.validateReport(r);
     },
+  });
+  setHandler(reportCallResultSignal, (r) => {
+    try {
+      if (!call) throw new Error(`call attempt ${r.attempt} is not awaited`);
+      call.validateReport(r);
+    } catch (err) {
+      log.info('call report not awaited: ignored', {
+        attempt: r.attempt,
+        result: r.result,
+        why: String(err),
+      });
+      return;
+    }
+    call.accept(r);
   });
   setHandler(claimCallUpdate, (c) => call!.claim(c), {
     validator: (c) => {

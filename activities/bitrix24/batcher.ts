@@ -518,7 +518,8 @@ export function createBitrix24Batcher(
   /** Tells Temporal the waiting activities are alive (and lets a cancellation reach them). */
   function heartbeatWaiting(): void {
     const now = clock.now();
-    for (const job of leads.values()) for (const w of job.waiters) if (w.ctx) keepAlive(w.ctx, w.details, now);
+    for (const job of leads.values())
+      for (const w of job.waiters) if (w.ctx) keepAlive(w.ctx, w.details, now);
     for (const job of notes) if (job.waiter.ctx) keepAlive(job.waiter.ctx, job.waiter.details, now);
   }
 

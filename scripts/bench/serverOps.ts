@@ -60,7 +60,8 @@ export function opsTable(bare: Ops, lead: Ops, rows = 16): string {
   const lines = [
     `${'server operation (per workflow / per lead)'.padEnd(width)}     bare     lead`,
     ...['db', 'visibility', 'rpc'].map(
-      (kind) => `${`all ${kind} requests`.padEnd(width)}  ${num(opsTotal(bare, kind))}  ${num(opsTotal(lead, kind))}`,
+      (kind) =>
+        `${`all ${kind} requests`.padEnd(width)}  ${num(opsTotal(bare, kind))}  ${num(opsTotal(lead, kind))}`,
     ),
     ...keys.map((k) => `${k.padEnd(width)}  ${num(bare.get(k))}  ${num(lead.get(k))}`),
   ];

@@ -11,6 +11,7 @@ import {
   operatorAction,
   refusal,
   reportResult,
+  reportResultBySignal,
   skipTo,
   waitForTimer,
   useTimeSkippingServer,
@@ -23,6 +24,22 @@ import {
 const env = useTimeSkippingServer();
 
 const { dayZone } = env;
+
+test('when the report comes as a signal, then the lead takes it as it takes the update; one for another attempt, and a repeat, change nothing', async () => {
+  const stubs = new Stubs();
+  const input = leadInput(await dayZone());
+  await withLead(env(), stubs, input, async ({ handle }) => {
+    await waitForRinging(handle, 1);
+    // The call's token asks for the report as a signal.
+    expect(stubs.robotCalls[0]!.input).toMatchObject({ reportBySignal: true });
+    await reportResultBySignal(handle, 2, 'answered');
+    await reportResultBySignal(handle, 1, 'busy', { code: 486 });
+    await reportResultBySignal(handle, 1, 'answered', { code: 200 });
+    const state = await waitForStatus(handle, 'MissedCall');
+    expect(state).toMatchObject({ attempts: 1, lastResult: 'busy' });
+    expect(stubs.sms).toEqual([]);
+  });
+});
 
 test('answered: the confirmation SMS, the lead closes as Answered, the call written to the CRM lead', async () => {
   const stubs = new Stubs();

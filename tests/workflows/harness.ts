@@ -24,6 +24,7 @@ import {
   claimCallUpdate,
   getLeadStateQuery,
   operatorActionUpdate,
+  reportCallResultSignal,
   reportCallResultUpdate,
 } from '../../workflows/definitions';
 import type { processLead } from '../../workflows/processLead';
@@ -506,6 +507,16 @@ export function reportResult(
   return handle.executeUpdate(reportCallResultUpdate, {
     args: [{ attempt, result, duration: 12, ...extra }],
   });
+}
+
+/** The report of an attempt placed by 1.9.0 or later (its token says `rs`), as the result endpoint sends it. */
+export function reportResultBySignal(
+  handle: LeadHandle,
+  attempt: number,
+  result: CallResult,
+  extra: Partial<CallReport> = {},
+): Promise<void> {
+  return handle.signal(reportCallResultSignal, { attempt, result, duration: 12, ...extra });
 }
 
 /** The scenario's claim of an attempt before it dials, decided as Temporal decides it (no task of the lead). */
