@@ -7,7 +7,7 @@ import { startDevServer, startStack, type TestStack } from './support/env';
 import { eventually, getJson, postJson, uniquePhone } from './support/http';
 import { received } from './support/received';
 import { timelineOf } from './support/history';
-import { signResultToken } from '../domain/resultToken';
+import { signResultToken, type ResultTokenClaims } from '../domain/resultToken';
 import { CALL_CLAIM_WORKFLOW, callClaimId } from '../support/callClaims';
 
 let env: TestWorkflowEnvironment;
@@ -263,25 +263,35 @@ test('the claim is decided by Temporal, not by the lead: repeats of the same ses
   ]);
 });
 
-test('a claim needs no task of its lead: granted at once while the lead’s workflow is stalled; at night or after claimUntil refused', async () => {
-  const handle = await stack.service.client.workflow.start('processLead', {
+/** A lead whose workflow tasks nobody runs: the state of one behind a long backlog. */
+function startStalledLead() {
+  return stack.service.client.workflow.start('processLead', {
     taskQueue: `nobody-polls-${uniquePhone()}`,
     workflowId: `stalled-${uniquePhone()}`,
     args: [],
   });
+}
+
+/** The signed token of an attempt of `handle`'s run, valid for ten minutes. */
+function tokenOf(
+  handle: { workflowId: string; firstExecutionRunId: string },
+  claims: Partial<ResultTokenClaims> & { a: number },
+): string {
+  return signResultToken(
+    {
+      wf: handle.workflowId,
+      run: handle.firstExecutionRunId,
+      exp: Math.floor(Date.now() / 1000) + 600,
+      ...claims,
+    },
+    stack.config.voximplant.resultSecret,
+  );
+}
+
+test('a claim needs no task of its lead: granted at once while the lead’s workflow is stalled; at night or after claimUntil refused', async () => {
+  const handle = await startStalledLead();
   const now = Date.now();
-  const tokenFor = (a: number, du: number, cu: number) =>
-    signResultToken(
-      {
-        wf: handle.workflowId,
-        run: handle.firstExecutionRunId,
-        a,
-        exp: Math.floor(now / 1000) + 600,
-        du,
-        cu,
-      },
-      stack.config.voximplant.resultSecret,
-    );
+  const tokenFor = (a: number, du: number, cu: number) => tokenOf(handle, { a, du, cu });
   const claimUrl = `${stack.url}/api/voximplant/claim`;
   const inTime = tokenFor(1, now + 3_600_000, now + 600_000);
   expect(await postJson(claimUrl, { token: inTime, sessionId: 7 })).toMatchObject({
@@ -309,21 +319,8 @@ test('a claim needs no task of its lead: granted at once while the lead’s work
 });
 
 test('when a report of a 1.9.0 attempt comes while the lead’s workflow is stalled, then it is taken at once and kept in the history; a repeat gets 409; a closed lead’s gets 409', async () => {
-  const handle = await stack.service.client.workflow.start('processLead', {
-    taskQueue: `nobody-polls-${uniquePhone()}`,
-    workflowId: `stalled-${uniquePhone()}`,
-    args: [],
-  });
-  const token = signResultToken(
-    {
-      wf: handle.workflowId,
-      run: handle.firstExecutionRunId,
-      a: 1,
-      exp: Math.floor(Date.now() / 1000) + 600,
-      rs: 1,
-    },
-    stack.config.voximplant.resultSecret,
-  );
+  const handle = await startStalledLead();
+  const token = tokenOf(handle, { a: 1, rs: 1 });
   const resultUrl = `${stack.url}/api/voximplant/result`;
   const report = { token, result: 'answered', code: 200, duration: 7 };
   // No worker ever takes this workflow's task: an update would wait for one (503 after a few seconds).
@@ -333,35 +330,13 @@ test('when a report of a 1.9.0 attempt comes while the lead’s workflow is stal
   const signalled = (events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes ?? []);
   expect(signalled.map((a) => a.signalName)).toEqual(['reportCallResultSignal']);
   await handle.terminate('test over');
-  const closed = signResultToken(
-    {
-      wf: handle.workflowId,
-      run: handle.firstExecutionRunId,
-      a: 2,
-      exp: Math.floor(Date.now() / 1000) + 600,
-      rs: 1,
-    },
-    stack.config.voximplant.resultSecret,
-  );
+  const closed = tokenOf(handle, { a: 2, rs: 1 });
   expect((await postJson(resultUrl, { ...report, token: closed })).status).toBe(409);
 });
 
 test('a claim or report its workflow cannot take yet is answered 503 (asked again), not held open', async () => {
-  // A lead whose workflow tasks nobody runs: the state of one behind a long backlog.
-  const handle = await stack.service.client.workflow.start('processLead', {
-    taskQueue: `nobody-polls-${uniquePhone()}`,
-    workflowId: `stalled-${uniquePhone()}`,
-    args: [],
-  });
-  const token = signResultToken(
-    {
-      wf: handle.workflowId,
-      run: handle.firstExecutionRunId,
-      a: 1,
-      exp: Math.floor(Date.now() / 1000) + 600,
-    },
-    stack.config.voximplant.resultSecret,
-  );
+  const handle = await startStalledLead();
+  const token = tokenOf(handle, { a: 1 });
   // A token without `du` (an attempt placed before 1.7.0) is claimed by an update of the lead.
   // Answered within the service's few seconds, however slow the machine: an answer held until the
   // workflow takes the update (never, here) runs into the test's timeout instead.
