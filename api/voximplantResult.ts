@@ -102,7 +102,10 @@ async function updateAttempt<Args extends [unknown, ...unknown[]]>(
   }
 }
 
-/** How many signalled reports a process remembers, so a repeat gets 409 (an hour's worth at 3/s). */
+/**
+ * How many signalled reports a process remembers, so a repeat gets 409 (an hour's worth at 3/s);
+ * one older than its token is refused as expired anyway.
+ */
 const REMEMBERED_REPORTS = 10_000;
 
 /**
@@ -110,12 +113,14 @@ const REMEMBERED_REPORTS = 10_000;
  * of this attempt already taken here.
  */
 function reportSender(client: Client) {
-  const taken = new Map<string, number>();
-  return async ({ wf, run, a, exp }: ResultTokenClaims, report: CallReport): Promise<void> => {
+  /** Attempts whose report this process took, oldest first. */
+  const taken = new Set<string>();
+  return async ({ wf, run, a }: ResultTokenClaims, report: CallReport): Promise<void> => {
     const key = `${wf}/${run ?? ''}/${a}`;
     if (taken.has(key)) throw new HttpError(409, `call attempt ${a} is not awaited: its report was taken`);
     // Held while the signal is on its way, so a repeat sent meanwhile is refused too.
-    taken.set(key, exp * 1000);
+    taken.add(key);
+    if (taken.size > REMEMBERED_REPORTS) taken.delete(taken.values().next().value!);
     try {
       await client.withDeadline(Date.now() + UPDATE_ANSWER_WITHIN_MS, () =>
         client.workflow.getHandle(wf, run).signal(reportCallResultSignal, report),
@@ -129,10 +134,6 @@ function reportSender(client: Client) {
         throw new HttpError(503, 'Temporal cannot take this right now; retry shortly');
       }
       throw err;
-    }
-    if (taken.size > REMEMBERED_REPORTS) {
-      const now = Date.now();
-      for (const [k, until] of taken) if (until < now || taken.size > REMEMBERED_REPORTS) taken.delete(k);
     }
   };
 }

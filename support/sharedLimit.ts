@@ -210,28 +210,29 @@ function fileStore(dir: string, name: string): Store {
  */
 function openStateFile(file: string): { read(): string; write(text: string): void } {
   let fd: number | undefined;
-  const handle = (): number => {
+  /** The file's length as last read: a write never leaves less (update reads before it writes). */
+  let length = 0;
+  let buffer = Buffer.alloc(256);
+  const reopened = (): number => {
     if (fd !== undefined && fs.fstatSync(fd).nlink > 0) return fd;
     if (fd !== undefined) fs.closeSync(fd);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
     return fd;
   };
-  let buffer = Buffer.alloc(256);
   return {
     read() {
-      const h = handle();
+      const h = reopened();
       for (;;) {
-        const n = fs.readSync(h, buffer, 0, buffer.length, 0);
-        if (n < buffer.length) return buffer.toString('utf8', 0, n);
+        length = fs.readSync(h, buffer, 0, buffer.length, 0);
+        if (length < buffer.length) return buffer.toString('utf8', 0, length);
         buffer = Buffer.alloc(buffer.length * 2);
       }
     },
     write(text) {
-      const h = handle();
-      const pad = Math.max(0, fs.fstatSync(h).size - Buffer.byteLength(text));
-      const bytes = Buffer.from(text + ' '.repeat(pad), 'utf8');
-      fs.writeSync(h, bytes, 0, bytes.length, 0);
+      const bytes = Buffer.from(text + ' '.repeat(Math.max(0, length - Buffer.byteLength(text))), 'utf8');
+      fs.writeSync(fd ?? reopened(), bytes, 0, bytes.length, 0);
+      length = bytes.length;
     },
   };
 }

@@ -13,7 +13,7 @@ export const reportCallResultUpdate = defineUpdate<{ accepted: true }, [CallRepo
 /**
  * The report of a later attempt (its token says `rs`): a signal, which Temporal keeps as soon as it
  * is sent, so the result endpoint answers without waiting for the lead. One that is not awaited
- * (repeated, late, for another attempt) is recorded and changes nothing.
+ * (repeated, late, for another attempt) is logged and changes nothing.
  */
 export const reportCallResultSignal = defineSignal<[CallReport]>('reportCallResultSignal');
 /**

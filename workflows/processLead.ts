@@ -25,7 +25,15 @@ import {
 } from './definitions';
 import { CallAttemptsKey, LeadStatusKey, ManualReasonKey, NextCallAtKey } from './searchAttributes';
 import type { TypedSearchAttributes } from '@temporalio/common';
-import type { CallState, LeadInput, LeadState, LeadStatus, ManualReason, OperatorAction } from './types';
+import type {
+  CallReport,
+  CallState,
+  LeadInput,
+  LeadState,
+  LeadStatus,
+  ManualReason,
+  OperatorAction,
+} from './types';
 
 const notifySellers = activity('notifySellers');
 const notifySellersCrmLead = activity('notifySellersCrmLead');
@@ -113,16 +121,15 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
   });
 
   setHandler(getLeadStateQuery, leadState);
-  setHandler(reportCallResultUpdate, (r) => call!.accept(r), {
-    validator: (r) => {
-      if (!call) throw new Error(`call attempt ${r.attempt} is not awaited`);
-      call.validateReport(r);
-    },
-  });
+  /** Throws unless the report is for the attempt being awaited: the update's validator, the signal's check. */
+  const validateReport = (r: CallReport) => {
+    if (!call) throw new Error(`call attempt ${r.attempt} is not awaited`);
+    call.validateReport(r);
+  };
+  setHandler(reportCallResultUpdate, (r) => call!.accept(r), { validator: validateReport });
   setHandler(reportCallResultSignal, (r) => {
     try {
-      if (!call) throw new Error(`call attempt ${r.attempt} is not awaited`);
-      call.validateReport(r);
+      validateReport(r);
     } catch (err) {
       log.info('call report not awaited: ignored', {
         attempt: r.attempt,
@@ -131,7 +138,7 @@ export async function processLead(input: LeadInput): Promise<LeadState> {
       });
       return;
     }
-    call.accept(r);
+    call!.accept(r);
   });
   setHandler(claimCallUpdate, (c) => call!.claim(c), {
     validator: (c) => {
